@@ -1,0 +1,457 @@
+"""Configuration: a .env preset plus the process environment -> one frozen, validated :class:`Config`.
+
+Every key is declared once in :data:`KEYS` with its default, its parser and one line of help; ``--help``
+and the README table are generated from the same list. Defaults are the mock preset (``.env.mock``), so
+``python -m dma_bot`` with no file runs the mock engine. The process environment overrides the file.
+
+Errors are one line, ``<KEY>: <what is allowed>, was <given>``, raised as :class:`ConfigError` (exit 2):
+an unknown key in the preset file, an unknown key in the environment with one of our prefixes, a bad
+mode, an unknown strategy, a non-numeric or out-of-range number, an empty or duplicated symbol list. A
+value that was given but is wrong never falls back to a default. Secrets are :class:`Secret`, whose repr
+is masked, so they cannot leak through logs, ``--help`` or recorded events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Final
+
+from dotenv import dotenv_values
+
+from dma_bot.errors import ConfigError
+
+__all__ = [
+    "FEED_MODES",
+    "KEYS",
+    "VENUE_MODES",
+    "Config",
+    "KeySpec",
+    "Secret",
+    "load_config",
+    "read_env_file",
+]
+
+FEED_MODES: Final = ("mock", "binance_sandbox", "binance_mainnet")
+VENUE_MODES: Final = ("mock", "binance_sandbox", "binance_mainnet")
+LOG_LEVELS: Final = {
+    "trace": "DEBUG",
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warn": "WARNING",
+    "warning": "WARNING",
+    "error": "ERROR",
+}
+STRATEGY_ALIASES: Final = {
+    "mean_reversion": "mean_reversion",
+    "meanreversion": "mean_reversion",
+    "mr": "mean_reversion",
+    "ma_crossover": "ma_crossover",
+    "macrossover": "ma_crossover",
+    "ma": "ma_crossover",
+    "vol_breakout": "vol_breakout",
+    "volbreakout": "vol_breakout",
+    "vb": "vol_breakout",
+}
+# Environment variables with these prefixes are ours: an unknown one is a typo, not someone else's setting.
+OWN_PREFIXES: Final = (
+    "DMA_",
+    "FEED_",
+    "VENUE",
+    "SYMBOL",
+    "STRATEG",
+    "MR_",
+    "MA_",
+    "VB_",
+    "PX_",
+    "MAX_NOTIONAL",
+    "MAX_QPS",
+    "RISK_",
+    "ROUTER_",
+    "MOCK_",
+    "METRICS_",
+    "RECORD_",
+    "LOG_LEVEL",
+    "BINANCE_",
+)
+_SYMBOL_RE: Final = re.compile(r"^[A-Z0-9]{2,20}$")
+_VENUE_RE: Final = re.compile(r"^[A-Za-z0-9_]{1,12}$")
+
+
+class Secret:
+    """A string that never shows itself: repr and str are masked; ``reveal()`` is explicit."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# -- value parsers: each returns the parsed value or raises ValueError("<what is allowed>") ----------------
+
+
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"an integer from {lo} to {hi}") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"an integer from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _decimal(*, positive: bool = False, non_negative: bool = False) -> Callable[[str], Decimal]:
+    allowed = "a positive decimal" if positive else "a decimal >= 0" if non_negative else "a decimal"
+
+    def parse(raw: str) -> Decimal:
+        try:
+            value = Decimal(raw.strip())
+        except InvalidOperation:
+            raise ValueError(allowed) from None
+        if not value.is_finite() or (positive and value <= 0) or (non_negative and value < 0):
+            raise ValueError(allowed)
+        return value
+
+    return parse
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError("one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw.strip())
+
+
+def _url(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.match(r"^(wss?|https?)://[^\s/]+", value):
+        raise ValueError("a ws://, wss://, http:// or https:// URL")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().lower()
+    # RUST_LOG may carry a filter such as "info" or "dma_bot=debug"; take the level after the last '='.
+    value = value.rsplit("=", 1)[-1]
+    if value not in LOG_LEVELS:
+        raise ValueError("one of " + ", ".join(LOG_LEVELS))
+    return LOG_LEVELS[value]
+
+
+def _symbols(raw: str) -> tuple[str, ...]:
+    items = [item.strip().upper() for item in raw.split(",")]
+    if not raw.strip() or any(not item for item in items):
+        raise ValueError("a comma-separated non-empty list of symbols like BTCUSDT,ETHUSDT")
+    for item in items:
+        if not _SYMBOL_RE.match(item):
+            raise ValueError(f"symbols of 2-20 letters/digits (bad: {item!r})")
+    duplicates = sorted({item for item in items if items.count(item) > 1})
+    if duplicates:
+        raise ValueError(f"a list without duplicates (duplicated: {','.join(duplicates)})")
+    return tuple(items)
+
+
+def _strategies(raw: str) -> tuple[str, ...]:
+    allowed = "a comma-separated list of mean_reversion, ma_crossover, vol_breakout (aliases mr, ma, vb)"
+    items = [item.strip().lower() for item in raw.split(",")]
+    if not raw.strip() or any(item not in STRATEGY_ALIASES for item in items):
+        raise ValueError(allowed)
+    names = [STRATEGY_ALIASES[item] for item in items]
+    if len(set(names)) != len(names):
+        raise ValueError(allowed + " without duplicates")
+    return tuple(names)
+
+
+@dataclass(frozen=True, slots=True)
+class VenueRow:
+    name: str
+    fee_bps: int
+    latency_ms: int
+    liquidity: int
+
+
+def _venues(raw: str) -> tuple[VenueRow, ...]:
+    allowed = "a comma-separated list of NAME:FEE_BPS:LATENCY_MS:LIQUIDITY (e.g. A:5:3:70,B:7:2:50)"
+    rows: list[VenueRow] = []
+    for item in raw.split(","):
+        parts = item.strip().split(":")
+        if len(parts) != 4 or not _VENUE_RE.match(parts[0]):
+            raise ValueError(allowed + "; names of 1-12 letters, digits or _")
+        try:
+            fee, latency, liquidity = (int(p) for p in parts[1:])
+        except ValueError:
+            raise ValueError(allowed) from None
+        if not (0 <= fee <= 10_000 and 0 <= latency <= 60_000 and 0 <= liquidity <= 1_000_000):
+            raise ValueError(allowed + "; fee 0..10000 bps, latency 0..60000 ms, liquidity 0..1000000")
+        rows.append(VenueRow(parts[0], fee, latency, liquidity))
+    names = [row.name for row in rows]
+    if len(set(names)) != len(names):
+        raise ValueError(allowed + " without duplicate names")
+    return tuple(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+
+_POS = _decimal(positive=True)
+_NONNEG = _decimal(non_negative=True)
+
+KEYS: Final[tuple[KeySpec, ...]] = (
+    # -- modes, symbols, strategies -------------------------------------------------------------------
+    KeySpec("FEED_MODE", "mock", _choice(FEED_MODES), "market data source"),
+    KeySpec("VENUE_MODE", "mock", _choice(VENUE_MODES), "where orders go"),
+    KeySpec("SYMBOLS", "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT", _symbols, "symbols to trade, comma-separated"),
+    KeySpec("SYMBOL", "", _text, "legacy single symbol: used as SYMBOLS when SYMBOLS is not set, else must be in it"),
+    KeySpec("DATA_SOURCE", "", _choice(("", "mock", "binance")), "legacy, ignored (FEED_MODE decides)"),
+    KeySpec("STRATEGIES", "mean_reversion,ma_crossover,vol_breakout", _strategies, "strategies to run"),
+    KeySpec("STRATEGY", "", _text, "legacy single strategy: used when STRATEGIES is not set"),
+    KeySpec("STRATEGY_WORKERS", "2", _int(1, 64), "workers per strategy; symbols are sharded across them"),
+    KeySpec("STRATEGY_QTY", "10", _POS, "order quantity of every signal, in base units"),
+    KeySpec("MR_WINDOW", "64", _int(1, 100_000), "mean reversion: mids in the fair-value window"),
+    KeySpec("MR_EDGE_TICKS", "3", _int(0, 1_000_000), "mean reversion: distance from fair value, in ticks"),
+    KeySpec("MA_FAST", "16", _int(1, 100_000), "MA crossover: fast window"),
+    KeySpec("MA_SLOW", "64", _int(2, 100_000), "MA crossover: slow window (> MA_FAST)"),
+    KeySpec("MA_MIN_EDGE_TICKS", "2", _int(0, 1_000_000), "MA crossover: minimum |fast - slow|, in ticks"),
+    KeySpec("MA_COOLDOWN_TICKS", "16", _int(0, 1_000_000), "MA crossover: ticks between signals"),
+    KeySpec("VB_WINDOW", "100", _int(1, 100_000), "volatility breakout: window of the rolling high/low"),
+    KeySpec("VB_EDGE_TICKS", "5", _int(0, 1_000_000), "volatility breakout: buffer beyond high/low, in ticks"),
+    KeySpec("VB_COOLDOWN_TICKS", "20", _int(0, 1_000_000), "volatility breakout: ticks between signals"),
+    # -- risk ----------------------------------------------------------------------------------------
+    KeySpec("PX_MIN", "10", _POS, "lowest order price accepted, quote currency"),
+    KeySpec("PX_MAX", "2000", _POS, "highest order price accepted, quote currency"),
+    KeySpec("MAX_NOTIONAL", "20000000", _POS, "largest order notional (price x quantity), quote currency"),
+    KeySpec("MAX_QPS", "50", _int(1, 100_000), "orders per second (token bucket rate)"),
+    KeySpec("RISK_BURST", "50", _int(1, 100_000), "token bucket capacity (orders allowed at once)"),
+    KeySpec("RISK_MAX_DEVIATION_BPS", "100", _int(0, 10_000), "max distance of the price from the mid, bps; 0 = off"),
+    KeySpec("RISK_MAX_POSITION", "100", _POS, "max absolute position per symbol incl. open orders, base units"),
+    KeySpec("RISK_MAX_LOSS", "10000", _NONNEG, "realized+unrealized loss that switches to reducing; 0 = off"),
+    # -- router --------------------------------------------------------------------------------------
+    KeySpec("VENUES", "A:5:3:70,B:7:2:50,C:2:6:90", _venues, "venue table NAME:FEE_BPS:LATENCY_MS:LIQUIDITY"),
+    KeySpec("ROUTER_TOP_N", "2", _int(1, 64), "venues an order is split across"),
+    KeySpec("ROUTER_MIN_CHILD_QTY", "2", _NONNEG, "smallest child order, base units (never above the parent)"),
+    KeySpec("ROUTER_INVENTORY_BIAS", "5", _int(0, 1_000_000), "score bonus where the order shrinks inventory"),
+    # -- mock feed and venue -------------------------------------------------------------------------
+    KeySpec("MOCK_RATE", "200", _int(0, 10_000_000), "mock ticks per second per symbol; 0 = unthrottled"),
+    KeySpec("MOCK_SEED", "42", _int(0, 2**63 - 1), "mock feed random seed"),
+    KeySpec("MOCK_START_PRICE", "100.00", _POS, "mock feed starting bid"),
+    KeySpec("MOCK_MIN_PRICE", "50.00", _POS, "mock feed floor for the bid"),
+    KeySpec("MOCK_TICK_SIZE", "0.01", _POS, "mock instruments' tick size"),
+    KeySpec("MOCK_STEP_SIZE", "0.001", _POS, "mock instruments' quantity step"),
+    KeySpec("MOCK_MAX_SPREAD_TICKS", "3", _int(1, 1000), "mock spread is 1..this many ticks"),
+    KeySpec("MOCK_VENUE_SEED", "7", _int(0, 2**63 - 1), "simulated venues' random seed"),
+    KeySpec("MOCK_PARTIAL_FILL_PCT", "30", _int(0, 100), "chance (%) that a simulated order fills in parts"),
+    KeySpec("MOCK_REJECT_PCT", "0", _int(0, 100), "chance (%) that a simulated venue rejects an order"),
+    KeySpec("MOCK_JITTER_PCT", "50", _int(0, 100), "simulated latency jitter, +- % of the venue's latency"),
+    # -- plumbing ------------------------------------------------------------------------------------
+    KeySpec("METRICS_HOST", "0.0.0.0", _text, "address the metrics endpoint binds"),
+    KeySpec("METRICS_PORT", "9898", _int(0, 65535), "Prometheus endpoint port (/ and /metrics); 0 = any free"),
+    KeySpec("RECORD_FILE", "events_mock.jsonl", _text, "append-only JSONL event log; empty = off"),
+    KeySpec("LOG_LEVEL", "info", _log_level, "error, warn, info, debug (RUST_LOG is accepted as an alias)"),
+    KeySpec("DMA_QUEUE_SIZE", "8192", _int(16, 10_000_000), "capacity of every queue between stages"),
+    # -- Binance ------------------------------------------------------------------------------------
+    KeySpec("BINANCE_WS_URL", "wss://testnet.binance.vision/ws", _url, "Binance market stream base URL"),
+    KeySpec("BINANCE_REST_URL", "https://testnet.binance.vision", _url, "Binance REST base URL"),
+    KeySpec("BINANCE_API_KEY", "", _secret, "Binance API key", secret=True),
+    KeySpec("BINANCE_API_SECRET", "", _secret, "Binance API secret", secret=True),
+    KeySpec("BINANCE_RECV_WINDOW", "5000", _int(1, 60_000), "Binance recvWindow, ms"),
+)
+_BY_NAME: Final = {spec.name: spec for spec in KEYS}
+ALIASES: Final = {"RUST_LOG": "LOG_LEVEL"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Everything the daemon was told, validated. Built only by :func:`load_config`."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]  # key -> "default" | "file" | "env"
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def redacted(self) -> dict[str, str]:
+        """Every key with its value as text, secrets masked (safe for logs and the JSONL Start record)."""
+        out: dict[str, str] = {}
+        for spec in KEYS:
+            value = self.values[spec.name]
+            if spec.secret:
+                out[spec.name] = repr(value)
+            elif isinstance(value, tuple):
+                out[spec.name] = ",".join(v if isinstance(v, str) else _venue_text(v) for v in value)
+            else:
+                out[spec.name] = str(value)
+        return out
+
+
+def _venue_text(row: VenueRow) -> str:
+    return f"{row.name}:{row.fee_bps}:{row.latency_ms}:{row.liquidity}"
+
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """Key/value pairs of a .env file. A missing file or a line that is not KEY=VALUE is a ConfigError."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--env: an existing .env file, was {str(path)!r} (not found)")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--env: a readable UTF-8 .env file, was {str(path)!r} ({e})") from e
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        body = stripped.removeprefix("export ").lstrip()
+        if "=" not in body or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=", body):
+            raise ConfigError(f"{path}:{number}: a KEY=VALUE line, was {line.strip()!r}")
+    values = dotenv_values(file, interpolate=False)
+    return {key: ("" if value is None else value) for key, value in values.items()}
+
+
+def _check_known(raw: Mapping[str, str], where: str, only_own_prefixes: bool) -> None:
+    for key in raw:
+        if key in _BY_NAME or key in ALIASES:
+            continue
+        if only_own_prefixes and not key.startswith(OWN_PREFIXES):
+            continue
+        hint = _closest(key)
+        suffix = f" (did you mean {hint}?)" if hint else ""
+        raise ConfigError(f"{key}: not a known configuration key{suffix}, was set in {where}")
+
+
+def _closest(key: str) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(key, list(_BY_NAME), n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
+def load_config(file_values: Mapping[str, str], environ: Mapping[str, str]) -> Config:
+    """Merge defaults < preset file < process environment, validate every key, and return the Config."""
+    _check_known(file_values, "the .env file", only_own_prefixes=False)
+    _check_known(environ, "the environment", only_own_prefixes=True)
+
+    merged: dict[str, str] = {}
+    sources: dict[str, str] = {}
+    for layer_name, layer in (("file", file_values), ("env", environ)):
+        for key, value in layer.items():
+            name = ALIASES.get(key, key)
+            if name not in _BY_NAME:
+                continue
+            if key in ALIASES and name in layer:
+                continue  # the real key wins over its alias in the same layer
+            merged[name] = value
+            sources[name] = layer_name
+
+    values: dict[str, Any] = {}
+    for spec in KEYS:
+        given = spec.name in merged
+        raw = merged[spec.name] if given else spec.default
+        try:
+            values[spec.name] = spec.parse(raw)
+        except ValueError as e:
+            shown = "***" if spec.secret else repr(raw)
+            raise ConfigError(f"{spec.name}: {e}, was {shown}") from None
+        sources.setdefault(spec.name, "default")
+
+    _legacy_single_keys(values, sources, merged)
+    _cross_checks(values)
+    return Config(values=values, sources=sources)
+
+
+def _legacy_single_keys(values: dict[str, Any], sources: dict[str, str], merged: Mapping[str, str]) -> None:
+    symbol = values["SYMBOL"].upper()
+    if symbol:
+        if "SYMBOLS" not in merged:
+            try:
+                values["SYMBOLS"] = _symbols(symbol)
+            except ValueError as e:
+                raise ConfigError(f"SYMBOL: {e}, was {merged['SYMBOL']!r}") from None
+        elif symbol not in values["SYMBOLS"]:
+            allowed = ",".join(values["SYMBOLS"])
+            raise ConfigError(f"SYMBOL: one of SYMBOLS ({allowed}), was {merged['SYMBOL']!r}")
+        values["SYMBOL"] = symbol
+    strategy = values["STRATEGY"]
+    if strategy and "STRATEGIES" not in merged:
+        try:
+            values["STRATEGIES"] = _strategies(strategy)
+        except ValueError as e:
+            raise ConfigError(f"STRATEGY: {e}, was {merged['STRATEGY']!r}") from None
+        sources["STRATEGIES"] = sources["STRATEGY"]
+
+
+def _cross_checks(values: Mapping[str, Any]) -> None:
+    if values["MA_FAST"] >= values["MA_SLOW"]:
+        raise ConfigError(f"MA_FAST: less than MA_SLOW ({values['MA_SLOW']}), was {values['MA_FAST']}")
+    if values["PX_MIN"] >= values["PX_MAX"]:
+        raise ConfigError(f"PX_MIN: less than PX_MAX ({values['PX_MAX']}), was {values['PX_MIN']}")
+    if values["MOCK_MIN_PRICE"] > values["MOCK_START_PRICE"]:
+        raise ConfigError(
+            f"MOCK_MIN_PRICE: at most MOCK_START_PRICE ({values['MOCK_START_PRICE']}), "
+            f"was {values['MOCK_MIN_PRICE']}"
+        )
+    for key in ("MOCK_START_PRICE", "MOCK_MIN_PRICE"):
+        if values[key] % values["MOCK_TICK_SIZE"] != 0:
+            raise ConfigError(
+                f"{key}: a multiple of MOCK_TICK_SIZE ({values['MOCK_TICK_SIZE']}), was {values[key]}"
+            )
+    if values["ROUTER_TOP_N"] > len(values["VENUES"]):
+        raise ConfigError(
+            f"ROUTER_TOP_N: at most the number of VENUES ({len(values['VENUES'])}), was {values['ROUTER_TOP_N']}"
+        )
+    for mode_key in ("FEED_MODE", "VENUE_MODE"):
+        if values[mode_key] != "mock":
+            raise ConfigError(
+                f"{mode_key}: mock (Binance modes are not available in this version yet), "
+                f"was {values[mode_key]!r}"
+            )
+
+
+def help_table() -> str:
+    """Every configuration key with its default and meaning, for --help."""
+    width = max(len(spec.name) for spec in KEYS)
+    lines = []
+    for spec in KEYS:
+        default = "(secret, empty)" if spec.secret else (spec.default if spec.default else "(empty)")
+        lines.append(f"  {spec.name:<{width}}  default {default}\n  {'':<{width}}  {spec.help}")
+    lines.append(f"  {'RUST_LOG':<{width}}  alias of LOG_LEVEL")
+    return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""The mock feed: a seeded random walk of top-of-book quotes per symbol, on integer ticks.
+
+:class:`RandomWalk` is the pure core (no clock, no asyncio): it draws its randomness from numpy in
+blocks, so one quote costs a few list lookups and one ``Tick``. :class:`MockFeed` is the shell: it paces
+the walk at ``rate`` quotes per second per symbol (0 = as fast as the consumers take them), updates the
+MarketBoard, hands each tick to its symbol's fan-out, and on stop closes every output once.
+
+Like the original, the bid moves by -3..+3 ticks per quote and is floored; unlike it, the spread is
+1..``max_spread_ticks`` ticks and the sizes are random, and every symbol walks independently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dma_bot.bus import Channel, Fanout
+from dma_bot.clock import Clock
+from dma_bot.model.events import Tick
+from dma_bot.model.market import MarketBoard
+
+__all__ = ["MockFeed", "RandomWalk", "RandomWalkParams"]
+
+_BLOCK = 4096
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RandomWalkParams:
+    start_ticks: int
+    min_ticks: int
+    max_spread_ticks: int = 3
+    max_step_ticks: int = 3
+    min_size_steps: int = 1
+    max_size_steps: int = 5000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_ticks <= self.start_ticks:
+            raise ValueError(f"min_ticks: from 1 to start_ticks ({self.start_ticks}), was {self.min_ticks}")
+        if self.max_spread_ticks < 1 or self.max_step_ticks < 0:
+            raise ValueError("max_spread_ticks: >= 1 and max_step_ticks >= 0")
+        if not 0 < self.min_size_steps <= self.max_size_steps:
+            raise ValueError("min_size_steps: from 1 to max_size_steps")
+
+
+class RandomWalk:
+    """Deterministic quotes for ``symbols`` from ``seed``: ``next(index, now_ns)`` is the next Tick."""
+
+    __slots__ = ("_bids", "_block", "_params", "_pos", "_rng", "symbols")
+
+    def __init__(self, symbols: Sequence[str], params: RandomWalkParams, seed: int) -> None:
+        self.symbols = tuple(symbols)
+        self._params = params
+        self._rng = np.random.Generator(np.random.PCG64(seed))
+        self._bids = [params.start_ticks] * len(self.symbols)
+        self._block: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+        self._pos = _BLOCK
+        self._refill()
+
+    def _refill(self) -> None:
+        p, rng = self._params, self._rng
+        steps = rng.integers(-p.max_step_ticks, p.max_step_ticks + 1, _BLOCK).tolist()
+        spreads = rng.integers(1, p.max_spread_ticks + 1, _BLOCK).tolist()
+        bid_sizes = rng.integers(p.min_size_steps, p.max_size_steps + 1, _BLOCK).tolist()
+        ask_sizes = rng.integers(p.min_size_steps, p.max_size_steps + 1, _BLOCK).tolist()
+        self._block = (steps, spreads, bid_sizes, ask_sizes)
+        self._pos = 0
+
+    def next(self, index: int, now_ns: int) -> Tick:
+        pos = self._pos
+        if pos == _BLOCK:
+            self._refill()
+            pos = 0
+        self._pos = pos + 1
+        steps, spreads, bid_sizes, ask_sizes = self._block
+        bid = self._bids[index] + steps[pos]
+        if bid < self._params.min_ticks:
+            bid = self._params.min_ticks
+        self._bids[index] = bid
+        return Tick(self.symbols[index], bid, bid + spreads[pos], bid_sizes[pos], ask_sizes[pos], now_ns, now_ns)
+
+
+class MockFeed:
+    """Paces a RandomWalk into the engine until ``stop`` is set, then closes its outputs."""
+
+    def __init__(
+        self,
+        walk: RandomWalk,
+        routes: Mapping[str, Fanout[Tick]],
+        board: MarketBoard,
+        clock: Clock,
+        rate_per_symbol: int,
+        stop: asyncio.Event,
+        batch: int = 256,
+    ) -> None:
+        missing = [s for s in walk.symbols if s not in routes]
+        if missing:
+            raise ValueError(f"routes: a fan-out for every symbol, missing {missing}")
+        self._walk = walk
+        self._routes = [routes[s] for s in walk.symbols]
+        self._board = board
+        self._clock = clock
+        self._rate = rate_per_symbol
+        self._stop = stop
+        self._batch = batch
+        self.ticks_by_symbol: dict[str, int] = dict.fromkeys(walk.symbols, 0)
+        self.connected = False
+
+    async def run(self) -> None:
+        self.connected = True
+        try:
+            if self._rate == 0:
+                await self._run_unthrottled()
+            else:
+                await self._run_paced()
+        finally:
+            self.connected = False
+        await self._close()
+
+    async def _emit(self, index: int) -> None:
+        tick = self._walk.next(index, self._clock.time_ns())
+        self._board.update(tick)
+        await self._routes[index].put(tick)
+
+    async def _run_unthrottled(self) -> None:
+        n = len(self._routes)
+        counts = [0] * n
+        while not self._stop.is_set():
+            for _ in range(self._batch):
+                for index in range(n):
+                    await self._emit(index)
+                    counts[index] += 1
+            self._sync_counts(counts)
+            await asyncio.sleep(0)
+        self._sync_counts(counts)
+
+    async def _run_paced(self) -> None:
+        n = len(self._routes)
+        counts = [0] * n
+        interval_ns = 1_000_000_000 // self._rate
+        start = self._clock.monotonic_ns()
+        emitted = 0  # rounds emitted: one round is one tick per symbol
+        while not self._stop.is_set():
+            due = (self._clock.monotonic_ns() - start) // interval_ns + 1
+            # Catch up at most one batch of rounds per wake-up so a stalled loop cannot burst unboundedly.
+            rounds = min(due - emitted, self._batch)
+            for _ in range(rounds):
+                for index in range(n):
+                    await self._emit(index)
+                    counts[index] += 1
+            emitted += rounds
+            if due - emitted > self._batch:
+                emitted = due - self._batch  # drop the backlog of a long stall: pacing, not a burst
+            self._sync_counts(counts)
+            wait_ns = start + emitted * interval_ns - self._clock.monotonic_ns()
+            if wait_ns > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait_ns / 1e9):
+                        await self._stop.wait()
+            else:
+                await asyncio.sleep(0)
+        self._sync_counts(counts)
+
+    def _sync_counts(self, counts: list[int]) -> None:
+        for symbol, count in zip(self._walk.symbols, counts, strict=True):
+            self.ticks_by_symbol[symbol] = count
+
+    async def _close(self) -> None:
+        for route in self._routes:
+            await route.close()
+
+
+def unique_channels(fanouts: Sequence[Fanout[Tick]]) -> list[Channel[Tick]]:
+    """The distinct channels behind ``fanouts`` (for wiring checks)."""
+    seen: dict[int, Channel[Tick]] = {}
+    for fanout in fanouts:
+        for channel in fanout.channels:
+            seen.setdefault(id(channel), channel)
+    return list(seen.values())

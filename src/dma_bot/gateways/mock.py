@@ -1,0 +1,86 @@
+"""MockGateway: the thin asyncio shell that runs a :class:`SimVenue` in real time.
+
+It owns only timing and queue traffic: it submits each route from its inbox to the simulated venue at
+the clock's current time, waits until the venue's next report is due or the next routes arrive,
+whichever comes first, and puts each due report on its output. Every decision (latency, partial fills,
+fees, rejects, ids) is the venue core's. It needs a clock that moves with the event loop (``LiveClock``);
+a backtest drives ``SimVenue`` directly in its own loop instead.
+
+Waiting for "routes or a deadline" uses ``asyncio.timeout`` around ``Channel.get_batch()`` and starts no
+task. That cannot lose a route: the only suspension point of ``get_batch`` is ``asyncio.Queue.get()``,
+which leaves the item queued when it is cancelled (even when cancelled after being woken by a put), and
+everything ``get_batch`` does after that await is synchronous, so a timeout either interrupts it before it
+took anything or finds it already returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from dma_bot.bus import Channel, Fanout
+from dma_bot.clock import Clock
+from dma_bot.gateways.base import GatewayStats
+from dma_bot.gateways.sim_venue import SimVenue
+from dma_bot.model.events import ExecReport, Route
+
+__all__ = ["MockGateway"]
+
+_NS_PER_S: Final = 1_000_000_000
+
+
+class MockGateway:
+    """Gateway for the simulated venue ``venue``; ``self.venue`` is its name, as the Gateway protocol says."""
+
+    __slots__ = ("_clock", "_inbox", "_out", "sim_venue", "stats", "venue")
+
+    def __init__(self, venue: SimVenue, inbox: Channel[Route], out: Fanout[ExecReport], clock: Clock) -> None:
+        self.venue = venue.name
+        self.sim_venue = venue
+        self.stats = GatewayStats()
+        self._inbox = inbox
+        self._out = out
+        self._clock = clock
+
+    async def run(self) -> None:
+        """Submit routes and emit due reports until the inbox ended and no order is open; then close."""
+        sim = self.sim_venue
+        clock = self._clock
+        stats = self.stats
+        inbox_open = True
+        while inbox_open or sim.open_orders:
+            now = clock.time_ns()
+            due = sim.next_due_ns()
+            if due is not None and due <= now:
+                await self._emit(sim.pop_due(now))
+                continue
+            if not inbox_open:
+                assert due is not None, "an open order always has a report scheduled"
+                await asyncio.sleep((due - now) / _NS_PER_S)
+                continue
+            batch = await self._next_batch(None if due is None else due - now)
+            if batch is None:
+                inbox_open = False
+            elif batch:
+                now = clock.time_ns()
+                for route in batch:
+                    sim.submit(route, now)
+                stats.routes_received += len(batch)
+        await self._out.close()
+
+    async def _next_batch(self, wait_ns: int | None) -> list[Route] | None:
+        """The next inbox batch; [] when ``wait_ns`` passed first; None once the inbox ended."""
+        if wait_ns is None:
+            return await self._inbox.get_batch()
+        try:
+            async with asyncio.timeout(wait_ns / _NS_PER_S):
+                return await self._inbox.get_batch()
+        except TimeoutError:
+            return []
+
+    async def _emit(self, reports: list[ExecReport]) -> None:
+        out = self._out
+        count = self.stats.count_report
+        for report in reports:
+            count(report)
+            await out.put(report)

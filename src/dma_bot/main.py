@@ -1,0 +1,459 @@
+"""The one place that knows the wiring: config -> instruments, queues, stages, metrics, TaskGroup, signals.
+
+Flow (every arrow a bounded queue, one per consumer)::
+
+    feed -> ticks.<strategy>.<worker> -> strategy workers -> signals -> risk -> orders -> router
+         -> routes.<venue> -> gateways -> exec.positions -> positions
+    copies: every stage -> record -> recorder;  routes and exec reports -> exec.metrics -> metrics observer
+
+Start-up does everything that can fail before any task runs: validate config, bind the metrics port,
+open the JSONL file. Shutdown is a drain in flow order: SIGINT/SIGTERM (or --duration) stops the feed,
+each stage empties its input and closes its outputs, gateways finish their open orders, positions apply
+the last fills, and the recorder writes Stop, flushes, fsyncs and closes last. A second signal cancels
+the whole group (the recorder still flushes what it holds, with a Stop marked unclean); a third exits at
+once. A stage that crashes cancels its siblings and the process exits 1 with the stage named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from dma_bot import __version__
+from dma_bot.bus import Channel, Fanout, Latest, fanout
+from dma_bot.clock import Clock, LiveClock
+from dma_bot.config import Config
+from dma_bot.errors import ConfigError
+from dma_bot.feed.mock import MockFeed, RandomWalk, RandomWalkParams
+from dma_bot.gateways.mock import MockGateway
+from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
+from dma_bot.metrics import ExecutionMetrics, ExecutionObserver, Metrics, MetricsServer, MetricsSources
+from dma_bot.model.events import ExecReport, Route, Tick
+from dma_bot.model.instrument import Instrument
+from dma_bot.model.market import MarketBoard
+from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot
+from dma_bot.positions.ledger import Ledger
+from dma_bot.positions.stage import PositionsStage
+from dma_bot.recorder.jsonl import JsonlEncoder
+from dma_bot.recorder.writer import RecorderStage
+from dma_bot.risk.limits import RiskEngine, RiskParams
+from dma_bot.risk.order_ids import ClientOrderIds, run_prefix
+from dma_bot.risk.stage import RiskStage
+from dma_bot.router.scoring import Router, RouterParams, VenueSpec
+from dma_bot.router.stage import RouterStage
+from dma_bot.strategies import StrategyParams, make_strategy
+from dma_bot.strategies.ma_crossover import MACrossoverParams
+from dma_bot.strategies.mean_reversion import MeanReversionParams
+from dma_bot.strategies.vol_breakout import VolBreakoutParams
+from dma_bot.strategies.workers import StrategyWorker, shard
+
+__all__ = ["Engine", "build_engine", "run_daemon"]
+
+log = logging.getLogger("dma_bot")
+
+EXIT_OK = 0
+EXIT_CRASH = 1
+EXIT_FORCED = 130
+_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+
+
+def _split_symbol(symbol: str) -> tuple[str, str]:
+    for quote in _QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    return symbol, "QUOTE"
+
+
+def mock_instruments(config: Config) -> dict[str, Instrument]:
+    """The mock venues' instruments: one grid (MOCK_TICK_SIZE, MOCK_STEP_SIZE) for every symbol."""
+    out = {}
+    for symbol in config["SYMBOLS"]:
+        base, quote = _split_symbol(symbol)
+        out[symbol] = Instrument(
+            symbol=symbol,
+            tick_size=config["MOCK_TICK_SIZE"],
+            step_size=config["MOCK_STEP_SIZE"],
+            min_qty=config["MOCK_STEP_SIZE"],
+            base_asset=base,
+            quote_asset=quote,
+        )
+    return out
+
+
+def _strategy_params(config: Config) -> StrategyParams:
+    try:
+        return StrategyParams(
+            mean_reversion=MeanReversionParams(window=config["MR_WINDOW"], edge_ticks=config["MR_EDGE_TICKS"]),
+            ma_crossover=MACrossoverParams(
+                fast=config["MA_FAST"],
+                slow=config["MA_SLOW"],
+                min_edge_ticks=config["MA_MIN_EDGE_TICKS"],
+                cooldown_ticks=config["MA_COOLDOWN_TICKS"],
+            ),
+            vol_breakout=VolBreakoutParams(
+                window=config["VB_WINDOW"],
+                edge_ticks=config["VB_EDGE_TICKS"],
+                cooldown_ticks=config["VB_COOLDOWN_TICKS"],
+            ),
+        )
+    except ValueError as e:
+        raise ConfigError(f"strategy parameters: {e}") from e
+
+
+def _risk_params(config: Config) -> RiskParams:
+    return RiskParams(
+        px_min=config["PX_MIN"],
+        px_max=config["PX_MAX"],
+        max_deviation_bps=config["RISK_MAX_DEVIATION_BPS"],
+        max_notional=config["MAX_NOTIONAL"],
+        max_position=config["RISK_MAX_POSITION"],
+        max_orders_per_second=config["MAX_QPS"],
+        burst=config["RISK_BURST"],
+        max_loss=config["RISK_MAX_LOSS"],
+    )
+
+
+def _router_params(config: Config) -> RouterParams:
+    venues = tuple(VenueSpec(r.name, r.fee_bps, r.latency_ms, r.liquidity) for r in config["VENUES"])
+    return RouterParams(
+        venues=venues,
+        top_n=config["ROUTER_TOP_N"],
+        min_child_qty=config["ROUTER_MIN_CHILD_QTY"],
+        inventory_bias_weight=config["ROUTER_INVENTORY_BIAS"],
+    )
+
+
+@dataclass
+class Engine:
+    """Every stage and channel of one run, built and not yet started."""
+
+    config: Config
+    clock: Clock
+    stop: asyncio.Event
+    instruments: dict[str, Instrument]
+    board: MarketBoard
+    positions_latest: Latest[PositionSnapshot]
+    feed: MockFeed
+    workers: list[tuple[str, StrategyWorker]]
+    risk_engine: RiskEngine
+    risk: RiskStage
+    router: Router
+    router_stage: RouterStage
+    gateways: list[MockGateway]
+    ledger: Ledger
+    positions: PositionsStage
+    executions: ExecutionMetrics
+    observer: ExecutionObserver
+    record: Channel[Any] | None
+    recorder: RecorderStage | None = None
+    channels: list[Channel[Any]] = field(default_factory=list)
+    metrics: Metrics | None = None
+
+    def stop_fields(self) -> dict[str, Any]:
+        """Final positions for the JSONL Stop record (exact decimal strings)."""
+        snapshot = self.ledger.snapshot()
+        return {
+            "positions": [
+                {
+                    "symbol": p.symbol,
+                    "venue": p.venue,
+                    "quantity": self.instruments[p.symbol].format_qty(p.quantity),
+                    "average_price": str(p.average_price),
+                    "realized_pnl": str(p.realized_pnl),
+                    "fees": str(p.fees),
+                }
+                for p in snapshot.positions.values()
+            ],
+            "realized_pnl": str(snapshot.realized_pnl),
+            "unrealized_pnl": str(self.ledger.unrealized_pnl(self.board)),
+        }
+
+
+def build_engine(config: Config, clock: Clock, stop: asyncio.Event) -> Engine:
+    """Build every stage and queue; nothing is opened or bound yet."""
+    size = config["DMA_QUEUE_SIZE"]
+    symbols: tuple[str, ...] = config["SYMBOLS"]
+    instruments = mock_instruments(config)
+    board = MarketBoard()
+    latest: Latest[PositionSnapshot] = Latest(EMPTY_SNAPSHOT)
+    channels: list[Channel[Any]] = []
+
+    def channel(name: str) -> Channel[Any]:
+        made: Channel[Any] = Channel(name, size, producers=0)
+        channels.append(made)
+        return made
+
+    record = channel("record") if config["RECORD_FILE"] else None
+    copies = (record,) if record is not None else ()
+    signals = channel("signals")
+    orders = channel("orders")
+    exec_positions = channel("exec.positions")
+    exec_metrics = channel("exec.metrics")
+
+    quantity = instruments[symbols[0]].qty_to_steps(config["STRATEGY_QTY"])
+    if quantity <= 0:
+        raise ConfigError(
+            f"STRATEGY_QTY: at least one quantity step ({config['MOCK_STEP_SIZE']}), was {config['STRATEGY_QTY']}"
+        )
+    params = _strategy_params(config)
+    tick_targets: dict[str, list[Channel[Tick]]] = {symbol: [] for symbol in symbols}
+    workers: list[tuple[str, StrategyWorker]] = []
+    for name in config["STRATEGIES"]:
+        for index, owned in enumerate(shard(symbols, config["STRATEGY_WORKERS"])):
+            inbox = channel(f"ticks.{name}.{index}")
+            strategies = {symbol: make_strategy(name, params, symbol, quantity) for symbol in owned}
+            for symbol in owned:
+                tick_targets[symbol].append(inbox)
+            worker = StrategyWorker(name, strategies, inbox, fanout(signals, *copies), clock)
+            workers.append((f"strategy.{name}.{index}", worker))
+    routes = {symbol: fanout(*tick_targets[symbol], *copies) for symbol in symbols}
+
+    walk_params = RandomWalkParams(
+        start_ticks=instruments[symbols[0]].price_to_ticks(config["MOCK_START_PRICE"]),
+        min_ticks=instruments[symbols[0]].price_to_ticks(config["MOCK_MIN_PRICE"]),
+        max_spread_ticks=config["MOCK_MAX_SPREAD_TICKS"],
+    )
+    walk = RandomWalk(symbols, walk_params, config["MOCK_SEED"])
+    feed = MockFeed(walk, routes, board, clock, config["MOCK_RATE"], stop)
+
+    order_ids = ClientOrderIds(run_prefix(clock.time_ns()))
+    risk_engine = RiskEngine(_risk_params(config), instruments, board, latest, order_ids)
+    risk = RiskStage(risk_engine, signals, fanout(orders, *copies), fanout(*copies), clock)
+
+    router_params = _router_params(config)
+    router = Router(router_params, instruments)
+    venue_outputs: dict[str, Fanout[Route]] = {}
+    gateways: list[MockGateway] = []
+    for index, spec in enumerate(router_params.venues):
+        venue_inbox = channel(f"routes.{spec.name}")
+        venue_outputs[spec.name] = fanout(venue_inbox, exec_metrics, *copies)
+        sim = SimVenue(
+            spec.name,
+            SimVenueParams(
+                ack_latency_ms=spec.latency_ms,
+                fill_latency_ms=spec.latency_ms,
+                jitter_pct=config["MOCK_JITTER_PCT"],
+                partial_fill_pct=config["MOCK_PARTIAL_FILL_PCT"],
+                reject_pct=config["MOCK_REJECT_PCT"],
+                fee_bps=spec.fee_bps,
+            ),
+            instruments,
+            seed=config["MOCK_VENUE_SEED"] + index,
+        )
+        out: Fanout[ExecReport] = fanout(exec_positions, exec_metrics, *copies)
+        gateways.append(MockGateway(sim, venue_inbox, out, clock))
+    router_stage = RouterStage(router, orders, venue_outputs, latest, clock)
+
+    ledger = Ledger(instruments)
+    executions = ExecutionMetrics()
+    engine = Engine(
+        config=config,
+        clock=clock,
+        stop=stop,
+        instruments=instruments,
+        board=board,
+        positions_latest=latest,
+        feed=feed,
+        workers=workers,
+        risk_engine=risk_engine,
+        risk=risk,
+        router=router,
+        router_stage=router_stage,
+        gateways=gateways,
+        ledger=ledger,
+        positions=PositionsStage(ledger, exec_positions, latest),
+        executions=executions,
+        observer=ExecutionObserver(executions, exec_metrics),
+        record=record,
+        channels=channels,
+    )
+    if record is not None:
+        record.add_producer()  # positions closes it once its last fill is applied: Stop sees final positions
+        engine.recorder = RecorderStage(
+            config["RECORD_FILE"],
+            JsonlEncoder(instruments),
+            record,
+            clock,
+            start_fields=_start_fields(config, instruments),
+            stop_fields=engine.stop_fields,
+        )
+    engine.metrics = Metrics(_metrics_sources(engine))
+    return engine
+
+
+def _start_fields(config: Config, instruments: dict[str, Instrument]) -> dict[str, Any]:
+    return {
+        "version": __version__,
+        "pid": os.getpid(),
+        "config": config.redacted(),
+        "instruments": {
+            symbol: {"tick_size": str(i.tick_size), "step_size": str(i.step_size)} for symbol, i in instruments.items()
+        },
+    }
+
+
+def _metrics_sources(engine: Engine) -> MetricsSources:
+    config = engine.config
+
+    def signals() -> list[tuple[str, str, int]]:
+        rows: dict[tuple[str, str], int] = {}
+        for _, worker in engine.workers:
+            for symbol, count in worker.signals_by_symbol.items():
+                key = (worker.strategy_name, symbol)
+                rows[key] = rows.get(key, 0) + count
+        return [(strategy, symbol, count) for (strategy, symbol), count in rows.items()]
+
+    stats = engine.risk_engine.stats
+    return MetricsSources(
+        feed_mode=config["FEED_MODE"],
+        venue_mode=config["VENUE_MODE"],
+        symbols=config["SYMBOLS"],
+        strategy_workers=dict.fromkeys(config["STRATEGIES"], config["STRATEGY_WORKERS"]),
+        instruments=engine.instruments,
+        ticks_by_symbol=lambda: engine.feed.ticks_by_symbol,
+        signals=signals,
+        orders_total=lambda: stats.orders_total,
+        rejects_by_reason=lambda: stats.rejects_by_reason,
+        kill_switch_state=lambda: engine.risk_engine.kill_switch.state,
+        venue_scores=lambda: engine.router.last_scores,
+        executions=engine.executions,
+        positions=lambda: engine.positions_latest.value,
+        unrealized_pnl=lambda: engine.ledger.unrealized_pnl(engine.board),
+        queues=engine.channels,
+    )
+
+
+async def _named(name: str, work: Awaitable[None]) -> None:
+    try:
+        await work
+    except Exception as e:
+        e.add_note(f"(in stage {name})")
+        raise
+
+
+async def _positions_then_close(engine: Engine) -> None:
+    await engine.positions.run()
+    if engine.record is not None:
+        await engine.record.close()
+
+
+async def _stop_after(stop: asyncio.Event, seconds: float) -> None:
+    if seconds > 0:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await stop.wait()
+        stop.set()
+
+
+def _stages(engine: Engine, duration: float) -> list[tuple[str, Coroutine[Any, Any, None]]]:
+    stages: list[tuple[str, Coroutine[Any, Any, None]]] = []
+    if engine.recorder is not None:
+        stages.append(("recorder", engine.recorder.run()))
+    stages.append(("metrics.observer", engine.observer.run()))
+    stages.append(("positions", _positions_then_close(engine)))
+    stages.extend((f"gateway.{g.venue}", g.run()) for g in engine.gateways)
+    stages.append(("router", engine.router_stage.run()))
+    stages.append(("risk", engine.risk.run()))
+    stages.extend((name, worker.run()) for name, worker in engine.workers)
+    stages.append(("feed", engine.feed.run()))
+    stages.append(("duration", _stop_after(engine.stop, duration)))
+    return stages
+
+
+async def _run_stages(engine: Engine, duration: float) -> int:
+    status = EXIT_OK
+    try:
+        async with asyncio.TaskGroup() as group:
+            for name, work in _stages(engine, duration):
+                group.create_task(_named(name, work), name=name)
+    except* Exception as crashed:
+        for error in crashed.exceptions:
+            notes = " ".join(getattr(error, "__notes__", []))
+            log.error("stage crashed %s: %s: %s", notes, type(error).__name__, error, exc_info=error)
+        status = EXIT_CRASH
+    return status
+
+
+async def run_daemon(
+    config: Config,
+    *,
+    duration: float = 0.0,
+    clock: Clock | None = None,
+    on_ready: Callable[[Engine, int], None] | None = None,
+) -> int:
+    """Run the engine until stopped. Returns the exit status; start-up errors raise."""
+    stop = asyncio.Event()
+    engine = build_engine(config, clock or LiveClock(), stop)
+    assert engine.metrics is not None
+    server = MetricsServer(engine.metrics, config["METRICS_HOST"], config["METRICS_PORT"])
+    await server.start()
+    if engine.recorder is not None:
+        try:
+            engine.recorder.open()
+        except BaseException:
+            await server.stop()
+            raise
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        name = signal.Signals(signum).name
+        if signals_seen == 1:
+            log.info("%s received: draining the pipeline (send again to force)", name)
+            stop.set()
+        elif signals_seen == 2:
+            log.warning("%s received again: forcing shutdown; the recorder flushes what it holds", name)
+            if main_task is not None:
+                main_task.cancel()
+        else:
+            os._exit(EXIT_FORCED)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+    log.info(
+        "dma_bot %s: feed=%s venue=%s symbols=%s strategies=%s x%d metrics on http://%s:%d/metrics record=%s",
+        __version__,
+        config["FEED_MODE"],
+        config["VENUE_MODE"],
+        ",".join(config["SYMBOLS"]),
+        ",".join(config["STRATEGIES"]),
+        config["STRATEGY_WORKERS"],
+        config["METRICS_HOST"],
+        server.port,
+        config["RECORD_FILE"] or "(off)",
+    )
+    if on_ready is not None:
+        on_ready(engine, server.port)
+    try:
+        status = await _run_stages(engine, duration)
+    except asyncio.CancelledError:
+        if signals_seen < 2:
+            raise
+        status = EXIT_FORCED
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if engine.recorder is not None:
+            engine.recorder.close()  # no-op after run(); releases the file if run() never started
+        await server.stop()
+    if status == EXIT_OK:
+        snapshot = engine.ledger.snapshot()
+        log.info(
+            "stopped cleanly: ticks=%d orders=%d fills=%d realized_pnl=%s unrealized_pnl=%s",
+            sum(engine.feed.ticks_by_symbol.values()),
+            engine.risk_engine.stats.orders_total,
+            snapshot.fills,
+            snapshot.realized_pnl,
+            engine.ledger.unrealized_pnl(engine.board).quantize(Decimal("0.00000001")),
+        )
+    return status

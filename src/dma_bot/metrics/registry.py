@@ -1,0 +1,181 @@
+"""Metrics: owns one CollectorRegistry and exposes every engine metric, read at scrape time.
+
+Nothing here runs per tick. The stages keep plain integer counters and state (their ``stats``), and
+:class:`EngineCollector` reads them through the callables of :class:`MetricsSources` when Prometheus
+scrapes, so the hot path pays nothing for observability. Metric names and labels are the original
+daemon's, exactly, so its dashboards keep working; prometheus_client's habit of appending ``_total`` to
+counters is handled by naming each sample explicitly. ``ticks_total_by_symbol`` and ``signals_total_by``
+are exposed as untyped: they are counters in meaning, but a counter whose name does not end in
+``_total`` cannot be written cleanly in the exposition format. Values become floats only here, at the
+exposition border (Prometheus samples are float64); the engine's money stays Decimal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
+
+from dma_bot.metrics.executions import ExecutionMetrics
+from dma_bot.model.enums import KillSwitchState
+from dma_bot.model.instrument import Instrument
+from dma_bot.model.positions import PositionSnapshot
+
+__all__ = ["CONTENT_TYPE", "Metrics", "MetricsSources"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Depth(Protocol):
+    name: str
+
+    def qsize(self) -> int: ...
+
+    @property
+    def maxsize(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSources:
+    """Read-only accessors into the running engine, built by the wiring."""
+
+    feed_mode: str
+    venue_mode: str
+    symbols: Sequence[str]
+    strategy_workers: Mapping[str, int]
+    instruments: Mapping[str, Instrument]
+    ticks_by_symbol: Callable[[], Mapping[str, int]]
+    signals: Callable[[], Iterable[tuple[str, str, int]]]  # (strategy, symbol, count)
+    orders_total: Callable[[], int]
+    rejects_by_reason: Callable[[], Mapping[str, int]]
+    kill_switch_state: Callable[[], KillSwitchState]
+    venue_scores: Callable[[], Mapping[str, int]]
+    executions: ExecutionMetrics
+    positions: Callable[[], PositionSnapshot]
+    unrealized_pnl: Callable[[], Decimal]
+    queues: Sequence[_Depth]
+
+
+def _family(name: str, documentation: str, kind: str) -> Metric:
+    return Metric(name, documentation, kind)
+
+
+class EngineCollector(Collector):
+    def __init__(self, sources: MetricsSources) -> None:
+        self._s = sources
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._s
+        yield from self._config(s)
+        yield from self._flow(s)
+        yield from self._executions(s.executions)
+        yield from self._positions(s)
+        depth = _family("queue_depth", "Events waiting in each queue between stages", "gauge")
+        capacity = _family("queue_capacity", "Capacity of each queue between stages", "gauge")
+        for queue in s.queues:
+            depth.add_sample("queue_depth", {"queue": queue.name}, queue.qsize())
+            capacity.add_sample("queue_capacity", {"queue": queue.name}, queue.maxsize)
+        yield depth
+        yield capacity
+
+    @staticmethod
+    def _config(s: MetricsSources) -> Iterator[Metric]:
+        for name, label, values in (
+            ("config_feed_mode", "mode", {s.feed_mode: 1}),
+            ("config_venue_mode", "mode", {s.venue_mode: 1}),
+            ("config_strategy_active", "strategy", dict(s.strategy_workers)),
+            ("config_symbol", "symbol", dict.fromkeys(s.symbols, 1)),
+        ):
+            family = _family(name, f"Configured {label} (value: 1, or workers for strategies)", "gauge")
+            for key, value in values.items():
+                family.add_sample(name, {label: key}, value)
+            yield family
+
+    @staticmethod
+    def _flow(s: MetricsSources) -> Iterator[Metric]:
+        ticks = s.ticks_by_symbol()
+        total = _family("ticks", "Market data ticks", "counter")
+        total.add_sample("ticks_total", {}, sum(ticks.values()))
+        yield total
+        by_symbol = _family("ticks_total_by_symbol", "Market data ticks per symbol", "unknown")
+        for symbol, count in ticks.items():
+            by_symbol.add_sample("ticks_total_by_symbol", {"symbol": symbol}, count)
+        yield by_symbol
+
+        rows = list(s.signals())
+        signals = _family("signals", "Strategy signals", "counter")
+        signals.add_sample("signals_total", {}, sum(count for _, _, count in rows))
+        yield signals
+        by = _family("signals_total_by", "Strategy signals by strategy and symbol", "unknown")
+        for strategy, symbol, count in rows:
+            by.add_sample("signals_total_by", {"strategy": strategy, "symbol": symbol}, count)
+        yield by
+
+        orders = _family("orders", "Orders accepted by risk", "counter")
+        orders.add_sample("orders_total", {}, s.orders_total())
+        yield orders
+        rejects = _family("risk_rejections", "Signals refused by pre-trade risk, by reason", "counter")
+        for reason, count in s.rejects_by_reason().items():
+            rejects.add_sample("risk_rejections_total", {"reason": reason}, count)
+        yield rejects
+        kill = _family("risk_kill_switch_state", "Kill switch state (1 for the current state)", "gauge")
+        current = s.kill_switch_state()
+        for state in KillSwitchState:
+            kill.add_sample("risk_kill_switch_state", {"state": state.value}, 1 if state is current else 0)
+        yield kill
+        scores = _family("sor_venue_score", "Smart order router venue score", "gauge")
+        for venue, score in s.venue_scores().items():
+            scores.add_sample("sor_venue_score", {"venue": venue}, score)
+        yield scores
+
+    @staticmethod
+    def _executions(e: ExecutionMetrics) -> Iterator[Metric]:
+        reports = _family("exec_reports", "Execution reports by status and venue", "counter")
+        for (status, venue), count in e.reports.items():
+            reports.add_sample("exec_reports_total", {"status": status, "venue": venue}, count)
+        yield reports
+        routes = _family("routes", "Child orders sent to venues", "counter")
+        for venue, count in e.routes_by_venue.items():
+            routes.add_sample("routes_total", {"venue": venue}, count)
+        yield routes
+        latency = _family("latency_signal_to_ack_ms", "Latency from signal to venue ACK (ms)", "histogram")
+        for le, count in e.cumulative_buckets():
+            latency.add_sample("latency_signal_to_ack_ms_bucket", {"le": le}, count)
+        latency.add_sample("latency_signal_to_ack_ms_count", {}, e.latency_count)
+        latency.add_sample("latency_signal_to_ack_ms_sum", {}, e.latency_sum_ns / 1e6)
+        yield latency
+
+    @staticmethod
+    def _positions(s: MetricsSources) -> Iterator[Metric]:
+        snapshot = s.positions()
+        inventory = _family("inventory_qty", "Net position per symbol and venue, base units", "gauge")
+        total = Decimal(0)
+        for (symbol, venue), position in snapshot.positions.items():
+            quantity = s.instruments[symbol].steps_to_qty(position.quantity)
+            total += quantity
+            inventory.add_sample("inventory_qty", {"symbol": symbol, "venue": venue}, float(quantity))
+        yield inventory
+        for name, doc, value in (
+            ("inventory_total_qty", "Net position over all symbols and venues, base units", total),
+            ("pnl_realized", "Realized PnL, quote currency", snapshot.realized_pnl),
+            ("pnl_unrealized", "Unrealized PnL marked at mid, quote currency", s.unrealized_pnl()),
+        ):
+            family = _family(name, doc, "gauge")
+            family.add_sample(name, {}, float(value))
+            yield family
+
+
+class Metrics:
+    """The daemon's metrics: a private registry (never the global one) and its exposition."""
+
+    def __init__(self, sources: MetricsSources) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(EngineCollector(sources))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

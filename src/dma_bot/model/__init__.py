@@ -1,0 +1,28 @@
+"""Pure vocabulary of the engine: enums, instruments, ids and events. No asyncio, no I/O, no prometheus."""
+
+from dma_bot.model.enums import (
+    ORDER_TRANSITIONS,
+    ExecStatus,
+    KillSwitchState,
+    RejectReason,
+    Side,
+    is_legal_transition,
+)
+from dma_bot.model.events import ExecReport, Order, RiskReject, Route, Signal, Tick
+from dma_bot.model.instrument import Instrument
+
+__all__ = [
+    "ORDER_TRANSITIONS",
+    "ExecReport",
+    "ExecStatus",
+    "Instrument",
+    "KillSwitchState",
+    "Order",
+    "RejectReason",
+    "RiskReject",
+    "Route",
+    "Side",
+    "Signal",
+    "Tick",
+    "is_legal_transition",
+]

@@ -1,0 +1,38 @@
+"""PositionsStage: the thin asyncio shell around the :class:`Ledger`.
+
+Owns nothing but the loop: it takes execution reports from its inbox in batches, folds each into the
+ledger and, after a batch that changed anything, publishes one :class:`PositionSnapshot` in its
+``Latest`` cell for risk and the router. It is a sink: it has no output channel to close. Every
+decision lives in the ledger; this module reads no clock and sees no ticks.
+"""
+
+from __future__ import annotations
+
+from dma_bot.bus import Channel, Latest
+from dma_bot.model.events import ExecReport
+from dma_bot.model.positions import PositionSnapshot
+from dma_bot.positions.ledger import Ledger
+
+__all__ = ["PositionsStage"]
+
+
+class PositionsStage:
+    __slots__ = ("_inbox", "_latest", "ledger", "snapshots_published")
+
+    def __init__(self, ledger: Ledger, inbox: Channel[ExecReport], latest: Latest[PositionSnapshot]) -> None:
+        self.ledger = ledger
+        self._inbox = inbox
+        self._latest = latest
+        self.snapshots_published = 0
+
+    async def run(self) -> None:
+        ledger = self.ledger
+        apply = ledger.apply
+        while (batch := await self._inbox.get_batch()) is not None:
+            changed = False
+            for report in batch:
+                if apply(report):
+                    changed = True
+            if changed:
+                self._latest.publish(ledger.snapshot())
+                self.snapshots_published += 1

@@ -1,0 +1,398 @@
+"""The JSONL audit-trail format: every event as one JSON object per line, and back.
+
+Owns the record layout (schema version ``v`` = 1) and the numbering of records: the encoder gives each
+line ``seq`` 1, 2, 3... in the order it encodes them, which is file order, and counts the records of each
+``type`` (``Md``, ``Sig``, ``Ord``, ``Route``, ``Exec``, ``Reject``, ``Start``, ``Stop``) so the ``Stop``
+record can say how many came before it. Prices and quantities are decimal strings of the symbol's grid
+(``Instrument.format_price``/``format_qty``, memoised per symbol in a bounded cache), fees ``str(Decimal)``,
+timestamps integer nanoseconds. It does no I/O and reads no clock: the writer owns the file, and
+``Start``/``Stop`` carry only the fields they are handed (nothing is read from config, so no secret can
+leak in). The decoder rebuilds the exact events: ``to_event(decode_record(encode(e))) == e``.
+
+Sample (one line)::
+
+    {"type":"Md","seq":2,"ts_ns":1700000000000100000,"v":1,"symbol":"BTCUSDT","bid":"65000.12",
+     "ask":"65000.13","bid_qty":"1.23456","ask_qty":"0.98765","ts_event_ns":1700000000000000000}
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from decimal import Context, Decimal, InvalidOperation
+from typing import Any, Final, NoReturn
+
+import orjson
+
+from dma_bot.errors import ProtocolError
+from dma_bot.model.enums import ExecStatus, RejectReason, Side
+from dma_bot.model.events import ExecReport, Order, RiskReject, Route, Signal, Tick
+from dma_bot.model.instrument import Instrument
+
+__all__ = ["EVENT_TYPES", "RECORD_TYPES", "SCHEMA_VERSION", "Event", "JsonlEncoder", "decode_record", "to_event"]
+
+SCHEMA_VERSION: Final = 1
+EVENT_TYPES: Final = ("Md", "Sig", "Ord", "Route", "Exec", "Reject")
+RECORD_TYPES: Final = (*EVENT_TYPES, "Start", "Stop")
+FORMAT_CACHE_LIMIT: Final = 4096
+"""Entries per symbol in each of the price and quantity string caches; a full cache is cleared."""
+
+_RESERVED: Final = frozenset({"type", "seq", "ts_ns", "v"})
+_APPEND_NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
+_PARSE_CONTEXT: Final = Context(prec=60)
+
+Event = Tick | Signal | Order | Route | ExecReport | RiskReject
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"recorder: {type(value).__name__} is not JSON-able")
+
+
+def _dumps(record: dict[str, Any]) -> bytes:
+    return orjson.dumps(record, option=_APPEND_NEWLINE, default=_json_default)
+
+
+class _SymbolFormat:
+    """One symbol's JSON spelling and memoised grid strings (misses go to the Instrument)."""
+
+    __slots__ = ("_format_price", "_format_qty", "json_symbol", "prices", "quantities")
+
+    def __init__(self, instrument: Instrument) -> None:
+        self.json_symbol = orjson.dumps(instrument.symbol).decode()
+        self.prices: dict[int, str] = {}
+        self.quantities: dict[int, str] = {}
+        self._format_price = instrument.format_price
+        self._format_qty = instrument.format_qty
+
+    def price(self, ticks: int) -> str:
+        prices = self.prices
+        text = prices.get(ticks)
+        if text is None:
+            if len(prices) >= FORMAT_CACHE_LIMIT:
+                prices.clear()
+            text = prices[ticks] = self._format_price(ticks)
+        return text
+
+    def qty(self, steps: int) -> str:
+        quantities = self.quantities
+        text = quantities.get(steps)
+        if text is None:
+            if len(quantities) >= FORMAT_CACHE_LIMIT:
+                quantities.clear()
+            text = quantities[steps] = self._format_qty(steps)
+        return text
+
+
+class JsonlEncoder:
+    """Event -> one JSON line (bytes, ending in b"\\n"), numbering the lines it makes."""
+
+    __slots__ = ("_encoders", "_formats", "_seq", "counts")
+
+    def __init__(self, instruments: Mapping[str, Instrument]) -> None:
+        self._formats = {symbol: _SymbolFormat(instrument) for symbol, instrument in instruments.items()}
+        self._seq = 0
+        self.counts: dict[str, int] = dict.fromkeys(RECORD_TYPES, 0)
+        self._encoders: dict[type, Callable[[Any], bytes]] = {
+            Tick: self._md,
+            Signal: self._sig,
+            Order: self._ord,
+            Route: self._route,
+            ExecReport: self._exec,
+            RiskReject: self._reject,
+        }
+
+    @property
+    def seq(self) -> int:
+        """The ``seq`` of the last record encoded (0 before the first)."""
+        return self._seq
+
+    def encode(self, event: Event) -> bytes:
+        encoder = self._encoders.get(type(event))
+        if encoder is None:
+            raise TypeError(f"recorder: cannot encode {type(event).__name__}, only {EVENT_TYPES} events")
+        return encoder(event)
+
+    def encode_control(self, type_: str, fields: Mapping[str, Any], *, ts_ns: int) -> bytes:
+        """A ``Start`` or ``Stop`` record with ``fields`` (JSON-able; Decimal becomes a string).
+
+        ``Stop`` also gets ``counts``: the records encoded so far per type, itself excluded."""
+        if type_ not in ("Start", "Stop"):
+            raise ValueError(f"recorder: control type must be Start or Stop, was {type_!r}")
+        reserved = _RESERVED.union({"counts"}) if type_ == "Stop" else _RESERVED
+        clashes = reserved.intersection(fields)
+        if clashes:
+            raise ValueError(f"recorder: {type_} fields must not set {sorted(clashes)}")
+        seq = self._seq + 1
+        record: dict[str, Any] = {"type": type_, "seq": seq, "ts_ns": ts_ns, "v": SCHEMA_VERSION}
+        if type_ == "Stop":
+            record["counts"] = {name: count for name, count in self.counts.items() if name != "Stop"}
+        record.update(fields)
+        line = _dumps(record)
+        self._commit(type_, seq)
+        return line
+
+    def _commit(self, type_: str, seq: int) -> None:
+        self._seq = seq
+        self.counts[type_] += 1
+
+    def _format(self, symbol: str) -> _SymbolFormat:
+        fmt = self._formats.get(symbol)
+        if fmt is None:
+            _unknown_symbol(symbol)
+        return fmt
+
+    def _md(self, tick: Tick) -> bytes:
+        symbol, bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns = tick
+        fmt = self._formats.get(symbol)
+        if fmt is None:
+            _unknown_symbol(symbol)
+        prices = fmt.prices
+        quantities = fmt.quantities
+        bid_text = prices.get(bid) or fmt.price(bid)
+        ask_text = prices.get(ask) or fmt.price(ask)
+        bid_qty_text = quantities.get(bid_qty) or fmt.qty(bid_qty)
+        ask_qty_text = quantities.get(ask_qty) or fmt.qty(ask_qty)
+        seq = self._seq + 1
+        # Every value is an int, a grid string (digits, '-', '.') or the orjson-encoded symbol: valid JSON.
+        line = (
+            f'{{"type":"Md","seq":{seq:d},"ts_ns":{ts_ns:d},"v":1,"symbol":{fmt.json_symbol},'
+            f'"bid":"{bid_text}","ask":"{ask_text}","bid_qty":"{bid_qty_text}","ask_qty":"{ask_qty_text}",'
+            f'"ts_event_ns":{ts_event_ns:d}}}\n'
+        ).encode()
+        self._seq = seq
+        self.counts["Md"] += 1
+        return line
+
+    def _sig(self, signal: Signal) -> bytes:
+        fmt = self._format(signal.symbol)
+        seq = self._seq + 1
+        line = _dumps({
+            "type": "Sig", "seq": seq, "ts_ns": signal.ts_ns, "v": SCHEMA_VERSION,
+            "strategy": signal.strategy, "symbol": signal.symbol, "side": signal.side,
+            "price": fmt.price(signal.price), "quantity": fmt.qty(signal.quantity),
+            "ts_event_ns": signal.ts_event_ns,
+        })
+        self._commit("Sig", seq)
+        return line
+
+    def _reject(self, reject: RiskReject) -> bytes:
+        fmt = self._format(reject.symbol)
+        seq = self._seq + 1
+        line = _dumps({
+            "type": "Reject", "seq": seq, "ts_ns": reject.ts_ns, "v": SCHEMA_VERSION,
+            "strategy": reject.strategy, "symbol": reject.symbol, "side": reject.side,
+            "price": fmt.price(reject.price), "quantity": fmt.qty(reject.quantity),
+            "reason": reject.reason, "detail": reject.detail, "ts_signal_ns": reject.ts_signal_ns,
+        })
+        self._commit("Reject", seq)
+        return line
+
+    def _ord(self, order: Order) -> bytes:
+        fmt = self._format(order.symbol)
+        seq = self._seq + 1
+        line = _dumps({
+            "type": "Ord", "seq": seq, "ts_ns": order.ts_ns, "v": SCHEMA_VERSION,
+            "client_order_id": order.client_order_id, "strategy": order.strategy, "symbol": order.symbol,
+            "side": order.side, "price": fmt.price(order.price), "quantity": fmt.qty(order.quantity),
+            "ts_signal_ns": order.ts_signal_ns,
+        })
+        self._commit("Ord", seq)
+        return line
+
+    def _route(self, route: Route) -> bytes:
+        fmt = self._format(route.symbol)
+        seq = self._seq + 1
+        line = _dumps({
+            "type": "Route", "seq": seq, "ts_ns": route.ts_ns, "v": SCHEMA_VERSION,
+            "venue": route.venue, "client_order_id": route.client_order_id,
+            "parent_order_id": route.parent_order_id, "strategy": route.strategy, "symbol": route.symbol,
+            "side": route.side, "price": fmt.price(route.price), "quantity": fmt.qty(route.quantity),
+            "ts_signal_ns": route.ts_signal_ns,
+        })
+        self._commit("Route", seq)
+        return line
+
+    def _exec(self, report: ExecReport) -> bytes:
+        fmt = self._format(report.symbol)
+        seq = self._seq + 1
+        line = _dumps({
+            "type": "Exec", "seq": seq, "ts_ns": report.ts_ns, "v": SCHEMA_VERSION,
+            "venue": report.venue, "symbol": report.symbol, "side": report.side, "status": report.status,
+            "last_qty": fmt.qty(report.last_qty), "last_px": fmt.price(report.last_price),
+            "cum_qty": fmt.qty(report.cum_qty), "leaves_qty": fmt.qty(report.leaves_qty),
+            "client_order_id": report.client_order_id, "venue_order_id": report.venue_order_id,
+            "trade_id": report.trade_id, "fee": str(report.fee), "fee_asset": report.fee_asset,
+            "reason": report.reason, "ts_event_ns": report.ts_event_ns,
+        })
+        self._commit("Exec", seq)
+        return line
+
+
+def _unknown_symbol(symbol: str) -> NoReturn:
+    raise ValueError(f"recorder: symbol {symbol!r} has no instrument")
+
+
+# -- decoding -----------------------------------------------------------------------------------------------
+def decode_record(line: bytes | str) -> dict[str, Any]:
+    """One JSONL line -> its record dict, checked for a known ``type`` and schema version 1."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        raise ProtocolError(f"JSONL line: must be one JSON object, was {line[:80]!r}") from e
+    if not isinstance(record, dict):
+        raise ProtocolError(f"JSONL line: must be one JSON object, was {line[:80]!r}")
+    type_ = record.get("type")
+    if type_ not in RECORD_TYPES:
+        raise ProtocolError(f"JSONL type: must be one of {', '.join(RECORD_TYPES)}, was {type_!r}")
+    if record.get("v") != SCHEMA_VERSION:
+        raise ProtocolError(f"JSONL v: must be {SCHEMA_VERSION}, was {record.get('v')!r}")
+    return record
+
+
+def to_event(record: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> Event:
+    """A decoded event record -> the exact event it was encoded from (control records are refused)."""
+    type_ = record.get("type")
+    build = _BUILDERS.get(type_)
+    if build is None:
+        raise ProtocolError(f"JSONL type: must be an event type ({', '.join(EVENT_TYPES)}), was {type_!r}")
+    try:
+        return build(record, instruments)
+    except KeyError as e:
+        raise ProtocolError(f"JSONL {type_} record seq={record.get('seq')}: missing field {e}") from e
+    except (TypeError, ValueError) as e:
+        raise ProtocolError(f"JSONL {type_} record seq={record.get('seq')}: {e}") from e
+
+
+@functools.lru_cache(maxsize=256)
+def _places(size: Decimal) -> int | None:
+    """Decimal places of a grid size that is exactly 10**-k, else None."""
+    sign, digits, exponent = size.normalize().as_tuple()
+    if sign or digits != (1,) or not isinstance(exponent, int) or exponent > 0:
+        return None
+    return -exponent
+
+
+def _units(text: object, size: Decimal, places: int | None, field: str) -> int:
+    """A grid string -> its exact count of ``size`` (``places`` = _places(size)); off-grid is an error."""
+    if not isinstance(text, str):
+        raise ProtocolError(f"JSONL {field}: must be a decimal string, was {text!r}")
+    if places == 0:
+        digits = text
+    elif places is not None and len(text) > places + 1 and text[-places - 1] == ".":
+        digits = text.replace(".", "", 1)
+    else:
+        digits = ""
+    if digits:
+        try:
+            return int(digits)
+        except ValueError:
+            pass
+    try:
+        value = Decimal(text)
+    except InvalidOperation as e:
+        raise ProtocolError(f"JSONL {field}: must be a decimal string, was {text!r}") from e
+    units = _PARSE_CONTEXT.divide(value, size) if value.is_finite() else value
+    if not units.is_finite() or units != units.to_integral_value():
+        raise ProtocolError(f"JSONL {field}: must be a multiple of {size}, was {text!r}")
+    return int(units)
+
+
+def _int(record: Mapping[str, Any], field: str) -> int:
+    value = record[field]
+    if type(value) is not int:
+        raise ProtocolError(f"JSONL {field}: must be an integer, was {value!r}")
+    return value
+
+
+def _instrument(record: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> Instrument:
+    symbol = record["symbol"]
+    instrument = instruments.get(symbol)
+    if instrument is None:
+        raise ProtocolError(f"JSONL symbol: must be a known instrument, was {symbol!r}")
+    return instrument
+
+
+class _Grid:
+    """One record's instrument with its grid sizes and their decimal places, looked up once."""
+
+    __slots__ = ("price_places", "qty_places", "step_size", "tick_size")
+
+    def __init__(self, record: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> None:
+        instrument = _instrument(record, instruments)
+        self.tick_size = instrument.tick_size
+        self.step_size = instrument.step_size
+        self.price_places = _places(instrument.tick_size)
+        self.qty_places = _places(instrument.step_size)
+
+    def price(self, record: Mapping[str, Any], field: str) -> int:
+        return _units(record[field], self.tick_size, self.price_places, field)
+
+    def qty(self, record: Mapping[str, Any], field: str) -> int:
+        return _units(record[field], self.step_size, self.qty_places, field)
+
+
+_Record = Mapping[str, Any]
+_Instruments = Mapping[str, Instrument]
+
+
+def _md_event(r: _Record, instruments: _Instruments) -> Tick:
+    grid = _Grid(r, instruments)
+    return Tick(r["symbol"], grid.price(r, "bid"), grid.price(r, "ask"), grid.qty(r, "bid_qty"),
+                grid.qty(r, "ask_qty"), _int(r, "ts_event_ns"), _int(r, "ts_ns"))
+
+
+def _sig_event(r: _Record, instruments: _Instruments) -> Signal:
+    grid = _Grid(r, instruments)
+    return Signal(r["strategy"], r["symbol"], Side(r["side"]), grid.price(r, "price"), grid.qty(r, "quantity"),
+                  _int(r, "ts_event_ns"), _int(r, "ts_ns"))
+
+
+def _reject_event(r: _Record, instruments: _Instruments) -> RiskReject:
+    grid = _Grid(r, instruments)
+    return RiskReject(r["strategy"], r["symbol"], Side(r["side"]), grid.price(r, "price"),
+                      grid.qty(r, "quantity"), RejectReason(r["reason"]), r["detail"], _int(r, "ts_signal_ns"),
+                      _int(r, "ts_ns"))
+
+
+def _ord_event(r: _Record, instruments: _Instruments) -> Order:
+    grid = _Grid(r, instruments)
+    return Order(client_order_id=r["client_order_id"], strategy=r["strategy"], symbol=r["symbol"],
+                 side=Side(r["side"]), price=grid.price(r, "price"), quantity=grid.qty(r, "quantity"),
+                 ts_signal_ns=_int(r, "ts_signal_ns"), ts_ns=_int(r, "ts_ns"))
+
+
+def _route_event(r: _Record, instruments: _Instruments) -> Route:
+    grid = _Grid(r, instruments)
+    return Route(venue=r["venue"], client_order_id=r["client_order_id"], parent_order_id=r["parent_order_id"],
+                 strategy=r["strategy"], symbol=r["symbol"], side=Side(r["side"]), price=grid.price(r, "price"),
+                 quantity=grid.qty(r, "quantity"), ts_signal_ns=_int(r, "ts_signal_ns"), ts_ns=_int(r, "ts_ns"))
+
+
+def _exec_event(r: _Record, instruments: _Instruments) -> ExecReport:
+    grid = _Grid(r, instruments)
+    fee_text = r["fee"]
+    try:
+        if not isinstance(fee_text, str):
+            raise InvalidOperation
+        fee = Decimal(fee_text)
+    except InvalidOperation as e:
+        raise ProtocolError(f"JSONL fee: must be a decimal string, was {fee_text!r}") from e
+    return ExecReport(
+        venue=r["venue"], symbol=r["symbol"], client_order_id=r["client_order_id"],
+        venue_order_id=r["venue_order_id"], side=Side(r["side"]), status=ExecStatus(r["status"]),
+        last_qty=grid.qty(r, "last_qty"), last_price=grid.price(r, "last_px"), cum_qty=grid.qty(r, "cum_qty"),
+        leaves_qty=grid.qty(r, "leaves_qty"), fee=fee, fee_asset=r["fee_asset"], trade_id=r["trade_id"],
+        reason=r["reason"], ts_event_ns=_int(r, "ts_event_ns"), ts_ns=_int(r, "ts_ns"),
+    )
+
+
+_BUILDERS: Final[dict[str, Callable[[_Record, _Instruments], Event]]] = {
+    "Md": _md_event,
+    "Sig": _sig_event,
+    "Ord": _ord_event,
+    "Route": _route_event,
+    "Exec": _exec_event,
+    "Reject": _reject_event,
+}

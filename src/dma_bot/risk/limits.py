@@ -1,0 +1,387 @@
+"""Pre-trade risk: the pure core that turns a Signal into an Order or a RiskReject.
+
+Owns the limits (:class:`RiskParams`), the order-rate token bucket, the kill switch and the quantity this
+engine has sent per symbol and side. It reads the current mids from the MarketBoard and positions from the
+``Latest[PositionSnapshot]`` the positions stage publishes; it never writes either, never sizes a signal
+and never routes. Every decision is driven by the ``now_ns`` argument: no clock reads, no asyncio. Limits
+are converted once per symbol into integer ticks and steps at construction, so the hot path compares ints.
+
+Loss limit: realized PnL (``PositionSnapshot.realized_pnl``; fees are in their own asset and are not
+counted) plus unrealized PnL of every venue position marked at the board mid. ``pnl <= -max_loss`` is a
+half-space that is linear in the mids, so when the snapshot changes (its ``fills`` count or its
+``positions`` mapping) the engine turns it once, with exact Fractions, into integer coefficients per held
+symbol and one integer threshold; per signal it only sums ``coefficient * mid2`` over the held symbols and
+compares. A held symbol without a mid yet is marked at its entry price (an exact Fraction fallback).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Final
+
+from dma_bot.bus import Latest
+from dma_bot.model.enums import KillSwitchState, RejectReason, Side
+from dma_bot.model.events import Order, RiskReject, Signal
+from dma_bot.model.instrument import Instrument
+from dma_bot.model.market import MarketBoard
+from dma_bot.model.positions import PositionSnapshot
+from dma_bot.risk.order_ids import ClientOrderIds
+
+__all__ = ["KillSwitch", "RiskEngine", "RiskParams", "RiskStats", "TokenBucket"]
+
+_SCALE: Final = 1_000_000_000
+_ACTIVE: Final = KillSwitchState.ACTIVE
+_HALTED: Final = KillSwitchState.HALTED
+_BUY: Final = Side.BUY
+
+
+def _decimal(name: str, value: object, *, allow_zero: bool) -> None:
+    ok = isinstance(value, Decimal) and value.is_finite() and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        allowed = "a non-negative" if allow_zero else "a positive"
+        raise ValueError(f"{name}: {allowed} finite Decimal, was {value!r}")
+
+
+def _integer(name: str, value: object, minimum: int) -> None:
+    if type(value) is not int or value < minimum:
+        raise ValueError(f"{name}: an int >= {minimum}, was {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskParams:
+    """Limits in quote currency and base units; config builds it. 0 turns the deviation and loss checks off."""
+
+    px_min: Decimal = Decimal(10)
+    px_max: Decimal = Decimal(2000)
+    max_deviation_bps: int = 100
+    max_notional: Decimal = Decimal(20_000_000)
+    max_position: Decimal = Decimal(100)
+    max_orders_per_second: int = 50
+    burst: int = 50
+    max_loss: Decimal = Decimal(10_000)
+
+    def __post_init__(self) -> None:
+        _decimal("px_min", self.px_min, allow_zero=False)
+        _decimal("px_max", self.px_max, allow_zero=False)
+        if self.px_max < self.px_min:
+            raise ValueError(f"px_max: must be >= px_min ({self.px_min}), was {self.px_max}")
+        _integer("max_deviation_bps", self.max_deviation_bps, 0)
+        _decimal("max_notional", self.max_notional, allow_zero=False)
+        _decimal("max_position", self.max_position, allow_zero=False)
+        _integer("max_orders_per_second", self.max_orders_per_second, 1)
+        _integer("burst", self.burst, 1)
+        _decimal("max_loss", self.max_loss, allow_zero=True)
+
+
+class TokenBucket:
+    """Order-rate limiter in integer arithmetic: one token is ``10**9`` units, ``rate`` units per ns.
+
+    Starts full. A clock that steps back counts as no time passing and re-anchors there, so a wall-clock
+    step never blocks trading; the most it can over-credit is what real time would have refilled.
+    """
+
+    __slots__ = ("_capacity", "_last_ns", "_tokens", "burst", "rate_per_s")
+
+    def __init__(self, rate_per_s: int, burst: int) -> None:
+        _integer("rate_per_s", rate_per_s, 1)
+        _integer("burst", burst, 1)
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self._capacity = burst * _SCALE
+        self._tokens = self._capacity
+        self._last_ns: int | None = None
+
+    def _refill(self, now_ns: int) -> None:
+        last = self._last_ns
+        self._last_ns = now_ns
+        if last is not None and now_ns > last:
+            tokens = self._tokens + (now_ns - last) * self.rate_per_s
+            self._tokens = tokens if tokens < self._capacity else self._capacity
+
+    def try_take(self, now_ns: int) -> bool:
+        """Take one token if there is one; a refusal takes nothing."""
+        last = self._last_ns
+        self._last_ns = now_ns
+        tokens = self._tokens
+        if last is not None and now_ns > last:
+            tokens += (now_ns - last) * self.rate_per_s
+            if tokens > self._capacity:
+                tokens = self._capacity
+        if tokens >= _SCALE:
+            self._tokens = tokens - _SCALE
+            return True
+        self._tokens = tokens
+        return False
+
+    def available(self, now_ns: int) -> int:
+        """Whole tokens available at ``now_ns``."""
+        self._refill(now_ns)
+        return self._tokens // _SCALE
+
+
+class KillSwitch:
+    """ACTIVE trades, REDUCING lets only position-shrinking orders through, HALTED lets nothing through.
+
+    The operator moves it anywhere with :meth:`set`; the engine only ever escalates ACTIVE -> REDUCING.
+    """
+
+    __slots__ = ("reason", "state")
+
+    def __init__(self) -> None:
+        self.state = KillSwitchState.ACTIVE
+        self.reason = ""
+
+    def set(self, state: KillSwitchState, reason: str) -> None:
+        self.state = KillSwitchState(state)
+        self.reason = reason
+
+    def trip(self, reason: str) -> bool:
+        """Automatic escalation to REDUCING; True when it changed the state."""
+        if self.state is not _ACTIVE:
+            return False
+        self.state = KillSwitchState.REDUCING
+        self.reason = reason
+        return True
+
+
+class RiskStats:
+    """Counters read by metrics: accepted orders, and refusals by reason (every reason present, from 0)."""
+
+    __slots__ = ("orders_total", "rejects_by_reason")
+
+    def __init__(self) -> None:
+        self.orders_total = 0
+        self.rejects_by_reason: dict[str, int] = {str(reason): 0 for reason in RejectReason}
+
+
+class _SymbolLimits:
+    """One symbol's limits in its own ticks and steps, and the steps this engine sent per side."""
+
+    __slots__ = (
+        "buy_key",
+        "instrument",
+        "notional_max",
+        "position_max",
+        "sell_key",
+        "sent_buy",
+        "sent_sell",
+        "symbol",
+        "tick_max",
+        "tick_min",
+    )
+
+    def __init__(self, instrument: Instrument, params: RiskParams) -> None:
+        tick = Fraction(instrument.tick_size)
+        step = Fraction(instrument.step_size)
+        self.instrument = instrument
+        self.symbol = instrument.symbol
+        self.tick_min = math.ceil(Fraction(params.px_min) / tick)
+        self.tick_max = math.floor(Fraction(params.px_max) / tick)
+        self.notional_max = math.floor(Fraction(params.max_notional) / (tick * step))
+        self.position_max = math.floor(Fraction(params.max_position) / step)
+        self.buy_key = (self.symbol, Side.BUY)
+        self.sell_key = (self.symbol, Side.SELL)
+        self.sent_buy = 0
+        self.sent_sell = 0
+
+
+def _places(size: Decimal) -> int:
+    exponent = size.normalize().as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+class RiskEngine:
+    """``check(signal, now_ns)`` -> Order or RiskReject. Checks run in this order, first failure wins:
+    loss limit (may trip the kill switch), kill switch, quantity, absolute band, relative band, notional,
+    position (filled net + still-open steps on the signal's side + this order), and the rate limit last,
+    so a refused signal never spends a token."""
+
+    def __init__(
+        self,
+        params: RiskParams,
+        instruments: Mapping[str, Instrument],
+        board: MarketBoard,
+        positions: Latest[PositionSnapshot],
+        order_ids: ClientOrderIds,
+    ) -> None:
+        self.params = params
+        self.kill_switch = KillSwitch()
+        self.stats = RiskStats()
+        self._board = board
+        self._positions = positions
+        self._order_ids = order_ids
+        self._bucket = TokenBucket(params.max_orders_per_second, params.burst)
+        self._deviation_bps = params.max_deviation_bps
+        self._band_text = f"[{params.px_min}, {params.px_max}]"
+        self._rate_text = f"over {params.max_orders_per_second}/s, burst {params.burst}"
+        self._symbols = {symbol: _SymbolLimits(inst, params) for symbol, inst in instruments.items()}
+        self._loss_on = params.max_loss > 0
+        self._loss_snapshot: PositionSnapshot | None = None
+        self._loss_terms: tuple[tuple[str, int, Fraction], ...] = ()
+        self._loss_base = Fraction(0)
+        self._loss_threshold = 0
+        self._loss_scale = 1
+
+    # -- hot path -----------------------------------------------------------------------------------------
+    def check(self, signal: Signal, now_ns: int) -> Order | RiskReject:
+        try:
+            limits = self._symbols[signal.symbol]
+        except KeyError:
+            raise ValueError(f"signal.symbol: one of {sorted(self._symbols)}, was {signal.symbol!r}") from None
+        kill = self.kill_switch
+        snapshot = self._positions.value
+        if self._loss_on and kill.state is _ACTIVE and self._loss_breached(snapshot):
+            kill.trip(f"loss limit: pnl {self._pnl():.2f} <= -{self.params.max_loss}")
+        side = signal.side
+        quantity = signal.quantity
+        price = signal.price
+        symbol = limits.symbol
+        buy = side == _BUY
+        done = snapshot.done_steps
+        if buy:
+            open_steps = limits.sent_buy - done.get(limits.buy_key, 0) if done else limits.sent_buy
+        else:
+            open_steps = limits.sent_sell - done.get(limits.sell_key, 0) if done else limits.sent_sell
+        if open_steps < 0:
+            open_steps = 0
+        net = snapshot.net_steps.get(symbol, 0)
+
+        if kill.state is not _ACTIVE:
+            if kill.state is _HALTED:
+                return self._reject(signal, RejectReason.KILL_SWITCH_HALTED, f"halted: {kill.reason}", now_ns)
+            reducible = -net if buy else net
+            if reducible <= 0 or open_steps + quantity > reducible:
+                position = limits.instrument.format_qty(net)
+                detail = f"reducing ({kill.reason}): order does not shrink position {position}"
+                return self._reject(signal, RejectReason.KILL_SWITCH_REDUCING, detail, now_ns)
+        if quantity <= 0:
+            return self._reject(signal, RejectReason.QUANTITY, f"quantity {quantity} steps", now_ns)
+        if price < limits.tick_min or price > limits.tick_max:
+            detail = f"price {limits.instrument.format_price(price)} outside {self._band_text}"
+            return self._reject(signal, RejectReason.PRICE_BAND, detail, now_ns)
+        bps = self._deviation_bps
+        if bps:
+            mid2 = self._board.mid2(symbol)
+            if mid2 is None or mid2 <= 0:
+                return self._reject(signal, RejectReason.NO_MARKET, f"no mid for {symbol}", now_ns)
+            if abs(2 * price - mid2) * 10_000 > mid2 * bps:
+                detail = self._deviation_detail(limits, price, mid2)
+                return self._reject(signal, RejectReason.PRICE_DEVIATION, detail, now_ns)
+        if price * quantity > limits.notional_max:
+            notional = limits.instrument.notional(price, quantity)
+            places = _places(limits.instrument.tick_size)
+            detail = f"notional {notional:.{places}f} > max {self.params.max_notional}"
+            return self._reject(signal, RejectReason.MAX_NOTIONAL, detail, now_ns)
+        worst = net + open_steps + quantity if buy else net - open_steps - quantity
+        if worst > limits.position_max or -worst > limits.position_max:
+            detail = f"worst-case position {limits.instrument.format_qty(worst)} beyond max {self.params.max_position}"
+            return self._reject(signal, RejectReason.MAX_POSITION, detail, now_ns)
+        if not self._bucket.try_take(now_ns):
+            return self._reject(signal, RejectReason.RATE_LIMIT, self._rate_text, now_ns)
+
+        if buy:
+            limits.sent_buy += quantity
+        else:
+            limits.sent_sell += quantity
+        self.stats.orders_total += 1
+        return Order(
+            client_order_id=self._order_ids.next(),
+            strategy=signal.strategy,
+            symbol=symbol,
+            side=side,
+            price=price,
+            quantity=quantity,
+            ts_signal_ns=signal.ts_ns,
+            ts_ns=now_ns,
+        )
+
+    def _reject(self, signal: Signal, reason: RejectReason, detail: str, now_ns: int) -> RiskReject:
+        self.stats.rejects_by_reason[reason] += 1
+        return RiskReject(
+            signal.strategy,
+            signal.symbol,
+            signal.side,
+            signal.price,
+            signal.quantity,
+            reason,
+            detail,
+            signal.ts_ns,
+            now_ns,
+        )
+
+    def _deviation_detail(self, limits: _SymbolLimits, price: int, mid2: int) -> str:
+        mid = limits.instrument.tick_size * mid2 / 2
+        deviation = Decimal(abs(2 * price - mid2) * 10_000) / mid2
+        return (
+            f"price {limits.instrument.format_price(price)} is {deviation:.2f} bps from mid {mid} "
+            f"> max {self._deviation_bps}"
+        )
+
+    # -- loss limit ---------------------------------------------------------------------------------------
+    def _loss_breached(self, snapshot: PositionSnapshot) -> bool:
+        cached = self._loss_snapshot
+        if snapshot is not cached:
+            if cached is None or snapshot.fills != cached.fills or snapshot.positions is not cached.positions:
+                self._prepare_loss(snapshot)
+            self._loss_snapshot = snapshot
+        mid2_of = self._board.mid2
+        total = 0
+        for symbol, coefficient, _cost in self._loss_terms:
+            mid2 = mid2_of(symbol)
+            if mid2 is None:
+                return self._loss_breached_partial()
+            total += coefficient * mid2
+        return total <= self._loss_threshold
+
+    def _loss_breached_partial(self) -> bool:
+        """Some held symbol has no mid: mark it at its entry prices (no unrealized PnL for it)."""
+        bound = self._loss_base
+        total = 0
+        for symbol, coefficient, cost in self._loss_terms:
+            mid2 = self._board.mid2(symbol)
+            if mid2 is not None:
+                total += coefficient * mid2
+                bound += cost
+        return total <= bound
+
+    def _prepare_loss(self, snapshot: PositionSnapshot) -> None:
+        """pnl = realized + sum over symbols (net * step * tick / 2 * mid2 - step * sum(q * avg)).
+
+        Scaled by the common denominator of the per-symbol ``step * tick / 2`` the mid2 coefficients are
+        integers; the breach test ``sum(coefficient * mid2) <= floor(threshold)`` is then exact."""
+        held: dict[str, tuple[int, Fraction]] = {}
+        for (symbol, _venue), position in snapshot.positions.items():
+            if position.quantity:
+                net, cost = held.get(symbol, (0, Fraction(0)))
+                entry = position.quantity * Fraction(position.average_price)
+                held[symbol] = (net + position.quantity, cost + entry)
+        units: dict[str, Fraction] = {}
+        scale = 1
+        for symbol in held:
+            if symbol not in self._symbols:
+                raise ValueError(f"positions: symbol {symbol!r} has no instrument")
+            instrument = self._symbols[symbol].instrument
+            units[symbol] = Fraction(instrument.step_size) * Fraction(instrument.tick_size) / 2
+            scale = math.lcm(scale, units[symbol].denominator)
+        terms = []
+        for symbol, (net, cost) in held.items():
+            step = Fraction(self._symbols[symbol].instrument.step_size)
+            terms.append((symbol, int(net * units[symbol] * scale), cost * step * scale))
+        self._loss_terms = tuple(terms)
+        self._loss_base = (-Fraction(self.params.max_loss) - Fraction(snapshot.realized_pnl)) * scale
+        self._loss_threshold = math.floor(self._loss_base + sum((cost for _, _, cost in terms), Fraction(0)))
+        self._loss_scale = scale
+
+    def _pnl(self) -> Decimal:
+        """Realized + unrealized PnL at the current mids (for the kill-switch reason only)."""
+        scale = self._loss_scale
+        value = -self._loss_base / scale - Fraction(self.params.max_loss)
+        for symbol, coefficient, cost in self._loss_terms:
+            mid2 = self._board.mid2(symbol)
+            if mid2 is not None:
+                value += Fraction(coefficient * mid2, scale) - cost / scale
+        return Decimal(value.numerator) / Decimal(value.denominator)

@@ -1,0 +1,194 @@
+"""Smart order routing, the pure core: venue scores, ranking and the child-order split.
+
+Owns the venue table (:class:`VenueSpec`), the score of each venue for an order, the choice of the top
+venues and how a parent order's quantity is divided among them. It reads positions from the snapshot it
+is handed and the order's own fields; it does no I/O, reads no clock (``now_ns`` is an argument) and never
+sends anything: the router stage does that.
+
+Score = ``liquidity - fee_bps - latency_ms + inventory bias``. The original charged the fee as
+``fee_bps * px / 10000`` in cent ticks, which equals ``fee_bps`` at its mock price of 100.00 and grows with
+the price scale; ours is scale-free, so the same venue table ranks the same way on every symbol. The bias
+is ``-sign(venue position) * side.sign * weight``: a venue where this order would shrink our position
+scores ``+weight``, one where it would grow it ``-weight`` (the original penalised any venue holding
+inventory, whatever the order's side).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
+
+from dma_bot.model.enums import Side
+from dma_bot.model.events import Order, Route
+from dma_bot.model.instrument import Instrument
+from dma_bot.model.positions import PositionSnapshot
+
+__all__ = ["DEFAULT_VENUES", "Router", "RouterParams", "RouterStats", "VenueSpec"]
+
+_VENUE_NAME: Final = re.compile(r"[A-Za-z0-9_]{1,12}")
+
+
+@dataclass(frozen=True, slots=True)
+class VenueSpec:
+    """One venue's routing profile: fee in bps (negative for a rebate), latency estimate, liquidity score."""
+
+    name: str
+    fee_bps: int
+    latency_ms: int
+    liquidity: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or _VENUE_NAME.fullmatch(self.name) is None:
+            raise ValueError(f"venue name: 1 to 12 characters of [A-Za-z0-9_], was {self.name!r}")
+        for field, minimum in (("fee_bps", None), ("latency_ms", 0), ("liquidity", 1)):
+            value = getattr(self, field)
+            if type(value) is not int or (minimum is not None and value < minimum):
+                allowed = "an int" if minimum is None else f"an int >= {minimum}"
+                raise ValueError(f"venue {self.name} {field}: {allowed}, was {value!r}")
+
+    @property
+    def base_score(self) -> int:
+        return self.liquidity - self.fee_bps - self.latency_ms
+
+
+DEFAULT_VENUES: Final = (
+    VenueSpec(name="A", fee_bps=5, latency_ms=3, liquidity=70),
+    VenueSpec(name="B", fee_bps=7, latency_ms=2, liquidity=50),
+    VenueSpec(name="C", fee_bps=2, latency_ms=6, liquidity=90),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterParams:
+    """``min_child_qty`` is in base units (rounded up to each symbol's step); 0 means no minimum."""
+
+    venues: tuple[VenueSpec, ...] = DEFAULT_VENUES
+    top_n: int = 2
+    min_child_qty: Decimal = Decimal(2)
+    inventory_bias_weight: int = 5
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.venues, tuple) or not self.venues:
+            raise ValueError(f"venues: a non-empty tuple of VenueSpec, was {self.venues!r}")
+        names = [venue.name for venue in self.venues]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"venues: unique names, was {names} (repeated: {', '.join(duplicates)})")
+        if type(self.top_n) is not int or self.top_n < 1:
+            raise ValueError(f"top_n: an int >= 1, was {self.top_n!r}")
+        value = self.min_child_qty
+        if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+            raise ValueError(f"min_child_qty: a non-negative finite Decimal, was {value!r}")
+        if type(self.inventory_bias_weight) is not int or self.inventory_bias_weight < 0:
+            raise ValueError(f"inventory_bias_weight: an int >= 0, was {self.inventory_bias_weight!r}")
+
+
+class RouterStats:
+    """Child orders sent per venue (every configured venue present, from 0)."""
+
+    __slots__ = ("routes_by_venue",)
+
+    def __init__(self, venues: tuple[VenueSpec, ...]) -> None:
+        self.routes_by_venue: dict[str, int] = {venue.name: 0 for venue in venues}
+
+
+def _min_child_steps(instrument: Instrument, quantity: Decimal) -> int:
+    steps = instrument.qty_to_steps(quantity)
+    return steps + 1 if instrument.steps_to_qty(steps) < quantity else steps
+
+
+class Router:
+    """``route(order, snapshot, now_ns)`` -> child Routes. Venues rank by score, ties by name ascending;
+    the top ``top_n`` split the quantity by liquidity and the children never sum past the parent."""
+
+    def __init__(self, params: RouterParams, instruments: Mapping[str, Instrument]) -> None:
+        self.params = params
+        self.stats = RouterStats(params.venues)
+        by_name = sorted(params.venues, key=lambda venue: venue.name)
+        self._venues = tuple((venue.name, venue.base_score, venue) for venue in by_name)
+        self._unbiased = sorted(((venue.base_score, venue) for venue in by_name), key=lambda item: -item[0])
+        self._unbiased_scores = {venue.name: venue.base_score for venue in by_name}
+        self.last_scores: dict[str, int] = dict(self._unbiased_scores)
+        self._biased_last = False
+        self._top_n = params.top_n
+        self._weight = params.inventory_bias_weight
+        self._min_child = {
+            symbol: _min_child_steps(instrument, params.min_child_qty) for symbol, instrument in instruments.items()
+        }
+
+    @property
+    def venue_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _, _ in self._venues)
+
+    def rank(self, order: Order, snapshot: PositionSnapshot) -> list[tuple[int, VenueSpec]]:
+        """(score, venue) for every venue, best first (ties by name); also refreshes ``last_scores``.
+
+        Without inventory (or with the bias off) the ranking is the one precomputed at construction."""
+        weight = self._weight
+        positions = snapshot.positions
+        if not weight or not positions:
+            if self._biased_last:
+                self.last_scores.update(self._unbiased_scores)
+                self._biased_last = False
+            return self._unbiased
+        side_weight = weight if order.side == Side.BUY else -weight
+        symbol = order.symbol
+        last_scores = self.last_scores
+        keyed = []
+        for name, score, venue in self._venues:
+            position = positions.get((symbol, name))
+            if position is not None:
+                if position.quantity > 0:
+                    score -= side_weight
+                elif position.quantity < 0:
+                    score += side_weight
+            last_scores[name] = score
+            keyed.append((-score, name, venue))
+        keyed.sort(key=lambda item: (item[0], item[1]))
+        self._biased_last = True
+        return [(-negative, venue) for negative, _, venue in keyed]
+
+    def route(self, order: Order, snapshot: PositionSnapshot, now_ns: int) -> list[Route]:
+        try:
+            min_child = self._min_child[order.symbol]
+        except KeyError:
+            raise ValueError(f"order.symbol: one of {sorted(self._min_child)}, was {order.symbol!r}") from None
+        top = self.rank(order, snapshot)[: self._top_n]
+        total_liquidity = sum(venue.liquidity for _, venue in top)
+        quantity = order.quantity
+        remaining = quantity
+        last = len(top) - 1
+        routes: list[Route] = []
+        counts = self.stats.routes_by_venue
+        parent = order.client_order_id
+        for index, (_, venue) in enumerate(top):
+            if index == last:
+                share = remaining
+            else:
+                share = quantity * venue.liquidity // total_liquidity
+                if share < min_child:
+                    share = min_child
+                if share > remaining:
+                    share = remaining
+            if share <= 0:
+                continue
+            remaining -= share
+            counts[venue.name] += 1
+            routes.append(
+                Route(
+                    venue=venue.name,
+                    client_order_id=f"{parent}-{venue.name}",
+                    parent_order_id=parent,
+                    strategy=order.strategy,
+                    symbol=order.symbol,
+                    side=order.side,
+                    price=order.price,
+                    quantity=share,
+                    ts_signal_ns=order.ts_signal_ns,
+                    ts_ns=now_ns,
+                )
+            )
+        return routes

@@ -1,0 +1,144 @@
+"""Config: defaults are the mock preset; every bad value is one line naming the key; secrets stay masked."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from dma_bot.config import KEYS, Secret, load_config, read_env_file
+from dma_bot.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_load_config_no_file_gives_mock_preset_defaults() -> None:
+    """With no file and no environment, the daemon runs the mock preset."""
+    config = load_config({}, {})
+    assert config["FEED_MODE"] == "mock"
+    assert config["VENUE_MODE"] == "mock"
+    assert config["SYMBOLS"] == ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT")
+    assert config["STRATEGIES"] == ("mean_reversion", "ma_crossover", "vol_breakout")
+    assert config["STRATEGY_WORKERS"] == 2
+    assert config["METRICS_PORT"] == 9898
+    assert config["MAX_QPS"] == 50
+    assert config["STRATEGY_QTY"] == Decimal("10")
+
+
+def test_mock_preset_file_matches_defaults_for_every_key_it_sets() -> None:
+    """.env.mock parses, and agrees with the built-in defaults (which are documented as the mock preset)."""
+    values = read_env_file(ROOT / ".env.mock")
+    from_file = load_config(values, {})
+    defaults = load_config({}, {})
+    for key in values:
+        assert from_file[key] == defaults[key], key
+    assert from_file["RECORD_FILE"] == "events_mock.jsonl"
+
+
+@pytest.mark.parametrize("preset", [".env.sandbox", ".env.mainnet"])
+def test_binance_presets_parse_and_fail_clearly(preset: str) -> None:
+    """The Binance presets parse; Binance mode is refused with a message saying it is not available yet."""
+    values = read_env_file(ROOT / preset)
+    with pytest.raises(ConfigError, match=r"^FEED_MODE: mock \(Binance modes are not available"):
+        load_config(values, {})
+
+
+def test_environment_overrides_file() -> None:
+    config = load_config({"MOCK_RATE": "100"}, {"MOCK_RATE": "0"})
+    assert config["MOCK_RATE"] == 0
+    assert config.sources["MOCK_RATE"] == "env"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"FEED_MODE": "binance_futures"},
+            "FEED_MODE: one of mock, binance_sandbox, binance_mainnet, was 'binance_futures'",
+        ),
+        ({"VENUE_MODE": "paper"}, "VENUE_MODE: one of mock, binance_sandbox, binance_mainnet, was 'paper'"),
+        ({"STRATEGIES": "mean_reversion,momentum"}, "STRATEGIES: a comma-separated list of mean_reversion"),
+        ({"STRATEGIES": "mr,mean_reversion"}, "without duplicates"),
+        ({"STRATEGY_WORKERS": "two"}, "STRATEGY_WORKERS: an integer from 1 to 64, was 'two'"),
+        ({"STRATEGY_WORKERS": "0"}, "STRATEGY_WORKERS: an integer from 1 to 64, was '0'"),
+        ({"METRICS_PORT": "70000"}, "METRICS_PORT: an integer from 0 to 65535, was '70000'"),
+        ({"SYMBOLS": ""}, "SYMBOLS: a comma-separated non-empty list"),
+        ({"SYMBOLS": "BTCUSDT,,ETHUSDT"}, "SYMBOLS: a comma-separated non-empty list"),
+        ({"SYMBOLS": "BTCUSDT,ETHUSDT,btcusdt"}, "SYMBOLS: a list without duplicates (duplicated: BTCUSDT)"),
+        ({"MAX_NOTIONAL": "abc"}, "MAX_NOTIONAL: a positive decimal, was 'abc'"),
+        ({"MAX_NOTIONAL": "-5"}, "MAX_NOTIONAL: a positive decimal, was '-5'"),
+        ({"PX_MIN": "NaN"}, "PX_MIN: a positive decimal, was 'NaN'"),
+        ({"PX_MIN": "3000"}, "PX_MIN: less than PX_MAX (2000), was 3000"),
+        ({"MA_FAST": "64"}, "MA_FAST: less than MA_SLOW (64), was 64"),
+        ({"VENUES": "A:5:3"}, "VENUES: a comma-separated list of NAME:FEE_BPS:LATENCY_MS:LIQUIDITY"),
+        ({"VENUES": "A:5:3:70,A:1:1:1"}, "without duplicate names"),
+        ({"VENUES": "A-1:5:3:70"}, "names of 1-12 letters, digits or _"),
+        ({"ROUTER_TOP_N": "4"}, "ROUTER_TOP_N: at most the number of VENUES (3), was 4"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL: one of trace, debug, info, warn, warning, error, was 'loud'"),
+        ({"SYMBOL": "XRPUSDT"}, None),  # becomes SYMBOLS: allowed
+        ({"SYMBOLS": "BTCUSDT", "SYMBOL": "XRPUSDT"}, "SYMBOL: one of SYMBOLS (BTCUSDT), was 'XRPUSDT'"),
+        ({"MOCK_START_PRICE": "100.005"}, "MOCK_START_PRICE: a multiple of MOCK_TICK_SIZE (0.01), was 100.005"),
+    ],
+)
+def test_load_config_bad_value_names_key_allowed_and_given(values: dict[str, str], message: str | None) -> None:
+    """Each bad value raises one line: '<KEY>: <what is allowed>, was <given>'."""
+    if message is None:
+        load_config(values, {})
+        return
+    with pytest.raises(ConfigError) as info:
+        load_config(values, {})
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_unknown_key_in_file_is_an_error_with_a_hint() -> None:
+    with pytest.raises(ConfigError, match=r"^MOCK_RAET: not a known configuration key \(did you mean MOCK_RATE\?\)"):
+        load_config({"MOCK_RAET": "5"}, {})
+
+
+def test_unknown_environment_key_only_with_our_prefixes() -> None:
+    """Foreign environment variables are ignored; a typo with one of our prefixes is an error."""
+    load_config({}, {"HOME": "/root", "PATH": "/bin", "LANG": "C"})
+    with pytest.raises(ConfigError, match=r"^RISK_MAX_LOS: not a known configuration key"):
+        load_config({}, {"RISK_MAX_LOS": "5"})
+
+
+def test_rust_log_is_an_alias_of_log_level() -> None:
+    assert load_config({"RUST_LOG": "debug"}, {})["LOG_LEVEL"] == "DEBUG"
+    assert load_config({"RUST_LOG": "debug", "LOG_LEVEL": "error"}, {})["LOG_LEVEL"] == "ERROR"
+
+
+def test_legacy_strategy_and_aliases() -> None:
+    assert load_config({"STRATEGY": "vb"}, {})["STRATEGIES"] == ("vol_breakout",)
+    assert load_config({"STRATEGIES": "MR, ma"}, {})["STRATEGIES"] == ("mean_reversion", "ma_crossover")
+
+
+def test_secrets_are_masked_everywhere() -> None:
+    """An API secret never appears in repr, str, the redacted view, or an error message."""
+    config = load_config({"BINANCE_API_KEY": "k-123", "BINANCE_API_SECRET": "s3cr3t-value"}, {})
+    secret = config["BINANCE_API_SECRET"]
+    assert isinstance(secret, Secret)
+    assert secret.reveal() == "s3cr3t-value"
+    for text in (repr(secret), str(secret), repr(config.redacted()), repr(config.values)):
+        assert "s3cr3t-value" not in text
+        assert "k-123" not in text
+
+
+def test_read_env_file_rejects_a_malformed_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.env"
+    path.write_text("FEED_MODE=mock\nthis is not a setting\n")
+    with pytest.raises(ConfigError, match=r"bad.env:2: a KEY=VALUE line, was 'this is not a setting'"):
+        read_env_file(path)
+
+
+def test_read_env_file_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^--env: an existing \.env file"):
+        read_env_file(tmp_path / "nope.env")
+
+
+def test_every_key_has_help_and_a_parsable_default() -> None:
+    for spec in KEYS:
+        assert spec.help, spec.name
+        spec.parse(spec.default)

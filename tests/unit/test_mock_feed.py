@@ -1,0 +1,86 @@
+"""Mock feed: a seeded random walk on integer ticks; the shell paces it and closes its outputs on stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from dma_bot.bus import Channel, fanout
+from dma_bot.clock import LiveClock, ManualClock
+from dma_bot.feed.mock import MockFeed, RandomWalk, RandomWalkParams
+from dma_bot.model.events import Tick
+from dma_bot.model.market import MarketBoard
+
+PARAMS = RandomWalkParams(start_ticks=10_000, min_ticks=5_000, max_spread_ticks=3)
+
+
+def test_random_walk_is_deterministic_for_a_seed() -> None:
+    a = RandomWalk(["X", "Y"], PARAMS, seed=5)
+    b = RandomWalk(["X", "Y"], PARAMS, seed=5)
+    c = RandomWalk(["X", "Y"], PARAMS, seed=6)
+    ticks_a = [a.next(i % 2, i) for i in range(10_000)]
+    assert ticks_a == [b.next(i % 2, i) for i in range(10_000)]
+    assert ticks_a != [c.next(i % 2, i) for i in range(10_000)]
+
+
+def test_random_walk_quotes_are_sane() -> None:
+    """Spread 1..max ticks, step within +-3 ticks per symbol, floor respected, sizes positive."""
+    walk = RandomWalk(["X", "Y"], RandomWalkParams(start_ticks=5_010, min_ticks=5_000), seed=1)
+    last = {"X": 5_010, "Y": 5_010}
+    floors = 0
+    for i in range(20_000):
+        tick = walk.next(i % 2, i)
+        assert 1 <= tick.ask - tick.bid <= 3
+        assert tick.bid >= 5_000
+        assert abs(tick.bid - last[tick.symbol]) <= 3
+        assert tick.bid_qty > 0 and tick.ask_qty > 0
+        floors += tick.bid == 5_000
+        last[tick.symbol] = tick.bid
+    assert floors > 0  # the floor was actually exercised
+
+
+async def test_mock_feed_unthrottled_stops_and_closes_outputs() -> None:
+    """On stop, the feed closes each output once; the board holds the last tick of each symbol."""
+    stop = asyncio.Event()
+    board = MarketBoard()
+    xs: Channel[Tick] = Channel("x", 64, producers=0)
+    both: Channel[Tick] = Channel("both", 64, producers=0)
+    routes = {"X": fanout(xs, both), "Y": fanout(both)}
+    feed = MockFeed(RandomWalk(["X", "Y"], PARAMS, 3), routes, board, ManualClock(), 0, stop, batch=8)
+    received: dict[str, list[Tick]] = {"x": [], "both": []}
+
+    async def consume(name: str, channel: Channel[Tick]) -> None:
+        while (batch := await channel.get_batch()) is not None:
+            received[name].extend(batch)
+            if len(received["both"]) >= 200:
+                stop.set()
+
+    async with asyncio.timeout(10), asyncio.TaskGroup() as group:
+        group.create_task(feed.run())
+        group.create_task(consume("x", xs))
+        group.create_task(consume("both", both))
+    assert len(received["both"]) == sum(feed.ticks_by_symbol.values())
+    assert [t for t in received["both"] if t.symbol == "X"] == received["x"]
+    assert board.last["X"] == received["x"][-1]
+    assert board.mid2("Y") is not None
+
+
+async def test_mock_feed_paced_rate_is_bounded() -> None:
+    """A paced feed does not run ahead of its rate (loose bound: correctness, not timing precision)."""
+    stop = asyncio.Event()
+    out: Channel[Tick] = Channel("out", 10_000, producers=0)
+    clock = LiveClock()
+    feed = MockFeed(RandomWalk(["X"], PARAMS, 3), {"X": fanout(out)}, MarketBoard(), clock, 100, stop)
+    start = clock.monotonic_ns()
+
+    async def stop_after_some() -> None:
+        seen = 0
+        while (batch := await out.get_batch()) is not None:
+            seen += len(batch)
+            if seen >= 5:
+                stop.set()
+
+    async with asyncio.timeout(10), asyncio.TaskGroup() as group:
+        group.create_task(feed.run())
+        group.create_task(stop_after_some())
+    elapsed_s = (clock.monotonic_ns() - start) / 1e9
+    assert feed.ticks_by_symbol["X"] <= 100 * elapsed_s + 2
