@@ -35,7 +35,7 @@ ROUTE = Route(venue="A", client_order_id="o-1-A", parent_order_id="o-1", strateg
               symbol="BTCUSDT", side=Side.SELL, price=6500100, quantity=200, ts_signal_ns=10, ts_ns=13)
 EXEC = ExecReport(venue="A", symbol="BTCUSDT", client_order_id="o-1-A", venue_order_id="987",
                   side=Side.SELL, status=ExecStatus.PARTIALLY_FILLED, last_qty=50, last_price=6500100,
-                  cum_qty=50, leaves_qty=150, fee=Decimal("0.0325005"), fee_asset="USDT", trade_id=None,
+                  order_qty=200, cum_qty=50, leaves_qty=150, fee=Decimal("0.0325005"), fee_asset="USDT", trade_id=None,
                   reason="", ts_event_ns=14, ts_ns=15)
 REJECT = RiskReject("ma_crossover", "BTCUSDT", Side.BUY, 6600000, 100, RejectReason.PRICE_DEVIATION,
                     "price 66000.00 is 153 bps from mid", 20, 21)
@@ -58,7 +58,7 @@ def test_jsonl_encoder_each_type_has_its_exact_line_and_contiguous_seq() -> None
         b'"parent_order_id":"o-1","strategy":"mean_reversion","symbol":"BTCUSDT","side":"SELL",'
         b'"price":"65001.00","quantity":"0.00200","ts_signal_ns":10}\n',
         b'{"type":"Exec","seq":5,"ts_ns":15,"v":1,"venue":"A","symbol":"BTCUSDT","side":"SELL",'
-        b'"status":"partially_filled","last_qty":"0.00050","last_px":"65001.00","cum_qty":"0.00050",'
+        b'"status":"partially_filled","order_qty":"0.00200","last_qty":"0.00050","last_px":"65001.00","cum_qty":"0.00050",'
         b'"leaves_qty":"0.00150","client_order_id":"o-1-A","venue_order_id":"987","trade_id":null,'
         b'"fee":"0.0325005","fee_asset":"USDT","reason":"","ts_event_ns":14}\n',
         b'{"type":"Reject","seq":6,"ts_ns":21,"v":1,"strategy":"ma_crossover","symbol":"BTCUSDT",'
@@ -171,6 +171,7 @@ def _random_event(rng: random.Random, type_: str) -> Event:
     fee = Decimal(rng.randrange(-10**6, 10**9)).scaleb(-rng.randrange(0, 12))
     return ExecReport(venue="B", symbol=symbol, client_order_id=text, venue_order_id=str(ts),
                       side=side, status=rng.choice(list(ExecStatus)), last_qty=quantity, last_price=price,
+                      order_qty=rng.randrange(1, 10**6),
                       cum_qty=quantity + rng.randrange(10), leaves_qty=rng.randrange(10**6), fee=fee,
                       fee_asset=rng.choice(("USDT", "BNB", "")), trade_id=rng.choice((None, text)),
                       reason=_random_text(rng), ts_event_ns=ts, ts_ns=ts + 6)

@@ -36,6 +36,7 @@ def _report(
     trade_id: str | None = "auto",
     fee: Decimal = Decimal(0),
     cum_qty: int | None = None,
+    order_qty: int | None = None,
 ) -> ExecReport:
     if trade_id == "auto":
         trade_id = f"t{next(_trade_ids)}" if last_qty else None
@@ -49,6 +50,7 @@ def _report(
         last_qty=last_qty,
         last_price=last_price,
         cum_qty=last_qty if cum_qty is None else cum_qty,
+        order_qty=(last_qty if cum_qty is None else cum_qty) + leaves_qty if order_qty is None else order_qty,
         leaves_qty=leaves_qty,
         fee=fee,
         fee_asset="USDT",
@@ -373,3 +375,14 @@ def test_ledger_partial_close_of_non_terminating_average_keeps_total_exact() -> 
     # cash: -(1 + 2 + 2) + 2 = -3.00 * 0.001; 2 held at 1.50 -> +3.00 * 0.001: total 0
     assert realized + ledger.unrealized_pnl(board) == 0
     assert ledger.snapshot().positions[("BTCUSDT", "A")].quantity == 2
+
+
+def test_ledger_terminal_order_releases_its_unfilled_rest_from_order_qty() -> None:
+    """A rejected or cancelled order reports leaves 0 (it is terminal); the ledger releases order_qty - cum_qty."""
+    ledger = Ledger(INSTRUMENTS)
+    ledger.apply(_report(status=ExecStatus.REJECTED, order_qty=4, leaves_qty=0, client_order_id="r1"))
+    ledger.apply(_report(status=ExecStatus.ACK, order_qty=10, leaves_qty=10, client_order_id="p1"))
+    ledger.apply(_report(status=ExecStatus.PARTIALLY_FILLED, last_qty=3, last_price=10_000, order_qty=10,
+                         leaves_qty=7, client_order_id="p1"))
+    ledger.apply(_report(status=ExecStatus.CANCELED, cum_qty=3, order_qty=10, leaves_qty=0, client_order_id="p1"))
+    assert ledger.snapshot().done_steps[("BTCUSDT", Side.BUY)] == 4 + 3 + 7

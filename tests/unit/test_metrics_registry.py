@@ -23,7 +23,7 @@ def _route(cid: str, ts_signal_ns: int) -> Route:
 def _report(cid: str, status: ExecStatus, ts_ns: int) -> ExecReport:
     return ExecReport(
         venue="A", symbol="BTCUSDT", client_order_id=cid, venue_order_id="1", side=Side.BUY, status=status,
-        last_qty=0, last_price=0, cum_qty=0, leaves_qty=5, fee=Decimal(0), fee_asset="USDT", trade_id=None,
+        last_qty=0, last_price=0, order_qty=5, cum_qty=0, leaves_qty=5, fee=Decimal(0), fee_asset="USDT", trade_id=None,
         reason="", ts_event_ns=ts_ns, ts_ns=ts_ns,
     )
 

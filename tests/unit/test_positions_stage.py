@@ -19,7 +19,7 @@ BTC = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal(
 def _report(client_order_id: str, status: ExecStatus, last_qty: int = 0, trade_id: str | None = None) -> ExecReport:
     return ExecReport(
         venue="A", symbol="BTCUSDT", client_order_id=client_order_id, venue_order_id="v1", side=Side.BUY,
-        status=status, last_qty=last_qty, last_price=10_000 if last_qty else 0, cum_qty=last_qty,
+        status=status, last_qty=last_qty, last_price=10_000 if last_qty else 0, cum_qty=last_qty, order_qty=last_qty,
         leaves_qty=0, fee=Decimal(0), fee_asset="USDT", trade_id=trade_id, reason="", ts_event_ns=1, ts_ns=2,
     )
 

@@ -31,7 +31,7 @@ EVENTS: list[Any] = [
     _tick(0),
     Signal("mean_reversion", "BTCUSDT", Side.BUY, 6_500_000, 100, START_NS, START_NS + 2),
     ExecReport(venue="A", symbol="BTCUSDT", client_order_id="o-1-A", venue_order_id="9", side=Side.BUY,
-               status=ExecStatus.FILLED, last_qty=100, last_price=6_500_000, cum_qty=100, leaves_qty=0,
+               status=ExecStatus.FILLED, last_qty=100, last_price=6_500_000, order_qty=100, cum_qty=100, leaves_qty=0,
                fee=Decimal("0.0065"), fee_asset="USDT", trade_id="t1", reason="", ts_event_ns=START_NS,
                ts_ns=START_NS + 3),
     _tick(1),

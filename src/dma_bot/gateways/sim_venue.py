@@ -239,6 +239,7 @@ class SimVenue:
             status=status,
             last_qty=last_qty,
             last_price=last_price,
+            order_qty=route.quantity,
             cum_qty=order.cum_qty,
             leaves_qty=0 if status is _REJECTED else route.quantity - order.cum_qty,
             fee=fee,

@@ -97,8 +97,10 @@ class Route:
 class ExecReport:
     """What a venue said about one of our child orders (type ``Exec``).
 
-    ``last_qty``/``last_price`` are this report's fill (0 when it is not a fill), never cumulative;
-    ``cum_qty`` is the venue's cumulative filled quantity; ``leaves_qty`` what is still open.
+    ``order_qty`` is the order's quantity; ``last_qty``/``last_price`` are this report's fill (0 when it
+    is not a fill), never cumulative; ``cum_qty`` is the venue's cumulative filled quantity;
+    ``leaves_qty`` what is still open (0 once the order is terminal: the unfilled rest of a cancelled,
+    rejected or expired order is ``order_qty - cum_qty``).
     """
 
     venue: str
@@ -107,6 +109,7 @@ class ExecReport:
     venue_order_id: str
     side: Side
     status: ExecStatus
+    order_qty: int
     last_qty: int
     last_price: int
     cum_qty: int

@@ -50,7 +50,7 @@ _EXACT: Final = Context(prec=80, rounding=ROUND_HALF_EVEN)
 _DIVIDE: Final = Context(prec=40, rounding=ROUND_HALF_EVEN)
 _HALF_SUBUNITS: Final = SUBUNITS // 2
 _PENDING_NEW: Final = ExecStatus.PENDING_NEW
-_RELEASES_LEAVES: Final = frozenset({ExecStatus.CANCELED, ExecStatus.REJECTED, ExecStatus.EXPIRED})
+_RELEASES_REST: Final = frozenset({ExecStatus.CANCELED, ExecStatus.REJECTED, ExecStatus.EXPIRED})
 
 
 def _round_div(numerator: int, denominator: int) -> int:
@@ -204,8 +204,8 @@ class Ledger:
             return False
         self._set_state(client_order_id, status)
         done = last_qty if last_qty > 0 else 0
-        if status in _RELEASES_LEAVES:
-            done += report.leaves_qty
+        if status in _RELEASES_REST:
+            done += report.order_qty - report.cum_qty
         changed = False
         if last_qty > 0:
             if trade_key is not None:

@@ -220,6 +220,7 @@ class JsonlEncoder:
         line = _dumps({
             "type": "Exec", "seq": seq, "ts_ns": report.ts_ns, "v": SCHEMA_VERSION,
             "venue": report.venue, "symbol": report.symbol, "side": report.side, "status": report.status,
+            "order_qty": fmt.qty(report.order_qty),
             "last_qty": fmt.qty(report.last_qty), "last_px": fmt.price(report.last_price),
             "cum_qty": fmt.qty(report.cum_qty), "leaves_qty": fmt.qty(report.leaves_qty),
             "client_order_id": report.client_order_id, "venue_order_id": report.venue_order_id,
@@ -382,7 +383,8 @@ def _exec_event(r: _Record, instruments: _Instruments) -> ExecReport:
     return ExecReport(
         venue=r["venue"], symbol=r["symbol"], client_order_id=r["client_order_id"],
         venue_order_id=r["venue_order_id"], side=Side(r["side"]), status=ExecStatus(r["status"]),
-        last_qty=grid.qty(r, "last_qty"), last_price=grid.price(r, "last_px"), cum_qty=grid.qty(r, "cum_qty"),
+        order_qty=grid.qty(r, "order_qty"), last_qty=grid.qty(r, "last_qty"), last_price=grid.price(r, "last_px"),
+        cum_qty=grid.qty(r, "cum_qty"),
         leaves_qty=grid.qty(r, "leaves_qty"), fee=fee, fee_asset=r["fee_asset"], trade_id=r["trade_id"],
         reason=r["reason"], ts_event_ns=_int(r, "ts_event_ns"), ts_ns=_int(r, "ts_ns"),
     )
