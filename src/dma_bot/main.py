@@ -12,6 +12,7 @@ each stage empties its input and closes its outputs, gateways finish their open 
 the last fills, and the recorder writes Stop, flushes, fsyncs and closes last. A second signal cancels
 the whole group (the recorder still flushes what it holds, with a Stop marked unclean); a third exits at
 once. A stage that crashes cancels its siblings and the process exits 1 with the stage named.
+SIGUSR1 moves the kill switch to reducing (only position-shrinking orders pass), SIGUSR2 to halted.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dma_bot.feed.mock import MockFeed, RandomWalk, RandomWalkParams
 from dma_bot.gateways.mock import MockGateway
 from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
 from dma_bot.metrics import ExecutionMetrics, ExecutionObserver, Metrics, MetricsServer, MetricsSources
+from dma_bot.model.enums import KillSwitchState
 from dma_bot.model.events import ExecReport, Route, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
@@ -61,6 +63,7 @@ log = logging.getLogger("dma_bot")
 EXIT_OK = 0
 EXIT_CRASH = 1
 EXIT_FORCED = 130
+OPERATOR_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # kill switch: reducing, halted
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 
 
@@ -418,8 +421,16 @@ async def run_daemon(
         else:
             os._exit(EXIT_FORCED)
 
+    def on_operator_signal(signum: int) -> None:
+        state = KillSwitchState.REDUCING if signum == signal.SIGUSR1 else KillSwitchState.HALTED
+        name = signal.Signals(signum).name
+        engine.risk_engine.kill_switch.set(state, f"operator {name}")
+        log.warning("%s received: kill switch %s (restart the daemon to trade again)", name, state.value)
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
+    for signum in OPERATOR_SIGNALS:
+        loop.add_signal_handler(signum, on_operator_signal, signum)
     log.info(
         "dma_bot %s: feed=%s venue=%s symbols=%s strategies=%s x%d metrics on http://%s:%d/metrics record=%s",
         __version__,
@@ -437,11 +448,12 @@ async def run_daemon(
     try:
         status = await _run_stages(engine, duration)
     except asyncio.CancelledError:
-        if signals_seen < 2:
+        if signals_seen < 2 or main_task is None:
             raise
+        main_task.uncancel()  # the cancellation was ours: turn it into an exit status
         status = EXIT_FORCED
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, *OPERATOR_SIGNALS):
             loop.remove_signal_handler(signum)
         if engine.recorder is not None:
             engine.recorder.close()  # no-op after run(); releases the file if run() never started
