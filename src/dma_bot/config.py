@@ -75,6 +75,8 @@ OWN_PREFIXES: Final = (
     "METRICS_",
     "RECORD_",
     "LOG_LEVEL",
+    "STATUS_",
+    "HEALTH_",
     "BINANCE_",
 )
 _SYMBOL_RE: Final = re.compile(r"^[A-Z0-9]{2,20}$")
@@ -286,6 +288,8 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("METRICS_HOST", "0.0.0.0", _text, "address the metrics endpoint binds"),
     KeySpec("METRICS_PORT", "9898", _int(0, 65535), "Prometheus endpoint port (/ and /metrics); 0 = any free"),
     KeySpec("RECORD_FILE", "events_mock.jsonl", _text, "append-only JSONL event log; empty = off"),
+    KeySpec("STATUS_INTERVAL_S", "10", _int(0, 86_400), "seconds between status lines on stderr; 0 = off"),
+    KeySpec("HEALTH_MAX_TICK_AGE_S", "5", _int(1, 86_400), "/healthz is 503 when a symbol has not ticked this long"),
     KeySpec("LOG_LEVEL", "info", _log_level, "error, warn, info, debug (RUST_LOG is accepted as an alias)"),
     KeySpec("DMA_QUEUE_SIZE", "8192", _int(16, 10_000_000), "capacity of every queue between stages"),
     # -- Binance ------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,6 +36,7 @@ from dma_bot.errors import ConfigError
 from dma_bot.feed.mock import MockFeed, RandomWalk, RandomWalkParams
 from dma_bot.gateways.mock import MockGateway
 from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
+from dma_bot.health import Counters, EngineView, StatusLine, evaluate_health
 from dma_bot.metrics import ExecutionMetrics, ExecutionObserver, Metrics, MetricsServer, MetricsSources
 from dma_bot.model.enums import KillSwitchState
 from dma_bot.model.events import ExecReport, Route, Tick
@@ -158,6 +160,34 @@ class Engine:
     recorder: RecorderStage | None = None
     channels: list[Channel[Any]] = field(default_factory=list)
     metrics: Metrics | None = None
+    stage_states: dict[str, str] = field(default_factory=dict)
+
+    def counters(self) -> Counters:
+        stats = self.risk_engine.stats
+        return Counters(
+            ticks=sum(self.feed.ticks_by_symbol.values()),
+            signals=sum(sum(worker.signals_by_symbol.values()) for _, worker in self.workers),
+            orders=stats.orders_total,
+            fills=self.positions_latest.value.fills,
+            rejects=sum(stats.rejects_by_reason.values()),
+            pnl=self.positions_latest.value.realized_pnl + self.ledger.unrealized_pnl(self.board),
+        )
+
+    def view(self) -> EngineView:
+        board = self.board
+
+        def last_tick_ns(symbol: str) -> int | None:
+            tick = board.last.get(symbol)
+            return None if tick is None else tick.ts_ns
+
+        return EngineView(
+            symbols=self.config["SYMBOLS"],
+            feed_connected=lambda: self.feed.connected,
+            last_tick_ns=last_tick_ns,
+            stage_states=lambda: self.stage_states,
+            kill_switch=lambda: self.risk_engine.kill_switch.state,
+            max_tick_age_ns=self.config["HEALTH_MAX_TICK_AGE_S"] * 1_000_000_000,
+        )
 
     def stop_fields(self) -> dict[str, Any]:
         """Final positions for the JSONL Stop record (exact decimal strings)."""
@@ -333,12 +363,32 @@ def _metrics_sources(engine: Engine) -> MetricsSources:
     )
 
 
-async def _named(name: str, work: Awaitable[None]) -> None:
+async def _named(name: str, work: Awaitable[None], states: dict[str, str]) -> None:
+    states[name] = "running"
     try:
         await work
     except Exception as e:
+        states[name] = "crashed"
         e.add_note(f"(in stage {name})")
         raise
+    except BaseException:
+        states[name] = "stopped"
+        raise
+    states[name] = "stopped"
+
+
+async def _status_lines(engine: Engine, interval_s: int) -> None:
+    """One status line on stderr every ``interval_s`` until the engine stops (plain text, no terminal codes)."""
+    if interval_s <= 0:
+        return
+    status = StatusLine()
+    status.render(engine.counters(), engine.clock.monotonic_ns())
+    while not engine.stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval_s):
+                await engine.stop.wait()
+        if not engine.stop.is_set():
+            print(status.render(engine.counters(), engine.clock.monotonic_ns()), file=sys.stderr, flush=True)
 
 
 async def _positions_then_close(engine: Engine) -> None:
@@ -367,6 +417,7 @@ def _stages(engine: Engine, duration: float) -> list[tuple[str, Coroutine[Any, A
     stages.extend((name, worker.run()) for name, worker in engine.workers)
     stages.append(("feed", engine.feed.run()))
     stages.append(("duration", _stop_after(engine.stop, duration)))
+    stages.append(("status", _status_lines(engine, engine.config["STATUS_INTERVAL_S"])))
     return stages
 
 
@@ -375,7 +426,8 @@ async def _run_stages(engine: Engine, duration: float) -> int:
     try:
         async with asyncio.TaskGroup() as group:
             for name, work in _stages(engine, duration):
-                group.create_task(_named(name, work), name=name)
+                engine.stage_states[name] = "starting"
+                group.create_task(_named(name, work, engine.stage_states), name=name)
     except* Exception as crashed:
         for error in crashed.exceptions:
             notes = " ".join(getattr(error, "__notes__", []))
@@ -395,7 +447,13 @@ async def run_daemon(
     stop = asyncio.Event()
     engine = build_engine(config, clock or LiveClock(), stop)
     assert engine.metrics is not None
-    server = MetricsServer(engine.metrics, config["METRICS_HOST"], config["METRICS_PORT"])
+    view = engine.view()
+    server = MetricsServer(
+        engine.metrics,
+        config["METRICS_HOST"],
+        config["METRICS_PORT"],
+        health=lambda: evaluate_health(view, engine.clock.time_ns()),
+    )
     await server.start()
     if engine.recorder is not None:
         try:

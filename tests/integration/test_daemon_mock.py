@@ -60,6 +60,13 @@ async def test_daemon_trades_scrapes_and_drains_on_sigterm(tmp_path: Path, daemo
     await eventually(filled, what="20 filled exec reports in /metrics")
     text = await _scrape(port)
     root = await _scrape(port, "/")
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as response:
+        assert response.status == 200
+        health = await response.json()
+    assert health["status"] == "ok"
+    assert health["feed"]["connected"] is True
+    assert set(health["feed"]["seconds_since_last_tick"]) == {"BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"}
+    assert health["gateways"] == {"A": "running", "B": "running", "C": "running"}
     assert "ticks_total" in root
     for name in (
         "ticks_total",
@@ -152,11 +159,14 @@ def _assert_complete_and_consistent(records: list[dict[str, Any]]) -> None:
 
 
 async def test_daemon_duration_stops_cleanly(tmp_path: Path, daemons: list[Daemon]) -> None:
-    """--duration stops the daemon by itself, exit 0, with a complete record."""
+    """--duration stops the daemon by itself, exit 0, with a complete record and plain status lines."""
     record = tmp_path / "events.jsonl"
-    daemon = await start_daemon({**FAST, "RECORD_FILE": str(record)}, "--duration", "1.5")
+    daemon = await start_daemon({**FAST, "RECORD_FILE": str(record), "STATUS_INTERVAL_S": "1"}, "--duration", "2.5")
     daemons.append(daemon)
     assert await daemon.finish() == 0, daemon.stderr
+    status_lines = [line for line in daemon.lines if line.startswith("status: ticks/s ")]
+    assert status_lines, daemon.stderr
+    assert all("\x1b" not in line and "\r" not in line for line in status_lines)
     records = _read_jsonl(record)
     _assert_complete_and_consistent(records)
 

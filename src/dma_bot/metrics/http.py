@@ -1,4 +1,4 @@
-"""MetricsServer: serves the exposition at / and /metrics from the daemon's own event loop (aiohttp).
+"""MetricsServer: serves the exposition at / and /metrics, and /healthz, from the daemon's own event loop.
 
 ``start()`` binds the port before trading starts, so a taken port is a start-up error (exit 2), not a
 surprise later. Port 0 picks a free port (tests); ``port`` tells which.
@@ -7,7 +7,10 @@ surprise later. Port 0 picks a free port (tests); ``port`` tells which.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
+from typing import Any
 
+import orjson
 from aiohttp import web
 
 from dma_bot.errors import StartupError
@@ -17,8 +20,15 @@ __all__ = ["MetricsServer"]
 
 
 class MetricsServer:
-    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        host: str,
+        port: int,
+        health: Callable[[], tuple[bool, dict[str, Any]]] | None = None,
+    ) -> None:
         self._metrics = metrics
+        self._health = health
         self._host = host
         self._requested_port = port
         self.port = port
@@ -27,10 +37,19 @@ class MetricsServer:
     async def _handle_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self._metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
+    async def _handle_health(self, request: web.Request) -> web.Response:
+        assert self._health is not None
+        healthy, body = self._health()
+        return web.Response(
+            body=orjson.dumps(body), status=200 if healthy else 503, content_type="application/json"
+        )
+
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/", self._handle_metrics)
         app.router.add_get("/metrics", self._handle_metrics)
+        if self._health is not None:
+            app.router.add_get("/healthz", self._handle_health)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._requested_port, reuse_address=True)

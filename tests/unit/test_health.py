@@ -1,0 +1,78 @@
+"""Health rules and the status line: pure functions of a view of the engine and a given time."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from dma_bot.health import Counters, EngineView, StatusLine, evaluate_health
+from dma_bot.model.enums import KillSwitchState
+
+SECOND = 1_000_000_000
+
+
+def _view(
+    *,
+    connected: bool = True,
+    last: dict[str, int | None] | None = None,
+    stages: dict[str, str] | None = None,
+    kill: KillSwitchState = KillSwitchState.ACTIVE,
+) -> EngineView:
+    ticks = {"BTCUSDT": 100 * SECOND, "ETHUSDT": 100 * SECOND} if last is None else last
+    return EngineView(
+        symbols=("BTCUSDT", "ETHUSDT"),
+        feed_connected=lambda: connected,
+        last_tick_ns=ticks.get,
+        stage_states=lambda: {"feed": "running", "gateway.A": "running"} if stages is None else stages,
+        kill_switch=lambda: kill,
+        max_tick_age_ns=5 * SECOND,
+    )
+
+
+def test_health_fresh_ticks_and_running_gateways_is_ok() -> None:
+    healthy, body = evaluate_health(_view(), 102 * SECOND)
+    assert healthy
+    assert body["status"] == "ok"
+    assert body["feed"] == {"connected": True, "seconds_since_last_tick": {"BTCUSDT": 2.0, "ETHUSDT": 2.0}}
+    assert body["gateways"] == {"A": "running"}
+    assert body["kill_switch"] == "active"
+
+
+def test_health_stale_symbol_is_unhealthy() -> None:
+    healthy, body = evaluate_health(_view(last={"BTCUSDT": 100 * SECOND, "ETHUSDT": 90 * SECOND}), 102 * SECOND)
+    assert not healthy
+    assert body["status"] == "unhealthy"
+    assert body["problems"] == ["ETHUSDT stale for 12.0s"]
+
+
+def test_health_no_tick_yet_disconnected_stopped_gateway_halted() -> None:
+    view = _view(
+        connected=False,
+        last={"BTCUSDT": 100 * SECOND, "ETHUSDT": None},
+        stages={"gateway.A": "crashed"},
+        kill=KillSwitchState.HALTED,
+    )
+    healthy, body = evaluate_health(view, 101 * SECOND)
+    assert not healthy
+    assert body["problems"] == [
+        "no tick yet for ETHUSDT",
+        "feed not connected",
+        "gateway A crashed",
+        "kill switch halted",
+    ]
+
+
+def test_health_reducing_is_degraded_but_serving() -> None:
+    healthy, body = evaluate_health(_view(kill=KillSwitchState.REDUCING), 101 * SECOND)
+    assert healthy
+    assert body["status"] == "degraded"
+
+
+def test_status_line_rates_between_readings() -> None:
+    status = StatusLine()
+    first = status.render(Counters(ticks=0, signals=0, orders=0, fills=0, rejects=0, pnl=Decimal(0)), 0)
+    assert first.startswith("status: ticks/s - ticks 0")
+    line = status.render(
+        Counters(ticks=2000, signals=30, orders=5, fills=7, rejects=25, pnl=Decimal("-1.234")), 2 * SECOND
+    )
+    assert line == "status: ticks/s 1,000 ticks 2,000 signals 30 orders 5 fills 7 rejects 25 pnl -1.23"
+    assert "\x1b" not in line and "\r" not in line
