@@ -37,7 +37,7 @@ from dma_bot.feed.mock import MockFeed, RandomWalk, RandomWalkParams
 from dma_bot.gateways.mock import MockGateway
 from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
 from dma_bot.health import Counters, EngineView, StatusLine, evaluate_health
-from dma_bot.metrics import ExecutionMetrics, ExecutionObserver, Metrics, MetricsServer, MetricsSources
+from dma_bot.metrics import ExecutionMetrics, ExecutionObserver, Metrics, MetricsServer, MetricsSources, StreamHealth
 from dma_bot.model.enums import KillSwitchState
 from dma_bot.model.events import ExecReport, Route, Tick
 from dma_bot.model.instrument import Instrument
@@ -360,6 +360,18 @@ def _metrics_sources(engine: Engine) -> MetricsSources:
         positions=lambda: engine.positions_latest.value,
         unrealized_pnl=lambda: engine.ledger.unrealized_pnl(engine.board),
         queues=engine.channels,
+        streams=lambda: [
+            StreamHealth(
+                venue="MOCK",
+                stream="market",
+                connected=engine.feed.connected,
+                reconnects=0,
+                last_event_ns=max((tick.ts_ns for tick in engine.board.last.values()), default=None),
+            )
+        ],
+        # simulated venues have no user-data stream: no (re)subscriptions, none failed
+        subscriptions=lambda: {gateway.venue: (0, 0) for gateway in engine.gateways},
+        now_ns=engine.clock.time_ns,
     )
 
 

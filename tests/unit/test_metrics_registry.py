@@ -6,7 +6,7 @@ from decimal import Decimal
 from types import MappingProxyType
 
 from dma_bot.bus import Channel
-from dma_bot.metrics import ExecutionMetrics, Metrics, MetricsSources
+from dma_bot.metrics import ExecutionMetrics, Metrics, MetricsSources, StreamHealth
 from dma_bot.model import ExecReport, ExecStatus, Instrument, KillSwitchState, Route, Side
 from dma_bot.model.positions import PositionSnapshot, VenuePosition
 
@@ -52,6 +52,11 @@ def _sources(executions: ExecutionMetrics) -> MetricsSources:
         positions=lambda: snapshot,
         unrealized_pnl=lambda: Decimal("-1.25"),
         queues=[Channel("signals", 8)],
+        streams=lambda: [
+            StreamHealth(venue="MOCK", stream="market", connected=True, reconnects=2, last_event_ns=7_500_000_000)
+        ],
+        subscriptions=lambda: {"A": (3, 1)},
+        now_ns=lambda: 10_000_000_000,
     )
 
 
@@ -94,6 +99,12 @@ def test_exposition_uses_the_original_names_exactly() -> None:
     assert samples['latency_signal_to_ack_ms_bucket{le="+Inf"}'] == 1
     assert samples["latency_signal_to_ack_ms_count"] == 1
     assert samples["latency_signal_to_ack_ms_sum"] == 2.5
+    assert samples['binance_ws_connected{stream="market",venue="MOCK"}'] == 1
+    assert samples['binance_ws_reconnects_total{stream="market",venue="MOCK"}'] == 2
+    assert samples['binance_ws_last_event_ts{stream="market",venue="MOCK"}'] == 7
+    assert samples['binance_ws_last_event_age_seconds{stream="market",venue="MOCK"}'] == 2.5
+    assert samples['binance_listenkey_keepalive_ok_total{venue="A"}'] == 3
+    assert samples['binance_listenkey_keepalive_err_total{venue="A"}'] == 1
     assert not any(name.endswith("_created") or "_total_total" in name for name in samples)
 
 

@@ -3,7 +3,7 @@
 from dma_bot.metrics.executions import LATENCY_BUCKETS_MS, ExecutionMetrics
 from dma_bot.metrics.http import MetricsServer
 from dma_bot.metrics.observer import ExecutionObserver
-from dma_bot.metrics.registry import Metrics, MetricsSources
+from dma_bot.metrics.registry import Metrics, MetricsSources, StreamHealth
 
 __all__ = [
     "LATENCY_BUCKETS_MS",
@@ -12,4 +12,5 @@ __all__ = [
     "Metrics",
     "MetricsServer",
     "MetricsSources",
+    "StreamHealth",
 ]

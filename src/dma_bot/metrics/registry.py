@@ -26,7 +26,7 @@ from dma_bot.model.enums import KillSwitchState
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.positions import PositionSnapshot
 
-__all__ = ["CONTENT_TYPE", "Metrics", "MetricsSources"]
+__all__ = ["CONTENT_TYPE", "Metrics", "MetricsSources", "StreamHealth"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -38,6 +38,17 @@ class _Depth(Protocol):
 
     @property
     def maxsize(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamHealth:
+    """One streaming connection: the market-data feed (stream "market") or a venue's user-data stream ("user")."""
+
+    venue: str
+    stream: str
+    connected: bool
+    reconnects: int
+    last_event_ns: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,6 +70,9 @@ class MetricsSources:
     positions: Callable[[], PositionSnapshot]
     unrealized_pnl: Callable[[], Decimal]
     queues: Sequence[_Depth]
+    streams: Callable[[], Iterable[StreamHealth]]
+    subscriptions: Callable[[], Mapping[str, tuple[int, int]]]  # venue -> (ok, err) user-data (re)subscriptions
+    now_ns: Callable[[], int]
 
 
 def _family(name: str, documentation: str, kind: str) -> Metric:
@@ -82,6 +96,30 @@ class EngineCollector(Collector):
             capacity.add_sample("queue_capacity", {"queue": queue.name}, queue.maxsize)
         yield depth
         yield capacity
+        yield from self._streams(s)
+
+    @staticmethod
+    def _streams(s: MetricsSources) -> Iterator[Metric]:
+        connected = _family("binance_ws_connected", "1 if the streaming connection is up, 0 otherwise", "gauge")
+        reconnects = _family("binance_ws_reconnects", "Reconnects of the streaming connection", "counter")
+        last_ts = _family("binance_ws_last_event_ts", "Unix seconds of the last event received", "gauge")
+        age = _family("binance_ws_last_event_age_seconds", "Seconds since the last event received", "gauge")
+        now_ns = s.now_ns()
+        for health in s.streams():
+            labels = {"venue": health.venue, "stream": health.stream}
+            connected.add_sample("binance_ws_connected", labels, 1 if health.connected else 0)
+            reconnects.add_sample("binance_ws_reconnects_total", labels, health.reconnects)
+            if health.last_event_ns is not None:
+                last_ts.add_sample("binance_ws_last_event_ts", labels, health.last_event_ns // 1_000_000_000)
+                age.add_sample("binance_ws_last_event_age_seconds", labels, max(now_ns - health.last_event_ns, 0) / 1e9)
+        yield from (connected, reconnects, last_ts, age)
+        ok = _family("binance_listenkey_keepalive_ok", "Successful user-data stream (re)subscriptions", "counter")
+        err = _family("binance_listenkey_keepalive_err", "Failed user-data stream (re)subscriptions", "counter")
+        for venue, (ok_count, err_count) in s.subscriptions().items():
+            ok.add_sample("binance_listenkey_keepalive_ok_total", {"venue": venue}, ok_count)
+            err.add_sample("binance_listenkey_keepalive_err_total", {"venue": venue}, err_count)
+        yield ok
+        yield err
 
     @staticmethod
     def _config(s: MetricsSources) -> Iterator[Metric]:
