@@ -386,3 +386,14 @@ def test_ledger_terminal_order_releases_its_unfilled_rest_from_order_qty() -> No
                          leaves_qty=7, client_order_id="p1"))
     ledger.apply(_report(status=ExecStatus.CANCELED, cum_qty=3, order_qty=10, leaves_qty=0, client_order_id="p1"))
     assert ledger.snapshot().done_steps[("BTCUSDT", Side.BUY)] == 4 + 3 + 7
+
+
+def test_ledger_same_trade_id_on_two_symbols_is_two_fills() -> None:
+    """Binance trade ids are unique per symbol only: the same id on another symbol is a different fill."""
+    ledger = Ledger(INSTRUMENTS)
+    assert ledger.apply(_report(status=ExecStatus.FILLED, last_qty=2, last_price=10_000, trade_id="7"))
+    assert ledger.apply(
+        _report(status=ExecStatus.FILLED, last_qty=3, last_price=200, trade_id="7", symbol="ETHUSDT",
+                client_order_id="c2")
+    )
+    assert ledger.snapshot().net_steps == {"BTCUSDT": 2, "ETHUSDT": 3}

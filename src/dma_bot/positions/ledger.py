@@ -164,8 +164,8 @@ class Ledger:
         self._done: dict[tuple[str, Side], int] = {}
         self._orders: dict[str, ExecStatus] = {}
         self._terminal: deque[str] = deque()
-        self._trades: set[tuple[str, str]] = set()
-        self._trade_order: deque[tuple[str, str]] = deque()
+        self._trades: set[tuple[str, str, str]] = set()  # (venue, symbol, trade id): Binance ids are per symbol
+        self._trade_order: deque[tuple[str, str, str]] = deque()
         self._snapshot: PositionSnapshot | None = None
         self.stats = LedgerStats()
 
@@ -187,7 +187,7 @@ class Ledger:
         last_qty = report.last_qty
         trade_key = None
         if last_qty > 0 and report.trade_id is not None:
-            trade_key = (report.venue, report.trade_id)
+            trade_key = (report.venue, report.symbol, report.trade_id)
             if trade_key in self._trades:
                 self.stats.duplicate_fills += 1
                 return False
@@ -250,7 +250,7 @@ class Ledger:
                     del self._orders[forgotten]
                     self.stats.forgotten_orders += 1
 
-    def _remember_trade(self, trade_key: tuple[str, str]) -> None:
+    def _remember_trade(self, trade_key: tuple[str, str, str]) -> None:
         self._trades.add(trade_key)
         order = self._trade_order
         order.append(trade_key)
