@@ -1,0 +1,191 @@
+"""The Binance Spot market-data feed: one combined-stream WebSocket carrying ``<symbol>@bookTicker`` for all
+symbols, decoded by :mod:`dma_bot.binance.codec` into Ticks.
+
+The shell only moves bytes and keeps time: it connects, answers pings (the websockets library replies to the
+server's pings and sends its own keepalive pings), reconnects after any drop with capped, jittered
+exponential backoff (:class:`~dma_bot.feed.reconnect.Backoff`), drops a connection that stayed silent past
+the stale threshold or that is about to reach Binance's 24-hour cut (:class:`~dma_bot.feed.reconnect.Watchdog`),
+and reconnects at once on ``serverShutdown``. A malformed frame is counted, logged (first occurrences), and
+skipped: it never stops the feed. On stop it closes the socket and then closes its outputs once.
+
+``BINANCE_WS_URL`` keeps the original presets' meaning, the stream base ending in ``/ws``;
+:func:`combined_stream_url` turns it into ``.../stream?streams=btcusdt@bookTicker/...``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from dma_bot.binance.codec import MarketControl, MarketControlKind, parse_market_frame
+from dma_bot.bus import Fanout
+from dma_bot.clock import Clock
+from dma_bot.errors import ProtocolError
+from dma_bot.feed.reconnect import Backoff, Verdict, Watchdog
+from dma_bot.model.events import Tick
+from dma_bot.model.instrument import Instrument
+from dma_bot.model.market import MarketBoard
+
+__all__ = ["BinanceFeed", "combined_stream_url"]
+
+log = logging.getLogger(__name__)
+
+_LOGGED_BAD_FRAMES: Final = 10
+_MAX_STREAMS_PER_CONNECTION: Final = 1024
+
+
+def combined_stream_url(ws_base: str, symbols: Sequence[str]) -> str:
+    """``wss://host/ws`` (or ``wss://host``) + symbols -> the combined bookTicker stream URL."""
+    if not symbols:
+        raise ValueError("symbols: at least one symbol, was none")
+    if len(symbols) > _MAX_STREAMS_PER_CONNECTION:
+        raise ValueError(f"symbols: at most {_MAX_STREAMS_PER_CONNECTION} per connection, was {len(symbols)}")
+    base = ws_base.rstrip("/")
+    base = base.removesuffix("/ws").removesuffix("/stream")
+    streams = "/".join(f"{symbol.lower()}@bookTicker" for symbol in symbols)
+    return f"{base}/stream?streams={streams}"
+
+
+class BinanceFeed:
+    """Streams bookTicker for ``instruments`` until ``stop`` is set, reconnecting as needed."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        instruments: Mapping[str, Instrument],
+        routes: Mapping[str, Fanout[Tick]],
+        board: MarketBoard,
+        clock: Clock,
+        stop: asyncio.Event,
+        backoff: Backoff,
+        watchdog: Watchdog,
+        seed: int = 0,
+        venue: str = "BINANCE",
+        open_timeout_s: float = 10.0,
+    ) -> None:
+        missing = [symbol for symbol in instruments if symbol not in routes]
+        if missing:
+            raise ValueError(f"routes: a fan-out for every symbol, missing {missing}")
+        self.url = url
+        self.venue = venue
+        self._instruments = dict(instruments)
+        self._routes = dict(routes)
+        self._board = board
+        self._clock = clock
+        self._stop = stop
+        self._backoff = backoff
+        self._watchdog = watchdog
+        self._rng = random.Random(seed)
+        self._open_timeout_s = open_timeout_s
+        self.ticks_by_symbol: dict[str, int] = dict.fromkeys(instruments, 0)
+        self.connected = False
+        self.reconnects = 0
+        self.connections = 0
+        self.bad_frames = 0
+        self.last_event_ns: int | None = None
+        self.last_close_reason = ""
+
+    async def run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            started_ns = self._clock.monotonic_ns()
+            try:
+                async with connect(
+                    self.url,
+                    open_timeout=self._open_timeout_s,
+                    ping_interval=20,
+                    ping_timeout=20,
+                    max_size=2**20,
+                    compression=None,
+                ) as ws:
+                    self.connections += 1
+                    self.connected = True
+                    log.info("binance feed connected: %s", self.url)
+                    try:
+                        self.last_close_reason = await self._session(ws)
+                    finally:
+                        self.connected = False
+            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as e:
+                self.last_close_reason = f"{type(e).__name__}: {e}"
+            if self._stop.is_set():
+                break
+            up_s = (self._clock.monotonic_ns() - started_ns) / 1e9
+            if up_s >= self._backoff.reset_after_s or self.last_close_reason.startswith(("rollover", "serverShutdown")):
+                attempt = 0
+            attempt += 1
+            self.reconnects += 1
+            delay = 0.0 if attempt == 1 and self.connections else self._backoff.delay(attempt, self._rng)
+            log.warning(
+                "binance feed disconnected (%s); reconnect %d in %.2fs", self.last_close_reason, attempt, delay
+            )
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._stop.wait()
+        for route in {id(r): r for r in self._routes.values()}.values():
+            await route.close()
+
+    async def _session(self, ws: ClientConnection) -> str:
+        """Pump frames until stop, a watchdog verdict, serverShutdown or a drop. Returns why it ended."""
+        async with asyncio.TaskGroup() as group:
+            closer = group.create_task(self._close_on_stop(ws))
+            try:
+                return await self._pump(ws)
+            finally:
+                closer.cancel()
+
+    async def _close_on_stop(self, ws: ClientConnection) -> None:
+        await self._stop.wait()
+        await ws.close()
+
+    async def _pump(self, ws: ClientConnection) -> str:
+        clock, watchdog = self._clock, self._watchdog
+        instruments, routes, board = self._instruments, self._routes, self._board
+        counts = self.ticks_by_symbol
+        connected_ns = last_frame_ns = clock.monotonic_ns()
+        while True:
+            wait_s = (watchdog.next_check_ns(connected_ns=connected_ns, last_frame_ns=last_frame_ns)
+                      - clock.monotonic_ns()) / 1e9
+            try:
+                async with asyncio.timeout(max(wait_s, 0.0)):
+                    raw = await ws.recv()
+            except TimeoutError:
+                verdict = watchdog.verdict(
+                    connected_ns=connected_ns, last_frame_ns=last_frame_ns, now_ns=clock.monotonic_ns()
+                )
+                if verdict is Verdict.OK:
+                    continue
+                await ws.close()
+                return f"{verdict.value}: no frame for {(clock.monotonic_ns() - last_frame_ns) / 1e9:.1f}s" \
+                    if verdict is Verdict.STALE else "rollover: connection age limit"
+            except websockets.exceptions.ConnectionClosed as e:
+                return "stopped" if self._stop.is_set() else f"closed by peer or network: {e}"
+            last_frame_ns = clock.monotonic_ns()
+            recv_ns = clock.time_ns()
+            try:
+                event = parse_market_frame(raw, instruments, recv_ns)
+            except ProtocolError as e:
+                self.bad_frames += 1
+                if self.bad_frames <= _LOGGED_BAD_FRAMES:
+                    log.warning("binance feed: skipped a bad frame (%d so far): %s", self.bad_frames, e)
+                continue
+            if type(event) is Tick:
+                self.last_event_ns = recv_ns
+                board.update(event)
+                counts[event.symbol] += 1
+                await routes[event.symbol].put(event)
+            elif isinstance(event, MarketControl):
+                self.last_event_ns = recv_ns
+                if event.kind is MarketControlKind.SERVER_SHUTDOWN:
+                    await ws.close()
+                    return "serverShutdown"
+                if event.kind is MarketControlKind.ERROR:
+                    log.warning("binance feed: stream error %s: %s", event.code, event.message)
