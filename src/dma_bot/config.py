@@ -293,11 +293,30 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("LOG_LEVEL", "info", _log_level, "error, warn, info, debug (RUST_LOG is accepted as an alias)"),
     KeySpec("DMA_QUEUE_SIZE", "8192", _int(16, 10_000_000), "capacity of every queue between stages"),
     # -- Binance ------------------------------------------------------------------------------------
-    KeySpec("BINANCE_WS_URL", "wss://testnet.binance.vision/ws", _url, "Binance market stream base URL"),
-    KeySpec("BINANCE_REST_URL", "https://testnet.binance.vision", _url, "Binance REST base URL"),
+    KeySpec(
+        "BINANCE_WS_URL",
+        "wss://testnet.binance.vision/ws",
+        _url,
+        "Binance market stream base ending in /ws (mainnet default wss://stream.binance.com:9443/ws when "
+        "FEED_MODE=binance_mainnet)",
+    ),
+    KeySpec(
+        "BINANCE_REST_URL",
+        "https://testnet.binance.vision",
+        _url,
+        "Binance REST base (mainnet default https://api.binance.com when a mode is binance_mainnet)",
+    ),
     KeySpec("BINANCE_API_KEY", "", _secret, "Binance API key", secret=True),
     KeySpec("BINANCE_API_SECRET", "", _secret, "Binance API secret", secret=True),
     KeySpec("BINANCE_RECV_WINDOW", "5000", _int(1, 60_000), "Binance recvWindow, ms"),
+    KeySpec("BINANCE_STALE_S", "30", _int(1, 3600), "drop and reconnect a market stream silent this long, seconds"),
+    KeySpec("BINANCE_RECONNECT_MAX_S", "30", _int(1, 3600), "longest wait between reconnect attempts, seconds"),
+    KeySpec(
+        "BINANCE_CONNECTION_MAX_AGE_S",
+        "84600",
+        _int(60, 86_000),
+        "reconnect a stream after this long, before Binance's 24 h cut, seconds",
+    ),
 )
 _BY_NAME: Final = {spec.name: spec for spec in KEYS}
 ALIASES: Final = {"RUST_LOG": "LOG_LEVEL"}
@@ -398,6 +417,7 @@ def load_config(file_values: Mapping[str, str], environ: Mapping[str, str]) -> C
         sources.setdefault(spec.name, "default")
 
     _legacy_single_keys(values, sources, merged)
+    _mode_defaults(values, sources)
     _cross_checks(values)
     return Config(values=values, sources=sources)
 
@@ -442,12 +462,25 @@ def _cross_checks(values: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"ROUTER_TOP_N: at most the number of VENUES ({len(values['VENUES'])}), was {values['ROUTER_TOP_N']}"
         )
-    for mode_key in ("FEED_MODE", "VENUE_MODE"):
-        if values[mode_key] != "mock":
-            raise ConfigError(
-                f"{mode_key}: mock (Binance modes are not available in this version yet), "
-                f"was {values[mode_key]!r}"
-            )
+    if values["VENUE_MODE"] != "mock":
+        raise ConfigError(
+            f"VENUE_MODE: mock (the Binance gateway is not available in this version yet; FEED_MODE=binance_* "
+            f"with VENUE_MODE=mock paper-trades on Binance prices), was {values['VENUE_MODE']!r}"
+        )
+
+
+_MAINNET_URLS: Final = {
+    "BINANCE_WS_URL": "wss://stream.binance.com:9443/ws",
+    "BINANCE_REST_URL": "https://api.binance.com",
+}
+
+
+def _mode_defaults(values: dict[str, Any], sources: Mapping[str, str]) -> None:
+    """Mainnet modes default to mainnet URLs (as the original did): a mode never silently talks to testnet."""
+    if "binance_mainnet" in (values["FEED_MODE"], values["VENUE_MODE"]):
+        for key, url in _MAINNET_URLS.items():
+            if sources.get(key) == "default":
+                values[key] = url
 
 
 def help_table() -> str:

@@ -29,11 +29,15 @@ from decimal import Decimal
 from typing import Any
 
 from dma_bot import __version__
+from dma_bot.binance.errors import VenueError
 from dma_bot.bus import Channel, Fanout, Latest, fanout
 from dma_bot.clock import Clock, LiveClock
 from dma_bot.config import Config
-from dma_bot.errors import ConfigError
+from dma_bot.errors import ConfigError, ProtocolError, StartupError
+from dma_bot.feed.binance import BinanceFeed, combined_stream_url
 from dma_bot.feed.mock import MockFeed, RandomWalk, RandomWalkParams
+from dma_bot.feed.reconnect import Backoff, Watchdog
+from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.mock import MockGateway
 from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
 from dma_bot.health import Counters, EngineView, StatusLine, evaluate_health
@@ -145,7 +149,7 @@ class Engine:
     instruments: dict[str, Instrument]
     board: MarketBoard
     positions_latest: Latest[PositionSnapshot]
-    feed: MockFeed
+    feed: MockFeed | BinanceFeed
     workers: list[tuple[str, StrategyWorker]]
     risk_engine: RiskEngine
     risk: RiskStage
@@ -209,11 +213,73 @@ class Engine:
         }
 
 
-def build_engine(config: Config, clock: Clock, stop: asyncio.Event) -> Engine:
+def _quantities(config: Config, instruments: dict[str, Instrument]) -> dict[str, int]:
+    """STRATEGY_QTY in each symbol's steps (rounded down); a symbol where it rounds to zero is an error."""
+    quantities = {symbol: i.qty_to_steps(config["STRATEGY_QTY"]) for symbol, i in instruments.items()}
+    for symbol, steps in quantities.items():
+        if steps <= 0:
+            raise ConfigError(
+                f"STRATEGY_QTY: at least one quantity step of {symbol} ({instruments[symbol].step_size}), "
+                f"was {config['STRATEGY_QTY']}"
+            )
+    return quantities
+
+
+def _feed(
+    config: Config,
+    instruments: dict[str, Instrument],
+    routes: dict[str, Fanout[Tick]],
+    board: MarketBoard,
+    clock: Clock,
+    stop: asyncio.Event,
+) -> MockFeed | BinanceFeed:
+    symbols: tuple[str, ...] = config["SYMBOLS"]
+    if config["FEED_MODE"] == "mock":
+        first = instruments[symbols[0]]
+        walk_params = RandomWalkParams(
+            start_ticks=first.price_to_ticks(config["MOCK_START_PRICE"]),
+            min_ticks=first.price_to_ticks(config["MOCK_MIN_PRICE"]),
+            max_spread_ticks=config["MOCK_MAX_SPREAD_TICKS"],
+        )
+        walk = RandomWalk(symbols, walk_params, config["MOCK_SEED"])
+        return MockFeed(walk, routes, board, clock, config["MOCK_RATE"], stop)
+    return BinanceFeed(
+        url=combined_stream_url(config["BINANCE_WS_URL"], symbols),
+        instruments=instruments,
+        routes=routes,
+        board=board,
+        clock=clock,
+        stop=stop,
+        backoff=Backoff(max_s=float(config["BINANCE_RECONNECT_MAX_S"])),
+        watchdog=Watchdog(
+            stale_after_ns=config["BINANCE_STALE_S"] * 1_000_000_000,
+            max_age_ns=config["BINANCE_CONNECTION_MAX_AGE_S"] * 1_000_000_000,
+        ),
+        seed=config["MOCK_SEED"],
+    )
+
+
+async def load_instruments(config: Config, clock: Clock) -> dict[str, Instrument]:
+    """The symbols' instruments: the mock grid, or the venue's exchangeInfo (every symbol must be TRADING)."""
+    if config["FEED_MODE"] == "mock":
+        return mock_instruments(config)
+    url = config["BINANCE_REST_URL"]
+    try:
+        async with BinanceRest(url, clock=clock) as rest:
+            rules = await rest.exchange_info(config["SYMBOLS"])
+    except (VenueError, ProtocolError) as e:
+        raise StartupError(f"BINANCE_REST_URL: a reachable Binance REST API (exchangeInfo), was {url!r} ({e})") from e
+    return {symbol: rule.instrument for symbol, rule in rules.items()}
+
+
+def build_engine(
+    config: Config, clock: Clock, stop: asyncio.Event, instruments: dict[str, Instrument] | None = None
+) -> Engine:
     """Build every stage and queue; nothing is opened or bound yet."""
     size = config["DMA_QUEUE_SIZE"]
     symbols: tuple[str, ...] = config["SYMBOLS"]
-    instruments = mock_instruments(config)
+    if instruments is None:
+        instruments = mock_instruments(config)
     board = MarketBoard()
     latest: Latest[PositionSnapshot] = Latest(EMPTY_SNAPSHOT)
     channels: list[Channel[Any]] = []
@@ -230,31 +296,21 @@ def build_engine(config: Config, clock: Clock, stop: asyncio.Event) -> Engine:
     exec_positions = channel("exec.positions")
     exec_metrics = channel("exec.metrics")
 
-    quantity = instruments[symbols[0]].qty_to_steps(config["STRATEGY_QTY"])
-    if quantity <= 0:
-        raise ConfigError(
-            f"STRATEGY_QTY: at least one quantity step ({config['MOCK_STEP_SIZE']}), was {config['STRATEGY_QTY']}"
-        )
+    quantities = _quantities(config, instruments)
     params = _strategy_params(config)
     tick_targets: dict[str, list[Channel[Tick]]] = {symbol: [] for symbol in symbols}
     workers: list[tuple[str, StrategyWorker]] = []
     for name in config["STRATEGIES"]:
         for index, owned in enumerate(shard(symbols, config["STRATEGY_WORKERS"])):
             inbox = channel(f"ticks.{name}.{index}")
-            strategies = {symbol: make_strategy(name, params, symbol, quantity) for symbol in owned}
+            strategies = {symbol: make_strategy(name, params, symbol, quantities[symbol]) for symbol in owned}
             for symbol in owned:
                 tick_targets[symbol].append(inbox)
             worker = StrategyWorker(name, strategies, inbox, fanout(signals, *copies), clock)
             workers.append((f"strategy.{name}.{index}", worker))
     routes = {symbol: fanout(*tick_targets[symbol], *copies) for symbol in symbols}
 
-    walk_params = RandomWalkParams(
-        start_ticks=instruments[symbols[0]].price_to_ticks(config["MOCK_START_PRICE"]),
-        min_ticks=instruments[symbols[0]].price_to_ticks(config["MOCK_MIN_PRICE"]),
-        max_spread_ticks=config["MOCK_MAX_SPREAD_TICKS"],
-    )
-    walk = RandomWalk(symbols, walk_params, config["MOCK_SEED"])
-    feed = MockFeed(walk, routes, board, clock, config["MOCK_RATE"], stop)
+    feed = _feed(config, instruments, routes, board, clock, stop)
 
     order_ids = ClientOrderIds(run_prefix(clock.time_ns()))
     risk_engine = RiskEngine(_risk_params(config), instruments, board, latest, order_ids)
@@ -360,18 +416,29 @@ def _metrics_sources(engine: Engine) -> MetricsSources:
         positions=lambda: engine.positions_latest.value,
         unrealized_pnl=lambda: engine.ledger.unrealized_pnl(engine.board),
         queues=engine.channels,
-        streams=lambda: [
-            StreamHealth(
-                venue="MOCK",
-                stream="market",
-                connected=engine.feed.connected,
-                reconnects=0,
-                last_event_ns=max((tick.ts_ns for tick in engine.board.last.values()), default=None),
-            )
-        ],
+        streams=lambda: [_feed_health(engine)],
         # simulated venues have no user-data stream: no (re)subscriptions, none failed
         subscriptions=lambda: {gateway.venue: (0, 0) for gateway in engine.gateways},
         now_ns=engine.clock.time_ns,
+    )
+
+
+def _feed_health(engine: Engine) -> StreamHealth:
+    feed = engine.feed
+    if isinstance(feed, BinanceFeed):
+        return StreamHealth(
+            venue=feed.venue,
+            stream="market",
+            connected=feed.connected,
+            reconnects=feed.reconnects,
+            last_event_ns=feed.last_event_ns,
+        )
+    return StreamHealth(
+        venue="MOCK",
+        stream="market",
+        connected=feed.connected,
+        reconnects=0,
+        last_event_ns=max((tick.ts_ns for tick in engine.board.last.values()), default=None),
     )
 
 
@@ -457,7 +524,9 @@ async def run_daemon(
 ) -> int:
     """Run the engine until stopped. Returns the exit status; start-up errors raise."""
     stop = asyncio.Event()
-    engine = build_engine(config, clock or LiveClock(), stop)
+    clock = clock or LiveClock()
+    instruments = await load_instruments(config, clock)
+    engine = build_engine(config, clock, stop, instruments)
     assert engine.metrics is not None
     view = engine.view()
     server = MetricsServer(

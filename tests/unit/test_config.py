@@ -38,10 +38,25 @@ def test_mock_preset_file_matches_defaults_for_every_key_it_sets() -> None:
 
 @pytest.mark.parametrize("preset", [".env.sandbox", ".env.mainnet"])
 def test_binance_presets_parse_and_fail_clearly(preset: str) -> None:
-    """The Binance presets parse; Binance mode is refused with a message saying it is not available yet."""
+    """The Binance presets parse; the Binance venue is refused with a message saying it is not available yet."""
     values = read_env_file(ROOT / preset)
-    with pytest.raises(ConfigError, match=r"^FEED_MODE: mock \(Binance modes are not available"):
+    with pytest.raises(ConfigError, match=r"^VENUE_MODE: mock \(the Binance gateway is not available"):
         load_config(values, {})
+
+
+def test_binance_feed_with_mock_venue_is_paper_trading_and_needs_no_keys() -> None:
+    config = load_config({"FEED_MODE": "binance_sandbox", "VENUE_MODE": "mock"}, {})
+    assert config["FEED_MODE"] == "binance_sandbox"
+    assert config["BINANCE_WS_URL"] == "wss://testnet.binance.vision/ws"
+    assert not config["BINANCE_API_KEY"]
+
+
+def test_mainnet_mode_defaults_to_mainnet_urls_but_keeps_given_ones() -> None:
+    config = load_config({"FEED_MODE": "binance_mainnet"}, {})
+    assert config["BINANCE_WS_URL"] == "wss://stream.binance.com:9443/ws"
+    assert config["BINANCE_REST_URL"] == "https://api.binance.com"
+    given = load_config({"FEED_MODE": "binance_mainnet", "BINANCE_WS_URL": "ws://127.0.0.1:1/ws"}, {})
+    assert given["BINANCE_WS_URL"] == "ws://127.0.0.1:1/ws"
 
 
 def test_environment_overrides_file() -> None:
