@@ -2,11 +2,11 @@
 
 A server process on 127.0.0.1 streams pre-built combined-stream bookTicker frames (the exact Spot shape) as
 fast as the client reads them. In this process the client decodes every frame with the daemon's codec into
-a Tick and hands it to a bounded Channel that a consumer drains, as the engine would. Two clients are
-measured with the same decoding, so the WebSocket library choice rests on a number:
+a Tick and hands it to a bounded Channel that a consumer drains, as the engine would. The WebSocket library
+choice rests on these numbers (same frames, same codec, same Channel, interleaved rounds, medians):
 
-* ``websockets``: the library :class:`dma_bot.feed.binance.BinanceFeed` uses (the real feed class runs here);
-* ``aiohttp``: ``ClientSession.ws_connect`` with the same codec, for comparison;
+* ``feed``: the real :class:`dma_bot.feed.binance.BinanceFeed` (aiohttp client, watchdog, board, counters);
+* ``aiohttp`` and ``websockets``: a minimal read -> decode -> put loop on each library;
 * ``decode``: the codec alone on the same frames, no socket (the ceiling).
 
 Prints human-readable lines; with ``--json`` the last line is one JSON object.
@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import multiprocessing
 import socket
+import statistics
 import sys
 import time
 from decimal import Decimal
@@ -93,6 +94,30 @@ async def _consume(channel: Channel[Tick], expected: int) -> int:
 
 
 async def _bench_websockets(url: str, count: int) -> float:
+    from websockets.asyncio.client import connect
+
+    channel: Channel[Tick] = Channel("ticks", 8192, producers=0)
+    out = fanout(channel)
+    clock = LiveClock()
+
+    async def read() -> None:
+        async with connect(url, compression=None, max_size=2**20) as ws:
+            async for raw in ws:
+                tick = parse_market_frame(raw, INSTRUMENTS, clock.time_ns())
+                if type(tick) is Tick:
+                    await out.put(tick)
+        await out.close()
+
+    start = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        group.create_task(read())
+        got = await _consume(channel, count)
+    elapsed = time.perf_counter() - start
+    assert got >= count, (got, count)
+    return count / elapsed
+
+
+async def _bench_feed(url: str, count: int) -> float:
     """The real BinanceFeed: frames -> codec -> Tick -> Channel, until the server closes after ``count``."""
     channel: Channel[Tick] = Channel("ticks", 8192, producers=0)
     stop = asyncio.Event()
@@ -152,12 +177,13 @@ def _bench_decode(frames: list[bytes]) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=200_000, help="frames per run (default 200000)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved runs per client; medians reported")
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     args = parser.parse_args(argv)
 
     context = multiprocessing.get_context("spawn")
     port_queue = context.Queue()
-    server = context.Process(target=_serve, args=(port_queue, args.frames, 4), daemon=True)
+    server = context.Process(target=_serve, args=(port_queue, args.frames, 3 * args.rounds), daemon=True)
     server.start()
     try:
         port = port_queue.get(timeout=30)
@@ -165,23 +191,34 @@ def main(argv: list[str] | None = None) -> int:
             pass
         url = f"ws://127.0.0.1:{port}/stream?streams=" + "/".join(f"{s.lower()}@bookTicker" for s in SYMBOLS)
         decode = _bench_decode(_frames(args.frames))
-        websockets_rate = asyncio.run(_bench_websockets(url, args.frames))
-        aiohttp_rate = asyncio.run(_bench_aiohttp(url, args.frames))
+        runs: dict[str, list[float]] = {"feed": [], "aiohttp": [], "websockets": []}
+        benches = {"feed": _bench_feed, "aiohttp": _bench_aiohttp, "websockets": _bench_websockets}
+        for round_ in range(args.rounds):  # interleaved, rotating who goes first: the machine is shared
+            names = list(benches)
+            for name in names[round_ % 3 :] + names[: round_ % 3]:
+                runs[name].append(asyncio.run(benches[name](url, args.frames)))
+        feed_rate = statistics.median(runs["feed"])
+        websockets_rate = statistics.median(runs["websockets"])
+        aiohttp_rate = statistics.median(runs["aiohttp"])
     finally:
         server.terminate()
         server.join(5)
     result = {
         "frames": args.frames,
-        "websockets_frames_per_s": round(websockets_rate),
+        "rounds": args.rounds,
+        "feed_frames_per_s": round(feed_rate),
+        "feed_us_per_frame": round(1e6 / feed_rate, 2),
         "aiohttp_frames_per_s": round(aiohttp_rate),
+        "websockets_frames_per_s": round(websockets_rate),
         "decode_only_frames_per_s": round(decode),
-        "websockets_us_per_frame": round(1e6 / websockets_rate, 2),
         "decode_us_per_frame": round(1e6 / decode, 2),
     }
-    print(f"bookTicker frames -> Ticks, {args.frames:,} frames, server in another process on 127.0.0.1:")
-    print(f"  websockets (BinanceFeed): {result['websockets_frames_per_s']:,} frames/s "
-          f"({result['websockets_us_per_frame']} us/frame)")
-    print(f"  aiohttp ws client:        {result['aiohttp_frames_per_s']:,} frames/s")
+    print(f"bookTicker frames -> Ticks, {args.frames:,} frames x {args.rounds} interleaved rounds (medians), "
+          "server in another process on 127.0.0.1:")
+    print(f"  BinanceFeed (aiohttp):    {result['feed_frames_per_s']:,} frames/s "
+          f"({result['feed_us_per_frame']} us/frame)")
+    print(f"  aiohttp read loop:        {result['aiohttp_frames_per_s']:,} frames/s")
+    print(f"  websockets read loop:     {result['websockets_frames_per_s']:,} frames/s")
     print(f"  codec alone (no socket):  {result['decode_only_frames_per_s']:,} frames/s "
           f"({result['decode_us_per_frame']} us/frame)")
     if args.json:

@@ -1,8 +1,9 @@
 """The Binance Spot market-data feed: one combined-stream WebSocket carrying ``<symbol>@bookTicker`` for all
 symbols, decoded by :mod:`dma_bot.binance.codec` into Ticks.
 
-The shell only moves bytes and keeps time: it connects, answers pings (the websockets library replies to the
-server's pings and sends its own keepalive pings), reconnects after any drop with capped, jittered
+The shell only moves bytes and keeps time: it connects (aiohttp's WebSocket client: bench/binance_feed.py
+measured it faster than websockets here), answers pings (aiohttp replies to the server's pings and sends its
+own heartbeat pings), reconnects after any drop with capped, jittered
 exponential backoff (:class:`~dma_bot.feed.reconnect.Backoff`), drops a connection that stayed silent past
 the stale threshold or that is about to reach Binance's 24-hour cut (:class:`~dma_bot.feed.reconnect.Watchdog`),
 and reconnects at once on ``serverShutdown``. A malformed frame is counted, logged (first occurrences), and
@@ -21,8 +22,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
+import aiohttp
 
 from dma_bot.binance.codec import MarketControl, MarketControlKind, parse_market_frame
 from dma_bot.bus import Fanout
@@ -97,18 +97,22 @@ class BinanceFeed:
         self._verdict = ""
 
     async def run(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            await self._run(session)
+        for route in {id(r): r for r in self._routes.values()}.values():
+            await route.close()
+
+    async def _run(self, session: aiohttp.ClientSession) -> None:
         attempt = 0
+        timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0)
         while not self._stop.is_set():
             started_ns = self._clock.monotonic_ns()
             try:
-                async with connect(
-                    self.url,
-                    open_timeout=self._open_timeout_s,
-                    ping_interval=20,
-                    ping_timeout=20,
-                    max_size=2**20,
-                    compression=None,
-                ) as ws:
+                async with asyncio.timeout(self._open_timeout_s):
+                    ws = await session.ws_connect(
+                        self.url, heartbeat=20.0, autoping=True, max_msg_size=2**20, compress=0, timeout=timeout
+                    )
+                async with ws:
                     self.connections += 1
                     self.connected = True
                     log.info("binance feed connected: %s", self.url)
@@ -116,7 +120,7 @@ class BinanceFeed:
                         self.last_close_reason = await self._session(ws)
                     finally:
                         self.connected = False
-            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as e:
+            except (aiohttp.ClientError, OSError, TimeoutError) as e:
                 self.last_close_reason = f"{type(e).__name__}: {e}"
             if self._stop.is_set():
                 break
@@ -133,10 +137,8 @@ class BinanceFeed:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._stop.wait()
-        for route in {id(r): r for r in self._routes.values()}.values():
-            await route.close()
 
-    async def _session(self, ws: ClientConnection) -> str:
+    async def _session(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         """Pump frames until stop, a watchdog verdict, serverShutdown or a drop. Returns why it ended.
 
         The watchdog runs beside the pump (one timer per check, not one per frame: a per-frame timeout cost
@@ -151,7 +153,7 @@ class BinanceFeed:
                 supervisor.cancel()
         return self._verdict or reason
 
-    async def _supervise(self, ws: ClientConnection) -> None:
+    async def _supervise(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """Close the socket on stop, or when the watchdog says the connection is stale or too old."""
         clock, watchdog = self._clock, self._watchdog
         while True:
@@ -178,12 +180,16 @@ class BinanceFeed:
             await ws.close()
             return
 
-    async def _pump(self, ws: ClientConnection) -> str:
+    async def _pump(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         clock = self._clock
         instruments, routes, board = self._instruments, self._routes, self._board
         counts = self.ticks_by_symbol
-        try:
-            async for raw in ws:
+        text, binary = aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY
+        while True:
+            message = await ws.receive()
+            kind = message.type
+            if kind is text or kind is binary:
+                raw = message.data
                 self._last_frame_ns = clock.monotonic_ns()
                 recv_ns = clock.time_ns()
                 try:
@@ -205,6 +211,9 @@ class BinanceFeed:
                         return "serverShutdown"
                     if event.kind is MarketControlKind.ERROR:
                         log.warning("binance feed: stream error %s: %s", event.code, event.message)
-        except websockets.exceptions.ConnectionClosedError as e:
-            return "stopped" if self._stop.is_set() else f"closed by peer or network: {e}"
-        return "stopped" if self._stop.is_set() else "closed by peer"
+                continue
+            if self._stop.is_set():
+                return "stopped"
+            if kind is aiohttp.WSMsgType.ERROR:
+                return f"closed by network: {ws.exception()}"
+            return f"closed by peer (code {ws.close_code})"
