@@ -78,6 +78,7 @@ OWN_PREFIXES: Final = (
     "STATUS_",
     "HEALTH_",
     "BINANCE_",
+    "LIVE_",
 )
 _SYMBOL_RE: Final = re.compile(r"^[A-Z0-9]{2,20}$")
 _VENUE_RE: Final = re.compile(r"^[A-Za-z0-9_]{1,12}$")
@@ -306,9 +307,19 @@ KEYS: Final[tuple[KeySpec, ...]] = (
         _url,
         "Binance REST base (mainnet default https://api.binance.com when a mode is binance_mainnet)",
     ),
+    KeySpec(
+        "BINANCE_WS_API_URL",
+        "wss://ws-api.testnet.binance.vision/ws-api/v3",
+        _url,
+        "Binance WebSocket API (user-data fills); wss://ws-api.binance.com:443/ws-api/v3 by default when "
+        "VENUE_MODE=binance_mainnet",
+    ),
     KeySpec("BINANCE_API_KEY", "", _secret, "Binance API key", secret=True),
     KeySpec("BINANCE_API_SECRET", "", _secret, "Binance API secret", secret=True),
     KeySpec("BINANCE_RECV_WINDOW", "5000", _int(1, 60_000), "Binance recvWindow, ms"),
+    KeySpec("BINANCE_TIME_IN_FORCE", "GTC", _choice(("gtc", "ioc", "limit_maker")), "GTC, IOC or LIMIT_MAKER"),
+    KeySpec("BINANCE_CANCEL_ON_SHUTDOWN", "yes", _choice(("yes", "no")), "cancel our open orders when stopping"),
+    KeySpec("LIVE_TRADING", "", _choice(("", "yes", "no")), "must be yes for VENUE_MODE=binance_mainnet (real money)"),
     KeySpec("BINANCE_STALE_S", "30", _int(1, 3600), "drop and reconnect a market stream silent this long, seconds"),
     KeySpec("BINANCE_RECONNECT_MAX_S", "30", _int(1, 3600), "longest wait between reconnect attempts, seconds"),
     KeySpec(
@@ -463,15 +474,22 @@ def _cross_checks(values: Mapping[str, Any]) -> None:
             f"ROUTER_TOP_N: at most the number of VENUES ({len(values['VENUES'])}), was {values['ROUTER_TOP_N']}"
         )
     if values["VENUE_MODE"] != "mock":
+        for key in ("BINANCE_API_KEY", "BINANCE_API_SECRET"):
+            given = values[key].reveal()
+            if not given or given.startswith("YOUR_"):
+                shown = "empty" if not given else "the preset's placeholder"
+                raise ConfigError(f"{key}: your API key material when VENUE_MODE={values['VENUE_MODE']}, was {shown}")
+    if values["VENUE_MODE"] == "binance_mainnet" and values["LIVE_TRADING"] != "yes":
         raise ConfigError(
-            f"VENUE_MODE: mock (the Binance gateway is not available in this version yet; FEED_MODE=binance_* "
-            f"with VENUE_MODE=mock paper-trades on Binance prices), was {values['VENUE_MODE']!r}"
+            "LIVE_TRADING: yes to trade real money with VENUE_MODE=binance_mainnet, was "
+            f"{values['LIVE_TRADING']!r}"
         )
 
 
 _MAINNET_URLS: Final = {
     "BINANCE_WS_URL": "wss://stream.binance.com:9443/ws",
     "BINANCE_REST_URL": "https://api.binance.com",
+    "BINANCE_WS_API_URL": "wss://ws-api.binance.com:443/ws-api/v3",
 }
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -30,6 +31,8 @@ from typing import Any
 
 from dma_bot import __version__
 from dma_bot.binance.errors import VenueError
+from dma_bot.binance.filters import SymbolRules
+from dma_bot.binance.signing import HmacSigner
 from dma_bot.bus import Channel, Fanout, Latest, fanout
 from dma_bot.clock import Clock, LiveClock
 from dma_bot.config import Config
@@ -37,6 +40,7 @@ from dma_bot.errors import ConfigError, ProtocolError, StartupError
 from dma_bot.feed.binance import BinanceFeed, combined_stream_url
 from dma_bot.feed.mock import MockFeed, RandomWalk, RandomWalkParams
 from dma_bot.feed.reconnect import Backoff, Watchdog
+from dma_bot.gateways.binance import BinanceGateway
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.mock import MockGateway
 from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
@@ -69,6 +73,7 @@ log = logging.getLogger("dma_bot")
 EXIT_OK = 0
 EXIT_CRASH = 1
 EXIT_FORCED = 130
+BINANCE = "BINANCE"
 OPERATOR_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # kill switch: reducing, halted
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 
@@ -155,7 +160,7 @@ class Engine:
     risk: RiskStage
     router: Router
     router_stage: RouterStage
-    gateways: list[MockGateway]
+    gateways: list[MockGateway | BinanceGateway]
     ledger: Ledger
     positions: PositionsStage
     executions: ExecutionMetrics
@@ -259,27 +264,45 @@ def _feed(
     )
 
 
-async def load_instruments(config: Config, clock: Clock) -> dict[str, Instrument]:
-    """The symbols' instruments: the mock grid, or the venue's exchangeInfo (every symbol must be TRADING)."""
-    if config["FEED_MODE"] == "mock":
-        return mock_instruments(config)
+def uses_binance(config: Config) -> bool:
+    return config["FEED_MODE"] != "mock" or config["VENUE_MODE"] != "mock"
+
+
+async def load_rules(config: Config, rest: BinanceRest) -> dict[str, SymbolRules]:
+    """The symbols' exchangeInfo rules (every symbol must exist and be TRADING); the clock offset when trading."""
     url = config["BINANCE_REST_URL"]
     try:
-        async with BinanceRest(url, clock=clock) as rest:
-            rules = await rest.exchange_info(config["SYMBOLS"])
+        rules = await rest.exchange_info(config["SYMBOLS"])
+        if config["VENUE_MODE"] != "mock":
+            offset_ms = await rest.sync_clock()
+            log.info("binance clock offset %+d ms", offset_ms)
     except (VenueError, ProtocolError) as e:
         raise StartupError(f"BINANCE_REST_URL: a reachable Binance REST API (exchangeInfo), was {url!r} ({e})") from e
-    return {symbol: rule.instrument for symbol, rule in rules.items()}
+    return rules
+
+
+def _venue_specs(config: Config) -> tuple[VenueSpec, ...]:
+    """The router's venue table: VENUES; in a Binance venue mode, BINANCE alone unless VENUES was given."""
+    params = _router_params(config)
+    if config["VENUE_MODE"] != "mock" and config.sources["VENUES"] == "default":
+        return (VenueSpec(BINANCE, 10, 0, 100),)
+    return params.venues
 
 
 def build_engine(
-    config: Config, clock: Clock, stop: asyncio.Event, instruments: dict[str, Instrument] | None = None
+    config: Config,
+    clock: Clock,
+    stop: asyncio.Event,
+    rules: dict[str, SymbolRules] | None = None,
+    rest: BinanceRest | None = None,
 ) -> Engine:
-    """Build every stage and queue; nothing is opened or bound yet."""
+    """Build every stage and queue; nothing is opened or bound yet (``rest`` is already open when given)."""
     size = config["DMA_QUEUE_SIZE"]
     symbols: tuple[str, ...] = config["SYMBOLS"]
-    if instruments is None:
+    if rules is None:
         instruments = mock_instruments(config)
+    else:
+        instruments = {symbol: rule.instrument for symbol, rule in rules.items()}
     board = MarketBoard()
     latest: Latest[PositionSnapshot] = Latest(EMPTY_SNAPSHOT)
     channels: list[Channel[Any]] = []
@@ -316,13 +339,36 @@ def build_engine(
     risk_engine = RiskEngine(_risk_params(config), instruments, board, latest, order_ids)
     risk = RiskStage(risk_engine, signals, fanout(orders, *copies), fanout(*copies), clock)
 
-    router_params = _router_params(config)
+    router_params = dataclasses.replace(_router_params(config), venues=_venue_specs(config))
     router = Router(router_params, instruments)
     venue_outputs: dict[str, Fanout[Route]] = {}
-    gateways: list[MockGateway] = []
+    gateways: list[MockGateway | BinanceGateway] = []
     for index, spec in enumerate(router_params.venues):
         venue_inbox = channel(f"routes.{spec.name}")
         venue_outputs[spec.name] = fanout(venue_inbox, exec_metrics, *copies)
+        out: Fanout[ExecReport] = fanout(exec_positions, exec_metrics, *copies)
+        if config["VENUE_MODE"] != "mock" and spec.name.upper() == BINANCE:
+            if rules is None or rest is None:
+                raise ValueError("build_engine: a Binance venue needs exchangeInfo rules and an open BinanceRest")
+            gateways.append(
+                BinanceGateway(
+                    venue=spec.name,
+                    rules=rules,
+                    rest=rest,
+                    ws_api_url=config["BINANCE_WS_API_URL"],
+                    signer=HmacSigner(config["BINANCE_API_KEY"].reveal(), config["BINANCE_API_SECRET"].reveal()),
+                    inbox=venue_inbox,
+                    out=out,
+                    clock=clock,
+                    time_in_force=config["BINANCE_TIME_IN_FORCE"].upper(),
+                    cancel_on_shutdown=config["BINANCE_CANCEL_ON_SHUTDOWN"] == "yes",
+                    board=board,
+                    recv_window_ms=config["BINANCE_RECV_WINDOW"],
+                    reconnect_backoff=Backoff(max_s=float(config["BINANCE_RECONNECT_MAX_S"])),
+                    seed=config["MOCK_SEED"],
+                )
+            )
+            continue
         sim = SimVenue(
             spec.name,
             SimVenueParams(
@@ -336,7 +382,6 @@ def build_engine(
             instruments,
             seed=config["MOCK_VENUE_SEED"] + index,
         )
-        out: Fanout[ExecReport] = fanout(exec_positions, exec_metrics, *copies)
         gateways.append(MockGateway(sim, venue_inbox, out, clock))
     router_stage = RouterStage(router, orders, venue_outputs, latest, clock)
 
@@ -416,9 +461,12 @@ def _metrics_sources(engine: Engine) -> MetricsSources:
         positions=lambda: engine.positions_latest.value,
         unrealized_pnl=lambda: engine.ledger.unrealized_pnl(engine.board),
         queues=engine.channels,
-        streams=lambda: [_feed_health(engine)],
+        streams=lambda: [_feed_health(engine), *_user_stream_health(engine)],
         # simulated venues have no user-data stream: no (re)subscriptions, none failed
-        subscriptions=lambda: {gateway.venue: (0, 0) for gateway in engine.gateways},
+        subscriptions=lambda: {
+            g.venue: (g.subscriptions_ok, g.subscriptions_err) if isinstance(g, BinanceGateway) else (0, 0)
+            for g in engine.gateways
+        },
         now_ns=engine.clock.time_ns,
     )
 
@@ -440,6 +488,20 @@ def _feed_health(engine: Engine) -> StreamHealth:
         reconnects=0,
         last_event_ns=max((tick.ts_ns for tick in engine.board.last.values()), default=None),
     )
+
+
+def _user_stream_health(engine: Engine) -> list[StreamHealth]:
+    return [
+        StreamHealth(
+            venue=g.venue,
+            stream="user",
+            connected=g.stream_connected,
+            reconnects=g.stream_reconnects,
+            last_event_ns=g.last_event_ns,
+        )
+        for g in engine.gateways
+        if isinstance(g, BinanceGateway)
+    ]
 
 
 async def _named(name: str, work: Awaitable[None], states: dict[str, str]) -> None:
@@ -523,10 +585,52 @@ async def run_daemon(
     on_ready: Callable[[Engine, int], None] | None = None,
 ) -> int:
     """Run the engine until stopped. Returns the exit status; start-up errors raise."""
-    stop = asyncio.Event()
     clock = clock or LiveClock()
-    instruments = await load_instruments(config, clock)
-    engine = build_engine(config, clock, stop, instruments)
+    async with contextlib.AsyncExitStack() as resources:
+        rest = rules = None
+        if uses_binance(config):
+            signer = None
+            if config["VENUE_MODE"] != "mock":
+                signer = HmacSigner(config["BINANCE_API_KEY"].reveal(), config["BINANCE_API_SECRET"].reveal())
+            rest = await resources.enter_async_context(
+                BinanceRest(
+                    config["BINANCE_REST_URL"], clock=clock, signer=signer, recv_window_ms=config["BINANCE_RECV_WINDOW"]
+                )
+            )
+            rules = await load_rules(config, rest)
+        return await _run_engine(config, duration, clock, rules, rest, on_ready)
+
+
+def _banner(config: Config) -> None:
+    if config["VENUE_MODE"] == "binance_mainnet":
+        log.warning(
+            "LIVE TRADING ON BINANCE MAINNET with real money: symbols=%s qty=%s max_notional=%s max_position=%s "
+            "max_qps=%s max_loss=%s px=[%s, %s] deviation=%s bps",
+            ",".join(config["SYMBOLS"]),
+            config["STRATEGY_QTY"],
+            config["MAX_NOTIONAL"],
+            config["RISK_MAX_POSITION"],
+            config["MAX_QPS"],
+            config["RISK_MAX_LOSS"],
+            config["PX_MIN"],
+            config["PX_MAX"],
+            config["RISK_MAX_DEVIATION_BPS"],
+        )
+    if config["FEED_MODE"] == "mock" and config["VENUE_MODE"] != "mock":
+        log.warning("FEED_MODE=mock with VENUE_MODE=%s: orders at mock prices on a real venue", config["VENUE_MODE"])
+
+
+async def _run_engine(
+    config: Config,
+    duration: float,
+    clock: Clock,
+    rules: dict[str, SymbolRules] | None,
+    rest: BinanceRest | None,
+    on_ready: Callable[[Engine, int], None] | None,
+) -> int:
+    stop = asyncio.Event()
+    engine = build_engine(config, clock, stop, rules, rest)
+    _banner(config)
     assert engine.metrics is not None
     view = engine.view()
     server = MetricsServer(

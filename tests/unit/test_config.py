@@ -38,10 +38,18 @@ def test_mock_preset_file_matches_defaults_for_every_key_it_sets() -> None:
 
 @pytest.mark.parametrize("preset", [".env.sandbox", ".env.mainnet"])
 def test_binance_presets_parse_and_fail_clearly(preset: str) -> None:
-    """The Binance presets parse; the Binance venue is refused with a message saying it is not available yet."""
+    """The Binance presets parse, and refuse to start until the placeholder keys are replaced."""
     values = read_env_file(ROOT / preset)
-    with pytest.raises(ConfigError, match=r"^VENUE_MODE: mock \(the Binance gateway is not available"):
+    with pytest.raises(ConfigError, match=r"^BINANCE_API_KEY: your API key material when VENUE_MODE=binance_\w+, was the"):
         load_config(values, {})
+    keys = {"BINANCE_API_KEY": "k" * 64, "BINANCE_API_SECRET": "s" * 64}
+    if preset == ".env.mainnet":
+        with pytest.raises(ConfigError, match=r"^LIVE_TRADING: yes to trade real money"):
+            load_config(values, keys)
+        keys["LIVE_TRADING"] = "yes"
+    config = load_config(values, keys)
+    assert config["VENUE_MODE"] == config["FEED_MODE"]
+    assert config["BINANCE_WS_API_URL"].endswith("/ws-api/v3")
 
 
 def test_binance_feed_with_mock_venue_is_paper_trading_and_needs_no_keys() -> None:
