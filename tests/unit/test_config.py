@@ -40,7 +40,8 @@ def test_mock_preset_file_matches_defaults_for_every_key_it_sets() -> None:
 def test_binance_presets_parse_and_fail_clearly(preset: str) -> None:
     """The Binance presets parse, and refuse to start until the placeholder keys are replaced."""
     values = read_env_file(ROOT / preset)
-    with pytest.raises(ConfigError, match=r"^BINANCE_API_KEY: your API key material when VENUE_MODE=binance_\w+, was the"):
+    placeholder = r"^BINANCE_API_KEY: your API key material when VENUE_MODE=binance_\w+, was the preset's placeholder"
+    with pytest.raises(ConfigError, match=placeholder):
         load_config(values, {})
     keys = {"BINANCE_API_KEY": "k" * 64, "BINANCE_API_SECRET": "s" * 64}
     if preset == ".env.mainnet":
