@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from dma_bot.binance import codec
+from dma_bot.binance import wire as wire_helpers
 from dma_bot.binance.codec import (
     AccountUpdate,
     AccountUpdateKind,
@@ -238,7 +238,7 @@ def test_grid_units_agree_with_decimal_arithmetic(size: str) -> None:
     """Property: the fast string path equals Decimal(text) / size, and off-grid text is refused, never rounded."""
     rng = random.Random(size)
     grid_size = Decimal(size)
-    grid = codec._grid(grid_size)
+    grid = wire_helpers._grid(grid_size)
     for _ in range(3000):
         places = rng.randrange(0, 10)
         fraction = f".{rng.randrange(10**places):0{places}d}" if places else rng.choice(("", "."))
@@ -253,16 +253,16 @@ def test_grid_units_agree_with_decimal_arithmetic(size: str) -> None:
 
 def test_grid_units_longest_accepted_text() -> None:
     """40 characters are read exactly; longer text is refused before int() sees it."""
-    assert codec._grid(Decimal("0.0001")).units("1." + "0" * 38, "w", "k") == 10_000
+    assert wire_helpers._grid(Decimal("0.0001")).units("1." + "0" * 38, "w", "k") == 10_000
 
 
 def test_grid_memo_stays_bounded() -> None:
-    grid = codec._grid(Decimal("0.00000001"))
+    grid = wire_helpers._grid(Decimal("0.00000001"))
 
-    for units in range(codec._MEMO_LIMIT * 2 + 10):
+    for units in range(wire_helpers._MEMO_LIMIT * 2 + 10):
         assert grid.units(f"{units}.00000000", "w", "k") == units * 10**8
 
-    assert len(grid._memo) <= codec._MEMO_LIMIT
+    assert len(grid._memo) <= wire_helpers._MEMO_LIMIT
 
 
 # -- user data events ---------------------------------------------------------------------------------------
