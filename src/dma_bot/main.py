@@ -255,7 +255,7 @@ def _feed(
         board=board,
         clock=clock,
         stop=stop,
-        backoff=Backoff(max_s=float(config["BINANCE_RECONNECT_MAX_S"])),
+        backoff=Backoff(max_s=config["BINANCE_RECONNECT_MAX_S"]),
         watchdog=Watchdog(
             stale_after_ns=config["BINANCE_STALE_S"] * 1_000_000_000,
             max_age_ns=config["BINANCE_CONNECTION_MAX_AGE_S"] * 1_000_000_000,
@@ -364,7 +364,7 @@ def build_engine(
                     cancel_on_shutdown=config["BINANCE_CANCEL_ON_SHUTDOWN"] == "yes",
                     board=board,
                     recv_window_ms=config["BINANCE_RECV_WINDOW"],
-                    reconnect_backoff=Backoff(max_s=float(config["BINANCE_RECONNECT_MAX_S"])),
+                    reconnect_backoff=Backoff(max_s=config["BINANCE_RECONNECT_MAX_S"]),
                     seed=config["MOCK_SEED"],
                 )
             )
