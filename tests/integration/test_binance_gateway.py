@@ -40,11 +40,17 @@ class FlakyRest(BinanceRest):
         self.post_faults = list(post_faults)
         self.posts = 0
         self.clock_syncs = 0
+        self.my_trades_calls = 0
+        self.my_trades_down = False
 
     async def request(self, method: str, path: str, params: Any = (), *, signed: bool = False) -> Any:
         async def forward() -> Any:
             return await super(FlakyRest, self).request(method, path, params, signed=signed)
 
+        if path == "/api/v3/myTrades":
+            self.my_trades_calls += 1
+            if self.my_trades_down:
+                raise VenueError(-1001, "Internal error; unable to process your request. Please try again.", 503)
         if method == "POST":
             self.posts += 1
             if self.post_faults:
@@ -255,9 +261,19 @@ async def test_gateway_local_filter_reject_never_reaches_the_venue(sim: Exchange
 # -- the stream ----------------------------------------------------------------------------------------------
 
 
-async def test_gateway_reconciles_a_fill_missed_while_the_stream_was_down(sim: ExchangeSim) -> None:
-    """A drop, then the rest of the order fills: after the re-subscription the query reports the missing
-    quantity once, the position equals the venue's balance change, and the new stream carries fills again."""
+def venue_fills(sim: ExchangeSim, order_id: str) -> list[tuple[str, int, Decimal, str]]:
+    """(trade id, steps, commission, asset) of every fill of the venue's order ``order_id``, oldest first."""
+    return [(str(t.fill.trade_id), t.fill.qty, t.fill.commission, t.fill.commission_asset)
+            for t in sim.exchange.trades[SYMBOL] if str(t.order_id) == order_id]
+
+
+def reported_fills(reports: list[ExecReport]) -> list[tuple[str | None, int, Decimal, str]]:
+    return [(r.trade_id, r.last_qty, r.fee, r.fee_asset) for r in reports if r.last_qty > 0]
+
+
+async def test_gateway_reconciles_fills_missed_while_the_stream_was_down_from_my_trades(sim: ExchangeSim) -> None:
+    """A drop, then two more fills: after the re-subscription each missed trade is its own fill with the
+    venue's trade id and commission, none is reported twice, and the new stream carries fills again."""
     before = base_held(sim)
     async with gateway_on(sim) as h:
         await h.send(h.route("b1", Side.BUY, "49990.00", "0.001"))
@@ -265,6 +281,7 @@ async def test_gateway_reconciles_a_fill_missed_while_the_stream_was_down(sim: E
         sim.set_quote(SYMBOL, "49989.00", "49990.00", ask_qty="0.0004")
         await h.has("b1", S.PARTIALLY_FILLED)
         sim.drop_connections()
+        sim.set_quote(SYMBOL, "49989.00", "49990.00", ask_qty="0.0003")
         sim.set_quote(SYMBOL, "49989.00", "49990.00", ask_qty="0.05")
         await h.has("b1", S.FILLED)
         await h.send(h.route("s1", Side.SELL, "49991.00", "0.0002"))
@@ -272,12 +289,57 @@ async def test_gateway_reconciles_a_fill_missed_while_the_stream_was_down(sim: E
         sim.set_quote(SYMBOL, "49991.00", "49992.00")
         await h.has("s1", S.FILLED)
         reports = await h.finish()
-    missed = h.of("b1")[-1]
-    assert (missed.last_qty, missed.last_price, missed.trade_id) == (60, 4_999_000, None)
-    assert missed.reason.startswith("reconciled")
+    b1 = h.of("b1")
+    assert [r.status for r in b1] == [S.ACK, S.PARTIALLY_FILLED, S.PARTIALLY_FILLED, S.FILLED]
+    assert reported_fills(b1) == venue_fills(sim, b1[0].venue_order_id)
+    assert [r.reason for r in b1[2:]] == ["reconciled from myTrades"] * 2
+    assert all(r.fee > 0 and r.last_price == 4_999_000 for r in b1[1:])
     assert h.of("s1")[-1].trade_id is not None
     assert h.gateway.subscriptions_ok == 2 and h.gateway.stream_reconnects == 1
-    assert h.gateway.order_stats.reconciled_fills == 1
+    stats = h.gateway.order_stats
+    assert (stats.reconciled_trades, stats.reconciled_fills, h.gateway.trade_query_failures) == (2, 0, 0)
+    assert_consistent(reports, h.rules, base_held(sim) - before)
+
+
+async def test_gateway_falls_back_to_executed_qty_when_my_trades_keeps_failing(sim: ExchangeSim) -> None:
+    """myTrades answers 503 on every attempt: the missed quantity is one id-less fill, counted, exact."""
+    before = base_held(sim)
+    async with gateway_on(sim, query_attempts=3) as h:
+        h.rest.my_trades_down = True
+        await h.send(h.route("b1", Side.BUY, "49990.00", "0.001"))
+        await h.has("b1", S.ACK)
+        sim.set_quote(SYMBOL, "49989.00", "49990.00", ask_qty="0.0004")
+        await h.has("b1", S.PARTIALLY_FILLED)
+        sim.drop_connections()
+        sim.set_quote(SYMBOL, "49989.00", "49990.00", ask_qty="0.05")
+        await h.has("b1", S.FILLED)
+        reports = await h.finish()
+    missed = h.of("b1")[-1]
+    assert (missed.last_qty, missed.last_price, missed.trade_id, missed.fee) == (60, 4_999_000, None, 0)
+    assert missed.reason.startswith("reconciled from the order query")
+    assert h.rest.my_trades_calls == 3 and h.gateway.trade_query_failures == 1
+    assert h.gateway.order_stats.reconciled_fills == 1 and h.gateway.order_stats.reconciled_trades == 0
+    assert_consistent(reports, h.rules, base_held(sim) - before)
+
+
+async def test_gateway_resubscribes_after_event_stream_terminated_and_reconciles(sim: ExchangeSim) -> None:
+    """eventStreamTerminated ends the subscription: the gateway subscribes again (counted) and reports the
+    fill it missed meanwhile from myTrades, with the venue's trade id and commission, once."""
+    before = base_held(sim)
+    async with gateway_on(sim) as h:
+        await h.send(h.route("b1", Side.BUY, "49990.00", "0.001"))
+        await h.has("b1", S.ACK)
+        sim.terminate_user_streams()
+        sim.set_quote(SYMBOL, "49989.00", "49990.00", ask_qty="0.05")
+        async with asyncio.timeout(10):
+            await h.gateway.stream.wait_subscriptions(2)
+        await h.has("b1", S.FILLED)
+        reports = await h.finish()
+    b1 = h.of("b1")
+    assert h.gateway.subscriptions_ok == 2 and h.gateway.stream.last_close_reason == "stopped"
+    assert [r.status for r in b1] == [S.ACK, S.FILLED]
+    assert reported_fills(b1) == venue_fills(sim, b1[0].venue_order_id)
+    assert b1[1].reason == "reconciled from myTrades" and h.gateway.order_stats.reconciled_trades == 1
     assert_consistent(reports, h.rules, base_held(sim) - before)
 
 

@@ -15,6 +15,7 @@ import pytest
 from dma_bot.clock import ManualClock
 from dma_bot.exchange_sim import ExchangeSim, RateLimits, SymbolConfig, parse_symbols
 from dma_bot.exchange_sim.auth import hmac_hex
+from dma_bot.exchange_sim.wire import d8
 
 Response = tuple[int, dict[str, str], Any]
 
@@ -359,3 +360,47 @@ async def test_rest_unknown_path_answers_json(sim: ExchangeSim, http: aiohttp.Cl
     status, _, body = await call(http, "GET", f"{sim.api_url}/nothingHere")
 
     assert status == 404 and body["code"] == -1020
+
+
+async def test_rest_my_trades_lists_the_fills_of_an_order_in_binance_shape(
+    sim: ExchangeSim, http: aiohttp.ClientSession
+) -> None:
+    """myTrades: signed only; orderId filters; each entry has Binance's keys and types, id = the fill's tradeId."""
+    url = f"{sim.api_url}/order"
+    buy = order_params(price="50001.00", newOrderRespType="FULL")
+    _, _, first = await call(http, "POST", url, query=signed(buy, sim.api_secret), api_key=sim.api_key)
+    sell = order_params(side="SELL", price="49000.00", quantity="0.00500", newOrderRespType="FULL")
+    _, _, second = await call(http, "POST", url, query=signed(sell, sim.api_secret), api_key=sim.api_key)
+    trades_url = f"{sim.api_url}/myTrades"
+
+    unsigned = await call(http, "GET", trades_url, query=urlencode({"symbol": "BTCUSDT", "timestamp": now_ms()}),
+                          api_key=sim.api_key)
+    everything = await call(http, "GET", trades_url, api_key=sim.api_key,
+                            query=signed({"symbol": "BTCUSDT", "timestamp": now_ms()}, sim.api_secret))
+    of_second = await call(http, "GET", trades_url, api_key=sim.api_key, query=signed(
+        {"symbol": "BTCUSDT", "orderId": second["orderId"], "timestamp": now_ms()}, sim.api_secret))
+    too_many = await call(http, "GET", trades_url, api_key=sim.api_key,
+                          query=signed({"symbol": "BTCUSDT", "limit": 1001, "timestamp": now_ms()}, sim.api_secret))
+
+    assert unsigned[0] == 400 and unsigned[2]["code"] == -1102
+    assert [t["id"] for t in everything[2]] == [first["fills"][0]["tradeId"], second["fills"][0]["tradeId"]]
+    assert int(of_second[1]["X-MBX-USED-WEIGHT-1M"]) - int(everything[1]["X-MBX-USED-WEIGHT-1M"]) == 5
+    assert of_second[2] == [
+        {
+            "symbol": "BTCUSDT",
+            "id": second["fills"][0]["tradeId"],
+            "orderId": second["orderId"],
+            "orderListId": -1,
+            "price": second["fills"][0]["price"],
+            "qty": "0.00500000",
+            "quoteQty": d8(Decimal(second["fills"][0]["price"]) * Decimal("0.005")),
+            "commission": second["fills"][0]["commission"],
+            "commissionAsset": "USDT",
+            "time": of_second[2][0]["time"],
+            "isBuyer": False,
+            "isMaker": False,
+            "isBestMatch": True,
+        }
+    ]
+    assert isinstance(of_second[2][0]["time"], int) and everything[2][0]["isBuyer"] is True
+    assert too_many[2]["code"] == -1100

@@ -22,13 +22,16 @@ from dma_bot.binance.codec import (
     RateLimit,
     ServerShutdown,
     StreamTerminated,
+    Trade,
     WsResponse,
     build_cancel_order_params,
+    build_my_trades_params,
     build_new_order_params,
     build_query_order_params,
     build_ws_request,
     parse_cancel_response,
     parse_market_frame,
+    parse_my_trades,
     parse_order_response,
     parse_query_order,
     parse_user_event,
@@ -811,3 +814,64 @@ def test_parse_ws_message_dispatches_responses_and_events() -> None:
     assert parse_ws_message(_raw("execution_report_new"), VENUE, SYMBOLS, RECV) == _report()
     with pytest.raises(ProtocolError, match="WS API message: a response or an event"):
         parse_ws_message(b'{"foo": 1}', VENUE, SYMBOLS, RECV)
+
+
+# -- myTrades ------------------------------------------------------------------------------------------------
+
+MY_TRADES = [
+    {"symbol": "BTCUSDT", "id": 3001, "orderId": 4293153, "orderListId": -1, "price": "65000.00000000",
+     "qty": "0.00100000", "quoteQty": "65.00000000", "commission": "0.00000100", "commissionAsset": "BTC",
+     "time": 1760000000200, "isBuyer": True, "isMaker": True, "isBestMatch": True},
+    {"symbol": "BTCUSDT", "id": 3002, "orderId": 4293153, "orderListId": -1, "price": "64999.99000000",
+     "qty": "0.00200000", "quoteQty": "129.99998000", "commission": "0.06500000", "commissionAsset": "USDT",
+     "time": 1760000000300, "isBuyer": False, "isMaker": False, "isBestMatch": True},
+]
+
+
+def test_parse_my_trades_is_exact_trades_with_ids_and_commissions() -> None:
+    """Each entry: trade id and order id as text, price in ticks, qty in steps, exact commission, side."""
+    trades = parse_my_trades(orjson.dumps(MY_TRADES), SYMBOLS)
+    assert trades == [
+        Trade(symbol="BTCUSDT", trade_id="3001", venue_order_id="4293153", side=Side.BUY, price=6_500_000,
+              qty=100, commission=Decimal("0.00000100"), commission_asset="BTC", is_maker=True,
+              ts_event_ns=1760000000200 * MS),
+        Trade(symbol="BTCUSDT", trade_id="3002", venue_order_id="4293153", side=Side.SELL, price=6_499_999,
+              qty=200, commission=Decimal("0.065"), commission_asset="USDT", is_maker=False,
+              ts_event_ns=1760000000300 * MS),
+    ]
+    assert parse_my_trades([], SYMBOLS) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"price": "65000.001"}, "price"),
+        ({"qty": "0.000001"}, "qty"),
+        ({"qty": "0.00000000"}, "qty"),
+        ({"commission": 0.1}, "commission"),
+        ({"isBuyer": "true"}, "isBuyer"),
+        ({"id": "3001"}, "id"),
+        ({"orderId": None}, "orderId"),
+        ({"symbol": "DOGEUSDT"}, "symbol"),
+        ({"time": 1.5}, "time"),
+    ],
+)
+def test_parse_my_trades_names_the_bad_field(change: dict, field: str) -> None:
+    """Off-grid, mistyped, zero or unknown values are a ProtocolError naming the field, never a guess."""
+    with pytest.raises(ProtocolError, match=rf"\.{field}\b"):
+        parse_my_trades([MY_TRADES[0] | change], SYMBOLS)
+
+
+def test_parse_my_trades_refuses_a_body_that_is_not_a_list() -> None:
+    """An object (an error body, say) or broken JSON is a ProtocolError, not an empty history."""
+    with pytest.raises(ProtocolError, match="myTrades: a JSON list"):
+        parse_my_trades(b'{"code":-1121,"msg":"Invalid symbol."}', SYMBOLS)
+    with pytest.raises(ProtocolError, match="myTrades: a JSON list"):
+        parse_my_trades(b"[{", SYMBOLS)
+
+
+def test_build_my_trades_params_ask_for_one_order() -> None:
+    """By the venue's orderId (our client id is not a myTrades filter); a non-numeric id is a bug."""
+    assert build_my_trades_params("BTCUSDT", "4293153") == [("symbol", "BTCUSDT"), ("orderId", "4293153")]
+    with pytest.raises(ValueError, match="orderId"):
+        build_my_trades_params("BTCUSDT", "")

@@ -12,6 +12,7 @@ import pytest
 
 from dma_bot.binance.codec import (
     OrderState,
+    Trade,
     parse_cancel_response,
     parse_order_response,
     parse_query_order,
@@ -258,6 +259,82 @@ def test_reconciliation_after_a_gap_reports_the_missing_quantity_once() -> None:
     assert out[0].reason.startswith("reconciled")
     assert stale == [] and table.stats.stale_fills == 1
     assert statuses(rest) == [S.FILLED] and rest[0].last_qty == 200
+
+
+def trade(trade_id: int, qty: int, price: int = 6_500_000, order_id: str = "4293153") -> Trade:
+    return Trade(symbol="BTCUSDT", trade_id=str(trade_id), venue_order_id=order_id, side=Side.BUY, price=price,
+                 qty=qty, commission=Decimal("0.0000001") * qty, commission_asset="BTC", is_maker=True,
+                 ts_event_ns=NOW - 1000)
+
+
+def gapped_table() -> OrderTable:
+    """Our order ACKed, its first fill (trade 3001, 100 steps) heard, then a reconnect."""
+    table = subscribed_table()
+    table.on_post_answered(CID, rest_ack())
+    table.on_execution(event("execution_report_partially_filled"))
+    table.stream_lost()
+    table.stream_subscribed()
+    return table
+
+
+def test_wants_trades_only_when_a_full_snapshot_shows_unheard_quantity() -> None:
+    """After a gap, executedQty above what we reported asks for myTrades; heard quantity or a live stream not."""
+    table = gapped_table()
+    continuous = subscribed_table()
+    assert table.wants_trades(snapshot("0.00300000", "194.99998000", "FILLED"))
+    assert not table.wants_trades(snapshot("0.00100000", "65.00000000"))
+    assert not continuous.wants_trades(snapshot("0.00300000", "194.99998000", "FILLED"))
+    assert continuous.wants_trades(snapshot("0.00300000", "194.99998000", "FILLED"), full=True)
+
+
+def test_reconciliation_reports_each_missed_trade_with_its_id_and_commission_once() -> None:
+    """myTrades lists the heard trade and two missed ones: only the missed ones are reported, each its own
+    fill with the venue's id, price and commission; the stream's late copy is a duplicate trade."""
+    table = gapped_table()
+    trades = [trade(3003, 150, 6_499_999), trade(3001, 100), trade(3002, 50)]
+    state = snapshot("0.00300000", "194.99998500", "FILLED")
+    out = table.on_order_state(state, NOW, trades=trades)
+    late = table.on_execution(replace(event("execution_report_filled"), trade_id="3003"))
+    assert statuses(out) == [S.PARTIALLY_FILLED, S.FILLED]
+    assert [(r.trade_id, r.last_qty, r.last_price, r.cum_qty, r.fee) for r in out] == [
+        ("3002", 50, 6_500_000, 150, Decimal("0.0000050")), ("3003", 150, 6_499_999, 300, Decimal("0.0000150"))]
+    assert out[1].leaves_qty == 0 and all(r.reason == "reconciled from myTrades" for r in out)
+    assert (table.stats.reconciled_trades, table.stats.reconciled_fills) == (2, 0)
+    assert late == [] and table.stats.late_executions == 1
+
+
+def test_reconciliation_reports_what_my_trades_does_not_cover_without_a_trade_id() -> None:
+    """myTrades lags executedQty: its trades are reported with ids, the rest as one id-less fill."""
+    table = gapped_table()
+    out = table.on_order_state(snapshot("0.00300000", "195.00000000", "FILLED"), NOW, trades=[trade(3002, 50)])
+    assert [(r.trade_id, r.last_qty, r.status) for r in out] == [("3002", 50, S.PARTIALLY_FILLED),
+                                                                  (None, 150, S.FILLED)]
+    assert out[1].last_price == 6_500_000 and out[1].reason.startswith("reconciled from the order query")
+    assert (table.stats.reconciled_trades, table.stats.reconciled_fills) == (1, 1)
+
+
+def test_trade_already_reported_without_an_id_is_covered_not_reported_again() -> None:
+    """A fill first reconciled id-less, then myTrades lists it and a newer one: the oldest unknown trade is
+    the one already reported (covered), only the newer one becomes a fill."""
+    table = gapped_table()
+    first = table.on_order_state(snapshot("0.00200000", "130.00000000"), NOW)
+    table.stream_lost()
+    table.stream_subscribed()
+    trades = [trade(3001, 100), trade(3002, 100), trade(3003, 100, 6_499_999)]
+    out = table.on_order_state(snapshot("0.00300000", "194.99999000", "FILLED"), NOW, trades=trades)
+    assert [(r.trade_id, r.last_qty) for r in first] == [(None, 100)]
+    assert [(r.trade_id, r.last_qty, r.last_price, r.status) for r in out] == [("3003", 100, 6_499_999, S.FILLED)]
+    assert (table.stats.covered_trades, table.stats.reconciled_trades, table.stats.reconciled_fills) == (1, 1, 1)
+
+
+def test_trades_of_another_order_are_a_protocol_error_before_anything_changes() -> None:
+    """A myTrades entry of another order is refused whole: nothing reported, the order still reconcilable."""
+    table = gapped_table()
+    state = snapshot("0.00300000", "195.00000000", "FILLED")
+    with pytest.raises(ProtocolError, match="trade 9 of order 1"):
+        table.on_order_state(state, NOW, trades=[trade(9, 200, order_id="1")])
+    assert table.status(CID) is S.PARTIALLY_FILLED
+    assert statuses(table.on_order_state(state, NOW)) == [S.FILLED]
 
 
 def test_snapshot_while_the_stream_is_continuous_only_adds_the_ack() -> None:

@@ -1,4 +1,4 @@
-"""Binance REST bodies: order parameters we send, order/cancel/query answers we receive."""
+"""Binance REST bodies: order parameters we send, order/cancel/query and myTrades answers we receive."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
+
+import orjson
 
 from dma_bot.binance.user import _reason
 from dma_bot.binance.wire import (
@@ -30,10 +32,13 @@ from dma_bot.model.instrument import Instrument
 
 __all__ = [
     "OrderState",
+    "Trade",
     "build_cancel_order_params",
+    "build_my_trades_params",
     "build_new_order_params",
     "build_query_order_params",
     "parse_cancel_response",
+    "parse_my_trades",
     "parse_order_response",
     "parse_query_order",
 ]
@@ -227,3 +232,84 @@ def parse_cancel_response(body: bytes | str | Mapping) -> OrderState:
     cancel request's own id.
     """
     return _order_state(_object(body, "cancel response"), "cancel response", "origClientOrderId", "transactTime")
+
+
+# -- myTrades ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trade:
+    """One entry of ``GET /api/v3/myTrades``: a fill of one of the account's orders, with its trade id.
+
+    ``price`` in ticks and ``qty`` in steps of the symbol's Instrument; ``commission`` exact in
+    ``commission_asset``; ``side`` is BUY when ``isBuyer``; ``ts_event_ns`` from ``time``.
+    """
+
+    symbol: str
+    trade_id: str
+    venue_order_id: str
+    side: Side
+    price: int
+    qty: int
+    commission: Decimal
+    commission_asset: str
+    is_maker: bool
+    ts_event_ns: int
+
+
+def build_my_trades_params(symbol: str, order_id: str | int) -> list[tuple[str, str]]:
+    """``GET /api/v3/myTrades`` for every trade of one order (by the venue's orderId)."""
+    text = str(order_id)
+    if not text.isdigit():
+        raise ValueError(f"orderId: the venue's decimal order id, was {order_id!r}")
+    return [("symbol", symbol), ("orderId", text)]
+
+
+def _bool(obj: Mapping, key: str, where: str) -> bool:
+    value = obj.get(key)
+    if type(value) is not bool:
+        raise ProtocolError(f"{where}.{key}: a boolean, was {_clip(value)}")
+    return value
+
+
+def parse_my_trades(body: bytes | str | list | Mapping, symbols: Mapping[str, Instrument]) -> list[Trade]:
+    """``GET /api/v3/myTrades`` body -> :class:`Trade` s, in the venue's order (oldest first).
+
+    Entry: ``{"symbol":"BNBBTC","id":28457,"orderId":100234,"orderListId":-1,"price":"4.00000100",
+    "qty":"12.00000000","quoteQty":"48.000012","commission":"10.10000000","commissionAsset":"BNB",
+    "time":1499865549590,"isBuyer":true,"isMaker":false,"isBestMatch":true}``. A symbol not in ``symbols``,
+    an off-grid price or quantity, a non-positive quantity or a missing field raises ProtocolError naming it.
+    """
+    where = "myTrades"
+    try:
+        trades = orjson.loads(body) if isinstance(body, (bytes, str)) else body
+    except orjson.JSONDecodeError:
+        raise ProtocolError(f"{where}: a JSON list, was {_clip(body)}") from None
+    if type(trades) is not list:
+        raise ProtocolError(f"{where}: a JSON list, was {_clip(trades)}")
+    out: list[Trade] = []
+    for entry in trades:
+        if type(entry) is not dict:
+            raise ProtocolError(f"{where}[]: objects, was {_clip(entry)}")
+        symbol = _str(entry, "symbol", f"{where}[]")
+        instrument = _instrument(symbols, symbol, f"{where}[]")
+        trade_id = _int(entry, "id", f"{where}[]")
+        at = f"{where}[{trade_id}]"
+        qty = _grid(instrument.step_size).units(entry.get("qty"), at, "qty")
+        if qty <= 0:
+            raise ProtocolError(f"{at}.qty: a positive quantity, was {entry['qty']!r}")
+        out.append(
+            Trade(
+                symbol=symbol,
+                trade_id=str(trade_id),
+                venue_order_id=str(_int(entry, "orderId", at)),
+                side=Side.BUY if _bool(entry, "isBuyer", at) else Side.SELL,
+                price=_grid(instrument.tick_size).units(entry.get("price"), at, "price"),
+                qty=qty,
+                commission=_decimal(entry, "commission", at),
+                commission_asset=_str(entry, "commissionAsset", at),
+                is_maker=_bool(entry, "isMaker", at),
+                ts_event_ns=_int(entry, "time", at) * _MS,
+            )
+        )
+    return out

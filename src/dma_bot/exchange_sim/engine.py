@@ -21,7 +21,7 @@ from dma_bot.exchange_sim.accounts import Balances, FeeAsset, InsufficientBalanc
 from dma_bot.exchange_sim.book import Fill, SimOrder, SymbolBook
 from dma_bot.exchange_sim.market import QuoteWalk, SymbolConfig, assets_of
 from dma_bot.exchange_sim.validation import ApiError, OrderRequest, check_filters
-from dma_bot.exchange_sim.wire import FillRecord, account_position, execution_report
+from dma_bot.exchange_sim.wire import FillRecord, TradeRecord, account_position, execution_report
 from dma_bot.model.enums import Side
 
 __all__ = ["Exchange", "SymbolStats"]
@@ -88,6 +88,7 @@ class Exchange:
         self._next_order_id = 1
         self._next_trade_id = 1
         self._next_execution_id = 1
+        self.trades: dict[str, list[TradeRecord]] = {c.symbol: [] for c in symbols}
         self.events: list[dict[str, Any]] = []
         self.quote_updates: dict[str, None] = {}
 
@@ -133,6 +134,27 @@ class Exchange:
     def orders(self, symbol: str) -> list[SimOrder]:
         """Every accepted order of ``symbol``, open or closed, oldest first."""
         return [o for o in self._orders.values() if o.symbol == symbol]
+
+    def my_trades(
+        self,
+        symbol: str,
+        *,
+        order_id: int | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        from_id: int | None = None,
+        limit: int = 500,
+    ) -> list[TradeRecord]:
+        """The account's trades of ``symbol``, oldest first: from ``from_id`` on, else the newest ``limit``."""
+        trades = [
+            t
+            for t in self.trades[self.config(symbol).symbol]
+            if (order_id is None or t.order_id == order_id)
+            and (start_ms is None or t.time_ms >= start_ms)
+            and (end_ms is None or t.time_ms <= end_ms)
+            and (from_id is None or t.fill.trade_id >= from_id)
+        ]
+        return trades[:limit] if from_id is not None else trades[-limit:]
 
     def find(self, symbol: str, order_id: int | None, client_order_id: str | None) -> SimOrder | None:
         """By orderId (then the client id, if given, must match) or else by the latest such client id."""
@@ -273,6 +295,8 @@ class Exchange:
         record = FillRecord(fill.price, fill.qty, fee, fee_asset, self._next_trade_id)
         self._next_trade_id += 1
         self._record_trade(order.symbol, record)
+        trade = TradeRecord(order.symbol, order.order_id, order.side, record, fill.maker, now_ms)
+        self.trades[order.symbol].append(trade)
         if order.status == "FILLED":
             self._finish(order, "FILLED", now_ms)
         self._report(order, "TRADE", now_ms, fill=record, maker=fill.maker)

@@ -25,7 +25,7 @@ from dma_bot.exchange_sim.auth import Credentials, check_timestamp, split_signat
 from dma_bot.exchange_sim.engine import Exchange
 from dma_bot.exchange_sim.limits import RateLimiter
 from dma_bot.exchange_sim.validation import ApiError, mandatory, parse_client_order_id, parse_int, parse_new_order
-from dma_bot.exchange_sim.wire import cancel_response, new_order_response, order_status
+from dma_bot.exchange_sim.wire import cancel_response, my_trade, new_order_response, order_status
 
 __all__ = ["RestContext", "build_routes"]
 
@@ -33,6 +33,7 @@ Handler = Callable[[web.Request, dict[str, str]], Awaitable[Any]]
 _PUBLIC: Final = "NONE"
 _SIGNED: Final = "SIGNED"
 _KEY_ONLY: Final = "USER_STREAM"
+_DAY_MS: Final = 24 * 60 * 60 * 1000
 
 
 @dataclass(slots=True)
@@ -213,6 +214,26 @@ def build_routes(context: RestContext) -> list[web.RouteDef]:
         instrument = exchange.config(symbol).instrument
         return [order_status(o, instrument) for o in exchange.orders(symbol)]
 
+    async def my_trades(request: web.Request, params: dict[str, str]) -> Any:
+        symbol = mandatory(params, "symbol")
+        instrument = exchange.config(symbol).instrument
+        limit = parse_int(params, "limit")
+        limit = 500 if limit is None else limit
+        if not 1 <= limit <= 1000:
+            raise ApiError(-1100, "Illegal characters found in parameter 'limit'; legal range is '1..1000'.")
+        start_ms, end_ms = parse_int(params, "startTime"), parse_int(params, "endTime")
+        if start_ms is not None and end_ms is not None and not 0 <= end_ms - start_ms <= _DAY_MS:
+            raise ApiError(-1127, "More than 24 hours between startTime and endTime.")
+        trades = exchange.my_trades(
+            symbol,
+            order_id=parse_int(params, "orderId"),
+            start_ms=start_ms,
+            end_ms=end_ms,
+            from_id=parse_int(params, "fromId"),
+            limit=limit,
+        )
+        return [my_trade(t, instrument) for t in trades]
+
     async def account(request: web.Request, params: dict[str, str]) -> Any:
         return views.account(exchange, omit_zero=params.get("omitZeroBalances") == "true")
 
@@ -240,5 +261,6 @@ def build_routes(context: RestContext) -> list[web.RouteDef]:
         route("DELETE", "openOrders", cancel_open_orders, _SIGNED, 1, is_order=True),
         route("GET", "allOrders", all_orders, _SIGNED, 20),
         route("GET", "account", account, _SIGNED, 20),
+        route("GET", "myTrades", my_trades, _SIGNED, lambda p: 5 if "orderId" in p else 20),
         *(route(m, "userDataStream", listen_key, _KEY_ONLY, 2) for m in ("POST", "PUT", "DELETE")),
     ]

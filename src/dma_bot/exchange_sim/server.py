@@ -7,7 +7,7 @@ bookTicker subscribers). With ``quote_interval`` set, a market task moves every 
 random walk at that period; without it (the default) the market moves only when told to, through
 :meth:`ExchangeSim.set_quote` and :meth:`ExchangeSim.step`, so tests stay deterministic. It also offers
 the helpers tests need: balances and orders, waits for subscriptions, and hooks that drop every
-connection or announce ``serverShutdown``. Usage::
+connection, announce ``serverShutdown`` or end the user-data subscriptions with ``eventStreamTerminated``. Usage::
 
     async with ExchangeSim(symbols=["BTCUSDT"], port=0) as sim:
         client = ccxt.binance(...)  # urls -> sim.api_url; keys sim.api_key / sim.api_secret
@@ -257,6 +257,13 @@ class ExchangeSim:
         now_ms = self.now_ms()
         self.streams.server_shutdown(now_ms)
         self.ws_api.server_shutdown(now_ms)
+
+    def terminate_user_streams(self) -> None:
+        """Send ``eventStreamTerminated`` on every active user-data subscription (test hook).
+
+        The event is all a client sees when Binance ends its subscription; a client that closes the
+        connection and subscribes again on a new one is served as usual."""
+        self.ws_api.dispatch([{"e": "eventStreamTerminated", "E": self.now_ms()}])
 
     def drop_connections(self) -> None:
         """Cut every WebSocket's TCP connection with no close frame, as a network failure would."""

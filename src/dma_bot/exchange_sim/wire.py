@@ -2,8 +2,8 @@
 
 Every decimal goes out as a string with 8 places, ids and times as integers, flags as booleans, exactly
 as ``api.binance.com`` does (clients such as the official SDK validate these types strictly). Shapes:
-order responses (ACK, RESULT, FULL), order queries and cancels, ``executionReport`` and
-``outboundAccountPosition`` events, and the symbol entries of exchangeInfo. Sample executionReport::
+order responses (ACK, RESULT, FULL), order queries and cancels, ``myTrades`` entries, ``executionReport``
+and ``outboundAccountPosition`` events, and the symbol entries of exchangeInfo. Sample executionReport::
 
     {"e":"executionReport","E":1499405658658,"s":"ETHBTC","c":"mUvoqJxFIILMdfAW5iGSOW","S":"BUY",
      "o":"LIMIT","f":"GTC","q":"1.00000000","p":"0.10264410","P":"0.00000000","F":"0.00000000","g":-1,
@@ -22,14 +22,17 @@ from typing import Any, Final, NamedTuple
 from dma_bot.exchange_sim.accounts import Balances
 from dma_bot.exchange_sim.book import SimOrder
 from dma_bot.exchange_sim.market import SymbolConfig
+from dma_bot.model.enums import Side
 from dma_bot.model.instrument import Instrument
 
 __all__ = [
     "FillRecord",
+    "TradeRecord",
     "account_position",
     "cancel_response",
     "d8",
     "execution_report",
+    "my_trade",
     "new_order_response",
     "order_status",
     "symbol_info",
@@ -52,6 +55,17 @@ class FillRecord(NamedTuple):
     commission: Decimal
     commission_asset: str
     trade_id: int
+
+
+class TradeRecord(NamedTuple):
+    """One fill as the account's trade history keeps it (``GET /api/v3/myTrades``)."""
+
+    symbol: str
+    order_id: int
+    side: Side
+    fill: FillRecord
+    maker: bool
+    time_ms: int
 
 
 def _price(instrument: Instrument, ticks: int) -> str:
@@ -271,4 +285,24 @@ def symbol_info(config: SymbolConfig) -> Json:
         "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "NONE",
         "allowedSelfTradePreventionModes": ["NONE"],
+    }
+
+
+def my_trade(trade: TradeRecord, instrument: Instrument) -> Json:
+    """One entry of ``GET /api/v3/myTrades``; ``id`` is the ``t`` of the fill's executionReport."""
+    fill = trade.fill
+    return {
+        "symbol": trade.symbol,
+        "id": fill.trade_id,
+        "orderId": trade.order_id,
+        "orderListId": -1,
+        "price": _price(instrument, fill.price),
+        "qty": _qty(instrument, fill.qty),
+        "quoteQty": d8(instrument.notional(fill.price, fill.qty)),
+        "commission": d8(fill.commission),
+        "commissionAsset": fill.commission_asset,
+        "time": trade.time_ms,
+        "isBuyer": trade.side is Side.BUY,
+        "isMaker": trade.maker,
+        "isBestMatch": True,
     }

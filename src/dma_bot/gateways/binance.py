@@ -7,6 +7,9 @@ sent) with ``POST /api/v3/order`` (our client id, ``newOrderRespType=ACK``), up 
 once. A final REST error is one REJECTED with the venue's code and message; an unknown outcome (5xx,
 timeout, -1007, transport) is never resent but queried by client id with backoff; 429/418 waits
 Retry-After and resends (the order was not accepted); -1021 resynchronises the clock and resends once.
+After a stream gap, quantity the order query shows but the stream never told is fetched trade by trade
+from ``GET /api/v3/myTrades`` (so each fill keeps its trade id and commission), falling back to one fill
+from executedQty only when that fails after retries.
 Every decision about what to report (one ACK, fills once, reconciliation after a stream gap) belongs to
 :class:`~dma_bot.gateways.binance_orders.OrderTable`; every report leaves through one ordered outbox, so
 the reports of an order keep their order. When the inbox ends it cancels its open orders (if
@@ -26,10 +29,13 @@ from typing import Any, Final, Literal
 
 from dma_bot.binance.codec import (
     OrderState,
+    Trade,
     build_cancel_order_params,
+    build_my_trades_params,
     build_new_order_params,
     build_query_order_params,
     parse_cancel_response,
+    parse_my_trades,
     parse_order_response,
     parse_query_order,
 )
@@ -52,6 +58,7 @@ __all__ = ["BinanceGateway"]
 log = logging.getLogger(__name__)
 
 _ORDER: Final = "/api/v3/order"
+_MY_TRADES: Final = "/api/v3/myTrades"
 _NO_SUCH_ORDER: Final = -2013
 _TIME_IN_FORCE: Final = ("GTC", "IOC", "LIMIT_MAKER")
 
@@ -94,6 +101,7 @@ class BinanceGateway:
         self.unknown_outcomes = 0  # POSTs whose answer was lost: resolved by querying, never by resending
         self.query_failures = 0  # queries that never got an answer after every attempt
         self.bad_answers = 0  # order snapshots that contradict what we sent (skipped, logged)
+        self.trade_query_failures = 0  # myTrades never answered: the unheard quantity was reported id-less
         self._rules = dict(rules)
         self._instruments = {symbol: rule.instrument for symbol, rule in self._rules.items()}
         self._rest = rest
@@ -328,13 +336,46 @@ class BinanceGateway:
                         attempts, error)
 
     async def _apply_state(self, state: OrderState, full: bool | None) -> None:
+        trades: list[Trade] | None = None
+        if self._orders.wants_trades(state, full=full):
+            trades = await self._my_trades(state)
         try:
-            reports = self._orders.on_order_state(state, self._clock.time_ns(), full=full)
+            try:
+                reports = self._orders.on_order_state(state, self._clock.time_ns(), full=full, trades=trades)
+            except ProtocolError as e:
+                if trades is None:
+                    raise
+                self.bad_answers += 1
+                log.warning("%s order %s: myTrades answer skipped: %s", self.venue, state.client_order_id, e)
+                reports = self._orders.on_order_state(state, self._clock.time_ns(), full=full)
         except ProtocolError as e:
             self.bad_answers += 1
             log.warning("%s order %s: answer skipped: %s", self.venue, state.client_order_id, e)
             return
         await self._emit(reports)
+
+    async def _my_trades(self, state: OrderState) -> list[Trade] | None:
+        """``GET /api/v3/myTrades`` of one order, retried with backoff; None when it never answered."""
+        params = build_my_trades_params(state.symbol, state.venue_order_id)
+        error: Exception | None = None
+        for attempt in range(1, self._query_attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(self._delay_after(error, attempt - 1))
+            try:
+                return parse_my_trades(await self._rest.request("GET", _MY_TRADES, params, signed=True),
+                                       self._instruments)
+            except VenueError as e:
+                error = e
+                if e.disposition is Disposition.CLOCK:
+                    await self._resync_clock()
+                elif e.disposition is Disposition.FINAL:
+                    break
+            except ProtocolError as e:
+                error = e
+        self.trade_query_failures += 1
+        log.warning("%s order %s: no trades from myTrades (%s); reporting the unheard quantity from executedQty",
+                    self.venue, state.client_order_id, error)
+        return None
 
     def _delay_after(self, error: Exception | None, attempt: int) -> float:
         delay = self._retry_backoff.delay(attempt, self._rng)

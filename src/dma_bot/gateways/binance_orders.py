@@ -11,9 +11,12 @@ found nothing) it returns the :class:`ExecReport` s to emit, in order, and never
   (a fill that reconciliation reported first), is a duplicate and counted.
 * While the stream has been subscribed since we last synchronised an order, the stream is trusted and a
   snapshot only adds what the stream cannot (the ACK, a terminal state with nothing unheard); after a
-  gap (a reconnect, a cumulative jump), a snapshot is applied in full: the missing quantity becomes one
-  fill without trade id (``GET /api/v3/order`` has none; its price is the missing quote over the missing
-  quantity, its commission unknown and reported as 0), then the terminal state.
+  gap (a reconnect, a cumulative jump), a snapshot is applied in full: when it shows quantity we did not
+  hear (:meth:`OrderTable.wants_trades`), the shell fetches the order's ``myTrades`` and each trade whose
+  id we have not reported becomes its own fill, with the venue's trade id, price and commission; only the
+  quantity those trades do not cover (or all of it, when ``myTrades`` failed) becomes one fill without
+  trade id (priced by the missing quote over the missing quantity, commission unknown and reported as
+  0). Then the terminal state.
 
 It does no I/O, reads no clock (``now_ns`` comes in) and knows no asyncio: the shell in
 :mod:`dma_bot.gateways.binance` does the requests and the waiting. Executions for client ids it never
@@ -24,12 +27,13 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from enum import StrEnum
 from typing import Final
 
-from dma_bot.binance.codec import OrderState
+from dma_bot.binance.codec import OrderState, Trade
 from dma_bot.errors import ProtocolError
 from dma_bot.model.enums import ExecStatus, is_legal_transition
 from dma_bot.model.events import ExecReport, Route
@@ -72,7 +76,9 @@ class OrderTableStats:
     cumulative_gaps: int = 0  # the stream skipped quantity: the order is queried in full
     stale_snapshots: int = 0  # a query older than what we already reported
     reconciled_acks: int = 0
-    reconciled_fills: int = 0
+    reconciled_fills: int = 0  # fills without trade id, from executedQty (myTrades failed or fell short)
+    reconciled_trades: int = 0  # fills with trade id and commission, from myTrades
+    covered_trades: int = 0  # myTrades entries whose quantity was already reported without a trade id
     reconciled_terminals: int = 0
     inexact_fill_prices: int = 0  # a reconciled fill whose average price is off the tick grid (rounded)
     not_found_rejects: int = 0
@@ -92,6 +98,7 @@ class _Order:
         "status",
         "sync_epoch",
         "trade_ids",
+        "unidentified",
         "venue_order_id",
     )
 
@@ -104,6 +111,7 @@ class _Order:
         self.filled = 0  # sum of the last_qty we reported: the venue's cumulative quantity accounted for (steps)
         self.filled_quote = 0  # sum of last_qty * last_price we reported (tick*step units)
         self.trade_ids: set[str] = set()
+        self.unidentified = 0  # steps reported without a trade id and not yet matched to a myTrades entry
         self.last_event_ns = 0
         self.sync_epoch = epoch  # the stream epoch since which we have heard everything about it
         self.deferred_reject: ExecReport | None = None
@@ -320,6 +328,7 @@ class OrderTable:
             self.stats.stale_fills += 1
             if trade_id is not None:
                 order.trade_ids.add(trade_id)
+                order.unidentified = max(0, order.unidentified - report.last_qty)
             if report.status.is_terminal and report.status is not _FILLED:
                 zero = {"last_qty": 0, "last_price": 0, "fee": _ZERO, "fee_asset": "", "trade_id": None}
                 self._advance(order, replace(report, **zero), out)  # type: ignore[arg-type]
@@ -342,11 +351,26 @@ class OrderTable:
         self._queries[order.route.client_order_id] = None
 
     # -- snapshots (GET /api/v3/order, DELETE /api/v3/order) --------------------------------------------
-    def on_order_state(self, state: OrderState, now_ns: int, *, full: bool | None = None) -> list[ExecReport]:
+    def wants_trades(self, state: OrderState, *, full: bool | None = None) -> bool:
+        """Whether :meth:`on_order_state` would report unheard quantity: fetch the order's myTrades first."""
+        order = self._orders.get(state.client_order_id)
+        if order is None or order.route.symbol != state.symbol or order.status.is_terminal:
+            return False
+        if full is None:
+            full = self.needs_full_sync(state.client_order_id)
+        try:
+            return full and _steps(order.instrument, state.executed_qty, state.client_order_id) > order.filled
+        except ProtocolError:
+            return False
+
+    def on_order_state(
+        self, state: OrderState, now_ns: int, *, full: bool | None = None, trades: Sequence[Trade] | None = None
+    ) -> list[ExecReport]:
         """A venue snapshot of one of our orders -> the transitions we have not reported yet.
 
         ``full`` None decides by epoch (:meth:`needs_full_sync`); True applies it in full whatever the
-        stream did (the shutdown's last word)."""
+        stream did (the shutdown's last word). ``trades``: the order's ``myTrades``, when fetched; a trade
+        of another order or side is a ProtocolError raised before anything changes."""
         order = self._orders.get(state.client_order_id)
         if order is None or order.route.symbol != state.symbol:
             self.stats.foreign_executions += 1
@@ -358,6 +382,11 @@ class OrderTable:
         if state.side is not order.route.side:
             raise ProtocolError(f"order {state.client_order_id}: side {order.route.side}, was {state.side}")
         executed = _steps(order.instrument, state.executed_qty, state.client_order_id)
+        for trade in trades or ():
+            if (trade.venue_order_id, trade.symbol, trade.side) != (state.venue_order_id, state.symbol, state.side):
+                raise ProtocolError(f"order {state.client_order_id}: trades of order {state.venue_order_id} "
+                                    f"({state.symbol} {state.side}), was trade {trade.trade_id} of order "
+                                    f"{trade.venue_order_id} ({trade.symbol} {trade.side})")
         if state.ts_event_ns > order.last_event_ns:
             order.last_event_ns = state.ts_event_ns
         if not order.venue_order_id:
@@ -374,7 +403,9 @@ class OrderTable:
             self.stats.stale_snapshots += 1
             return out
         if full:
-            if executed > order.filled:
+            if executed > order.filled and trades:
+                self._trade_fills(order, state, trades, executed, now_ns, out)
+            if executed > order.filled and not order.status.is_terminal:
                 self._reconciled_fill(order, state, executed, now_ns, out)
             if state.status.is_terminal and not order.status.is_terminal:
                 self.stats.reconciled_terminals += 1
@@ -411,6 +442,48 @@ class OrderTable:
             ts_ns=now_ns,
         )
 
+    def _trade_fills(
+        self, order: _Order, state: OrderState, trades: Sequence[Trade], executed: int, now_ns: int,
+        out: list[ExecReport],
+    ) -> None:
+        """One fill per trade of the order we have not reported, oldest first, up to ``executed``.
+
+        Quantity we reported without a trade id (an earlier fallback) covers the oldest unknown trades:
+        those are marked seen, never reported again."""
+        route = order.route
+        for trade in sorted(trades, key=lambda t: int(t.trade_id)):
+            if trade.trade_id in order.trade_ids:
+                continue
+            if order.unidentified > 0 or order.status.is_terminal or order.filled + trade.qty > executed:
+                order.unidentified = max(0, order.unidentified - trade.qty)
+                self.stats.covered_trades += 1
+                order.trade_ids.add(trade.trade_id)
+                continue
+            cum = order.filled + trade.qty
+            status = _FILLED if cum == route.quantity else _PARTIAL
+            report = ExecReport(
+                venue=self.venue,
+                symbol=route.symbol,
+                client_order_id=route.client_order_id,
+                venue_order_id=state.venue_order_id,
+                side=route.side,
+                status=status,
+                order_qty=route.quantity,
+                last_qty=trade.qty,
+                last_price=trade.price,
+                cum_qty=cum,
+                leaves_qty=route.quantity - cum if status is _PARTIAL else 0,
+                fee=trade.commission,
+                fee_asset=trade.commission_asset,
+                trade_id=trade.trade_id,
+                reason="reconciled from myTrades",
+                ts_event_ns=trade.ts_event_ns,
+                ts_ns=now_ns,
+            )
+            order.trade_ids.add(trade.trade_id)
+            self.stats.reconciled_trades += 1
+            self._advance(order, report, out)
+
     def _reconciled_fill(
         self, order: _Order, state: OrderState, executed: int, now_ns: int, out: list[ExecReport]
     ) -> None:
@@ -437,6 +510,8 @@ class OrderTable:
             reason=reason,
         )
         self._advance(order, report, out)
+        if out and out[-1] is report:
+            order.unidentified += missing
 
     # -- bookkeeping -------------------------------------------------------------------------------------
     def _advance(self, order: _Order, report: ExecReport, out: list[ExecReport]) -> None:
