@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from dma_bot.bus import END, Channel, Fanout, Latest, fanout
+from dma_bot.bus import END, Channel, Fanout, Latest, fanout, put_each
 
 
 async def test_channel_end_only_after_every_producer_closed() -> None:
@@ -83,3 +83,135 @@ def test_latest_publish() -> None:
     cell.publish(2)
     assert (cell.value, cell.version) == (2, 1)
     assert repr(END) == "END"
+
+
+async def test_channel_put_many_waits_for_room_and_keeps_order() -> None:
+    """put_many of more items than fit waits for the consumer; all arrive in order and the bound holds."""
+    channel: Channel[int] = Channel("c", 4)
+    received: list[int] = []
+
+    async def produce() -> None:
+        await channel.put_many(list(range(50)))
+        await channel.put_many([])
+        await channel.put_many(list(range(50, 100)))
+        await channel.close()
+
+    async def consume() -> None:
+        while (batch := await channel.get_batch(limit=3)) is not None:
+            assert channel.qsize() <= 4
+            received.extend(batch)
+
+    async with asyncio.timeout(5), asyncio.TaskGroup() as group:
+        group.create_task(produce())
+        group.create_task(consume())
+
+    assert received == list(range(100))
+
+
+async def test_fanout_put_many_gives_each_channel_every_item_in_order_under_backpressure() -> None:
+    """A tight and a roomy channel both get every item in order; the tight one throttles the producer."""
+    tight: Channel[int] = Channel("tight", 2, producers=0)
+    roomy: Channel[int] = Channel("roomy", 1000, producers=0)
+    out = fanout(tight, roomy)
+
+    async def produce() -> None:
+        for start in range(0, 300, 30):
+            await out.put_many(list(range(start, start + 30)))
+        await out.close()
+
+    async def consume(channel: Channel[int]) -> list[int]:
+        items: list[int] = []
+        while (batch := await channel.get_batch()) is not None:
+            items.extend(batch)
+        return items
+
+    async with asyncio.timeout(5), asyncio.TaskGroup() as group:
+        group.create_task(produce())
+        from_tight = group.create_task(consume(tight))
+        from_roomy = group.create_task(consume(roomy))
+
+    assert from_tight.result() == list(range(300))
+    assert from_roomy.result() == list(range(300))
+
+
+async def test_put_each_with_room_lands_every_batch_without_yielding() -> None:
+    """When all fit, put_each is one step: the consumer's next get_batch sees each channel's whole batch."""
+    a: Channel[str] = Channel("a", 8)
+    b: Channel[str] = Channel("b", 8)
+
+    await put_each((a, b), (["a1", "a2", "a3"], ["b1"]))
+
+    assert (a.qsize(), b.qsize()) == (3, 1)
+    assert await a.get_batch() == ["a1", "a2", "a3"]
+    assert await b.get_batch() == ["b1"]
+
+
+async def test_put_many_from_two_producers_keeps_each_producers_order() -> None:
+    """Two producers blocking on one small channel: nothing is lost and each one's items stay in order."""
+    channel: Channel[tuple[str, int]] = Channel("c", 3, producers=2)
+    received: list[tuple[str, int]] = []
+
+    async def produce(name: str) -> None:
+        for start in range(0, 40, 8):
+            await channel.put_many([(name, i) for i in range(start, start + 8)])
+        await channel.close()
+
+    async def consume() -> None:
+        while (batch := await channel.get_batch()) is not None:
+            received.extend(batch)
+
+    async with asyncio.timeout(5), asyncio.TaskGroup() as group:
+        group.create_task(produce("p"))
+        group.create_task(produce("q"))
+        group.create_task(consume())
+
+    assert [i for name, i in received if name == "p"] == list(range(40))
+    assert [i for name, i in received if name == "q"] == list(range(40))
+
+
+async def test_get_batch_cancelled_while_waiting_takes_nothing() -> None:
+    """A get_batch cut short by a timeout, even one woken by a put first, leaves every item queued."""
+    channel: Channel[int] = Channel("c", 8)
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            await channel.get_batch()
+    waiting = asyncio.ensure_future(channel.get_batch())
+    await asyncio.sleep(0)
+    await channel.put(1)
+    waiting.cancel()  # woken by the put but not yet resumed
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await channel.put(2)
+
+    assert await channel.get_batch() == [1, 2]
+
+
+async def test_get_batch_refuses_a_second_waiting_consumer() -> None:
+    """A channel has one consumer: a second concurrent get_batch is a wiring bug and raises."""
+    channel: Channel[int] = Channel("c", 8)
+    first = asyncio.ensure_future(channel.get_batch())
+    await asyncio.sleep(0)
+
+    with pytest.raises(RuntimeError, match="one consumer"):
+        await channel.get_batch()
+    await channel.put(7)
+
+    assert await first == [7]
+
+
+async def test_blocked_producer_cancelled_leaves_the_channel_usable() -> None:
+    """Cancelling a producer waiting on a full channel puts nothing and later producers still get room."""
+    channel: Channel[int] = Channel("c", 1)
+    await channel.put(1)
+    blocked = asyncio.ensure_future(channel.put_many([2, 3]))
+    await asyncio.sleep(0)
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+
+    first = await channel.get_batch()
+    await channel.put(4)
+
+    assert first == [1]
+    assert await channel.get_batch() == [4]

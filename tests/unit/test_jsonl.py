@@ -251,3 +251,81 @@ def test_jsonl_to_event_accepts_equivalent_decimal_spellings() -> None:
 
     assert isinstance(tick, Tick)
     assert (tick.bid, tick.ask) == (6500012, 6500013)
+
+
+def _orjson_line(record: dict[str, Any]) -> bytes:
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def test_jsonl_sig_and_reject_templates_match_orjson_byte_for_byte() -> None:
+    """Property: the Sig and Reject f-string templates write exactly what orjson writes for the same dict,
+    also for strategy names and details that need escaping or are not ASCII."""
+    rng = random.Random(3)
+    encoder = JsonlEncoder(INSTRUMENTS)
+    for seq in range(1, 2001):
+        event = _random_event(rng, rng.choice(("Sig", "Reject")))
+        instrument = INSTRUMENTS[event.symbol]
+        common = {"strategy": event.strategy, "symbol": event.symbol, "side": event.side,
+                  "price": instrument.format_price(event.price), "quantity": instrument.format_qty(event.quantity)}
+        if isinstance(event, Signal):
+            expected = _orjson_line({"type": "Sig", "seq": seq, "ts_ns": event.ts_ns, "v": 1, **common,
+                                     "ts_event_ns": event.ts_event_ns})
+        else:
+            assert isinstance(event, RiskReject)
+            expected = _orjson_line({"type": "Reject", "seq": seq, "ts_ns": event.ts_ns, "v": 1, **common,
+                                     "reason": event.reason, "detail": event.detail,
+                                     "ts_signal_ns": event.ts_signal_ns})
+
+        assert encoder.encode(event) == expected
+
+
+def test_jsonl_timestamps_that_are_not_ints_go_through_orjson_or_are_refused() -> None:
+    """A Sig or Reject with a non-int timestamp is spelled by orjson (never printed raw); such an Md raises."""
+    encoder = JsonlEncoder(INSTRUMENTS)
+
+    sig = orjson.loads(encoder.encode(SIGNAL._replace(ts_ns=True)))
+    reject = orjson.loads(encoder.encode(REJECT._replace(ts_signal_ns=2.5)))
+    with pytest.raises(ValueError, match="Md timestamps must be int"):
+        encoder.encode(TICK._replace(ts_event_ns=1.0))
+
+    assert (sig["seq"], sig["ts_ns"]) == (1, True)
+    assert (reject["seq"], reject["ts_signal_ns"]) == (2, 2.5)
+    assert encoder.seq == 2
+
+
+def test_jsonl_encode_batch_appends_the_same_lines_as_encode() -> None:
+    """encode_batch appends, in order, exactly the lines encode would give, numbering on from the last seq."""
+    events: list[Event] = [TICK, SIGNAL, REJECT, ORDER, ROUTE, EXEC, TICK]
+    reference = JsonlEncoder(INSTRUMENTS)
+    one_by_one = [reference.encode(event) for event in events]
+    encoder = JsonlEncoder(INSTRUMENTS)
+    lines = [b"already there\n"]
+
+    encoder.encode_batch(events, lines)
+
+    assert lines == [b"already there\n", *one_by_one]
+    assert encoder.counts == reference.counts
+
+
+def test_jsonl_encode_batch_error_keeps_the_lines_before_it() -> None:
+    """An event that cannot be encoded stops the batch; the lines before it are kept with their seq."""
+    encoder = JsonlEncoder(INSTRUMENTS)
+    lines: list[bytes] = []
+
+    with pytest.raises(ValueError, match="DOGEUSDT"):
+        encoder.encode_batch([TICK, SIGNAL, TICK._replace(symbol="DOGEUSDT"), TICK], lines)
+
+    assert [orjson.loads(line)["seq"] for line in lines] == [1, 2]
+    assert encoder.seq == 2
+
+
+def test_jsonl_symbols_on_one_grid_share_strings_and_stay_exact() -> None:
+    """Two symbols on the same grid (and a price grid equal to a quantity grid) encode exactly."""
+    same = Instrument(symbol="ETHUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.01"))
+    instruments = {**INSTRUMENTS, same.symbol: same}
+    encoder = JsonlEncoder(instruments)
+    ticks = [Tick(symbol, 100 + i, 101 + i, 100 + i, 7, i, i) for i in range(300) for symbol in ("BTCUSDT", "ETHUSDT")]
+
+    decoded = [to_event(decode_record(encoder.encode(tick)), instruments) for tick in ticks]
+
+    assert decoded == ticks

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+import random
+from decimal import Context, Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -532,6 +534,51 @@ def test_loss_limit_symbol_without_mid_is_marked_at_entry() -> None:
 
     assert reason_of(before) is None
     assert reason_of(after) is RejectReason.KILL_SWITCH_REDUCING
+
+
+def _exact_pnl(snapshot: PositionSnapshot, board: MarketBoard) -> Fraction:
+    """Realized plus every position marked at mid, in plain Fractions (a symbol without mid adds 0)."""
+    pnl = Fraction(snapshot.realized_pnl)
+    for (symbol, _venue), position in snapshot.positions.items():
+        mid2 = board.mid2(symbol)
+        if mid2 is not None:
+            instrument = INSTRUMENTS[symbol]
+            mid = Fraction(instrument.tick_size) * mid2 / 2
+            pnl += position.quantity * Fraction(instrument.step_size) * (mid - Fraction(position.average_price))
+    return pnl
+
+
+def test_loss_limit_matches_exact_pnl_over_seeded_random_snapshots() -> None:
+    """Property: the switch trips exactly when realized + unrealized PnL <= -max_loss, at and around the edge,
+    for random multi-venue positions on two grids with long average prices and missing mids."""
+    rng = random.Random(5)
+    exact = Context(prec=200)
+    checked = 0
+    for _ in range(400):
+        positions = tuple(
+            (rng.choice((BTC, ETH)), rng.choice((-1, 1)) * rng.randrange(1, 50_000),
+             str(Decimal(rng.randrange(1, 10**12)).scaleb(-rng.randrange(0, 11))))
+            for _ in range(rng.randrange(1, 7))
+        )
+        snapshot = holding(*positions, realized=str(Decimal(rng.randrange(-10**9, 10**9)).scaleb(-rng.randrange(0, 9))))
+        board = MarketBoard()
+        board.update(Tick(BTC.symbol, rng.randrange(1, 20_000), rng.randrange(1, 20_000), 1, 1, NOW, NOW))
+        if rng.random() < 0.7:
+            board.update(Tick(ETH.symbol, rng.randrange(1, 20_000), rng.randrange(1, 20_000), 1, 1, NOW, NOW))
+        pnl = _exact_pnl(snapshot, board)
+        edge = exact.divide(Decimal(-pnl.numerator), Decimal(pnl.denominator))
+        assert Fraction(edge) == -pnl
+        for max_loss in (edge, edge + Decimal("1e-12"), edge - Decimal("1e-12")):
+            if max_loss <= 0:
+                continue
+            engine = RiskEngine(params(max_loss=max_loss), INSTRUMENTS, board, Latest(snapshot), ClientOrderIds("t"))
+
+            engine.check(Signal("mr", BTC.symbol, Side.BUY, 10_000, 1000, NOW - 2, NOW - 1), NOW)
+
+            tripped = engine.kill_switch.state is KillSwitchState.REDUCING
+            assert tripped == (pnl <= -Fraction(max_loss)), (positions, snapshot.realized_pnl, max_loss)
+            checked += 1
+    assert checked > 300
 
 
 def test_loss_limit_zero_turns_the_check_off() -> None:

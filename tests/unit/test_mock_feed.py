@@ -84,3 +84,34 @@ async def test_mock_feed_paced_rate_is_bounded() -> None:
         group.create_task(stop_after_some())
     elapsed_s = (clock.monotonic_ns() - start) / 1e9
     assert feed.ticks_by_symbol["X"] <= 100 * elapsed_s + 2
+
+
+async def test_mock_feed_batched_rounds_keep_emission_order_in_every_channel_under_backpressure() -> None:
+    """Rounds handed on together through tiny channels: a shared channel sees the exact emission order
+    (X, Y, X, Y, ...), a per-symbol one its symbol's ticks, nothing is lost and the board holds the last."""
+    stop = asyncio.Event()
+    board = MarketBoard()
+    xs: Channel[Tick] = Channel("x", 3, producers=0)
+    both: Channel[Tick] = Channel("both", 5, producers=0)
+    feed = MockFeed(
+        RandomWalk(["X", "Y"], PARAMS, 3), {"X": fanout(xs, both), "Y": fanout(both)}, board, ManualClock(), 0,
+        stop, batch=16,
+    )
+    received: dict[str, list[Tick]] = {"x": [], "both": []}
+
+    async def consume(name: str, channel: Channel[Tick]) -> None:
+        while (batch := await channel.get_batch(limit=2)) is not None:
+            received[name].extend(batch)
+            if len(received["both"]) >= 100:
+                stop.set()
+
+    async with asyncio.timeout(10), asyncio.TaskGroup() as group:
+        group.create_task(feed.run())
+        group.create_task(consume("x", xs))
+        group.create_task(consume("both", both))
+
+    expected = RandomWalk(["X", "Y"], PARAMS, 3)
+    assert received["both"] == [expected.next(i % 2, received["both"][i].ts_ns) for i in range(len(received["both"]))]
+    assert received["x"] == [t for t in received["both"] if t.symbol == "X"]
+    assert feed.ticks_by_symbol == {"X": len(received["x"]), "Y": len(received["both"]) - len(received["x"])}
+    assert board.last == {"X": received["x"][-1], "Y": [t for t in received["both"] if t.symbol == "Y"][-1]}

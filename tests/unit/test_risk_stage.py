@@ -97,3 +97,24 @@ async def test_risk_stage_empty_inbox_still_closes_outputs() -> None:
         ended = (await orders.get_batch(), await rejects.get_batch())
 
     assert ended == (None, None)
+
+
+async def test_risk_stage_shared_output_sees_orders_and_rejects_in_signal_order() -> None:
+    """Orders and rejects go out in runs, yet a consumer of both (the recorder) gets them in signal order."""
+    signals: Channel[Signal] = Channel("signals", 16)
+    orders: Channel[Order] = Channel("orders", 16)
+    record: Channel[Order | RiskReject] = Channel("record", 16, producers=2)
+    stage = RiskStage(engine(), signals, Fanout([orders, record]), Fanout([record]), ManualClock(NOW))
+    prices = [10_000, 1, 1, 10_000, 10_000, 1, 10_000]
+    for price in prices:
+        await signals.put(signal(price=price))
+    await signals.close()
+
+    async with asyncio.timeout(5):
+        await stage.run()
+        recorded = await drain(record)
+        sent = await drain(orders)
+
+    assert [type(item) is Order for item in recorded] == [price == 10_000 for price in prices]
+    assert [item for item in recorded if type(item) is Order] == sent
+    assert [order.client_order_id for order in sent] == ["t1", "t2", "t3", "t4"]

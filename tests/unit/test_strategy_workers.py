@@ -189,3 +189,21 @@ def test_strategy_worker_inconsistent_strategies_raise(name: str, strategies: di
     """No symbols, a strategy keyed under another symbol, or one of another name are refused at wiring time."""
     with pytest.raises(ValueError, match=f"^{name} worker: "):
         StrategyWorker(name, strategies, Channel("ticks", 1), Fanout([Channel("signals", 1)]), ManualClock())
+
+
+async def test_strategy_worker_unowned_tick_mid_batch_hands_on_the_signals_before_it() -> None:
+    """Signals are put once per batch; a wiring bug in the middle of a batch still hands on those before it."""
+    inbox: Channel[Tick] = Channel("ticks", 8)
+    signals: Channel[Signal] = Channel("signals", 8)
+    worker = StrategyWorker("vol_breakout", _strategies("BTCUSDT"), inbox, Fanout([signals]), ManualClock())
+    for index, mid in enumerate([101, 101, 101, 103]):
+        await inbox.put(_tick("BTCUSDT", mid, index))
+    await inbox.put(_tick("XRPUSDT", 50, 4))
+    await inbox.close()
+
+    async with asyncio.timeout(5):
+        with pytest.raises(ValueError, match="was a tick of 'XRPUSDT'"):
+            await worker.run()
+        handed_on = await signals.get_batch()
+
+    assert handed_on is not None and [(s.symbol, s.side) for s in handed_on] == [("BTCUSDT", Side.BUY)]

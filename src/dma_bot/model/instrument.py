@@ -24,20 +24,23 @@ def _power_of_ten_places(size: Decimal) -> int | None:
     return -exponent
 
 
-def _formatter(size: Decimal) -> tuple[int, int] | None:
-    places = _power_of_ten_places(size)
-    return None if places is None else (places, 10**places)
+def _format_units(units: int, size: Decimal, places: int | None) -> str:
+    """Exact decimal string of ``units * size``; ``places`` = _power_of_ten_places(size).
 
-
-def _format_units(units: int, size: Decimal, fmt: tuple[int, int] | None) -> str:
-    if fmt is None:
+    On a power-of-ten grid the digits of ``units`` are only cut and padded (no Decimal, no division)."""
+    if places is None:
         return format((size * units).normalize(), "f")
-    places, scale = fmt
     if places == 0:
         return str(units)
-    sign = "-" if units < 0 else ""
-    whole, frac = divmod(abs(units), scale)
-    return f"{sign}{whole}.{frac:0{places}d}"
+    if units >= 0:
+        digits = str(units)
+        if len(digits) <= places:
+            digits = digits.zfill(places + 1)
+        return f"{digits[:-places]}.{digits[-places:]}"
+    digits = str(-units)
+    if len(digits) <= places:
+        digits = digits.zfill(places + 1)
+    return f"-{digits[:-places]}.{digits[-places:]}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,16 +54,16 @@ class Instrument:
     min_notional: Decimal = Decimal(0)
     base_asset: str = ""
     quote_asset: str = ""
-    _price_fmt: tuple[int, int] | None = field(init=False, repr=False, compare=False)
-    _qty_fmt: tuple[int, int] | None = field(init=False, repr=False, compare=False)
+    _price_places: int | None = field(init=False, repr=False, compare=False)
+    _qty_places: int | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for name in ("tick_size", "step_size"):
             value = getattr(self, name)
             if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
                 raise ValueError(f"{self.symbol}: {name} must be a positive finite Decimal, was {value!r}")
-        object.__setattr__(self, "_price_fmt", _formatter(self.tick_size))
-        object.__setattr__(self, "_qty_fmt", _formatter(self.step_size))
+        object.__setattr__(self, "_price_places", _power_of_ten_places(self.tick_size))
+        object.__setattr__(self, "_qty_places", _power_of_ten_places(self.step_size))
 
     # -- prices -------------------------------------------------------------------------------------------
     def price_to_ticks(self, price: Decimal, *, passive_for: Side | None = None) -> int:
@@ -79,7 +82,7 @@ class Instrument:
 
     def format_price(self, ticks: int) -> str:
         """Decimal string of a tick count, exact, without building a Decimal on the fast path."""
-        return _format_units(ticks, self.tick_size, self._price_fmt)
+        return _format_units(ticks, self.tick_size, self._price_places)
 
     # -- quantities ---------------------------------------------------------------------------------------
     def qty_to_steps(self, quantity: Decimal) -> int:
@@ -90,7 +93,7 @@ class Instrument:
         return self.step_size * steps
 
     def format_qty(self, steps: int) -> str:
-        return _format_units(steps, self.step_size, self._qty_fmt)
+        return _format_units(steps, self.step_size, self._qty_places)
 
     def notional(self, ticks: int, steps: int) -> Decimal:
         """Exact price * quantity in quote currency."""

@@ -4,10 +4,17 @@ Owns the record layout (schema version ``v`` = 1) and the numbering of records: 
 line ``seq`` 1, 2, 3... in the order it encodes them, which is file order, and counts the records of each
 ``type`` (``Md``, ``Sig``, ``Ord``, ``Route``, ``Exec``, ``Reject``, ``Start``, ``Stop``) so the ``Stop``
 record can say how many came before it. Prices and quantities are decimal strings of the symbol's grid
-(``Instrument.format_price``/``format_qty``, memoised per symbol in a bounded cache), fees ``str(Decimal)``,
+(``Instrument.format_price``/``format_qty``, memoised per grid size in a bounded cache shared by the symbols on
+that grid), fees ``str(Decimal)``,
 timestamps integer nanoseconds. It does no I/O and reads no clock: the writer owns the file, and
 ``Start``/``Stop`` carry only the fields they are handed (nothing is read from config, so no secret can
 leak in). The decoder rebuilds the exact events: ``to_event(decode_record(encode(e))) == e``.
+
+The per-tick records (``Md``, ``Sig``, ``Reject``) are spelled by f-string templates, byte for byte what
+orjson writes for the same dict: every value is an exact int, a grid string (digits, '-', '.') or a string
+that went through ``orjson.dumps`` (memoised: strategy names, sides, reasons and risk details repeat). A
+``Sig`` or ``Reject`` whose timestamps are not exact ints goes through orjson like the rarer records; such
+an ``Md`` is refused.
 
 Sample (one line)::
 
@@ -18,7 +25,7 @@ Sample (one line)::
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Final, NoReturn
 
@@ -34,8 +41,8 @@ __all__ = ["EVENT_TYPES", "RECORD_TYPES", "SCHEMA_VERSION", "Event", "JsonlEncod
 SCHEMA_VERSION: Final = 1
 EVENT_TYPES: Final = ("Md", "Sig", "Ord", "Route", "Exec", "Reject")
 RECORD_TYPES: Final = (*EVENT_TYPES, "Start", "Stop")
-FORMAT_CACHE_LIMIT: Final = 4096
-"""Entries per symbol in each of the price and quantity string caches; a full cache is cleared."""
+FORMAT_CACHE_LIMIT: Final = 16384
+"""Entries in each grid's string cache (and in the JSON string cache); a full cache is cleared."""
 
 _RESERVED: Final = frozenset({"type", "seq", "ts_ns", "v"})
 _APPEND_NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
@@ -54,44 +61,54 @@ def _dumps(record: dict[str, Any]) -> bytes:
     return orjson.dumps(record, option=_APPEND_NEWLINE, default=_json_default)
 
 
+class _GridStrings:
+    """Memoised decimal strings of one grid size (prices and quantities on an equal grid spell alike)."""
+
+    __slots__ = ("_format", "strings")
+
+    def __init__(self, format_units: Callable[[int], str]) -> None:
+        self.strings: dict[int, str] = {}
+        self._format = format_units
+
+    def text(self, units: int) -> str:
+        strings = self.strings
+        text = strings.get(units)
+        if text is None:
+            if len(strings) >= FORMAT_CACHE_LIMIT:
+                strings.clear()
+            text = strings[units] = self._format(units)
+        return text
+
+
 class _SymbolFormat:
-    """One symbol's JSON spelling and memoised grid strings (misses go to the Instrument)."""
+    """One symbol's JSON spelling and its grids' memoised strings (``price``/``qty`` fill the caches)."""
 
-    __slots__ = ("_format_price", "_format_qty", "json_symbol", "prices", "quantities")
+    __slots__ = ("json_symbol", "md_symbol", "price", "prices", "qty", "quantities")
 
-    def __init__(self, instrument: Instrument) -> None:
+    def __init__(self, instrument: Instrument, grids: dict[Decimal, _GridStrings]) -> None:
         self.json_symbol = orjson.dumps(instrument.symbol).decode()
-        self.prices: dict[int, str] = {}
-        self.quantities: dict[int, str] = {}
-        self._format_price = instrument.format_price
-        self._format_qty = instrument.format_qty
-
-    def price(self, ticks: int) -> str:
-        prices = self.prices
-        text = prices.get(ticks)
-        if text is None:
-            if len(prices) >= FORMAT_CACHE_LIMIT:
-                prices.clear()
-            text = prices[ticks] = self._format_price(ticks)
-        return text
-
-    def qty(self, steps: int) -> str:
-        quantities = self.quantities
-        text = quantities.get(steps)
-        if text is None:
-            if len(quantities) >= FORMAT_CACHE_LIMIT:
-                quantities.clear()
-            text = quantities[steps] = self._format_qty(steps)
-        return text
+        self.md_symbol = f',"v":1,"symbol":{self.json_symbol},"bid":"'
+        price_grid = grids.get(instrument.tick_size)
+        if price_grid is None:
+            price_grid = grids[instrument.tick_size] = _GridStrings(instrument.format_price)
+        qty_grid = grids.get(instrument.step_size)
+        if qty_grid is None:
+            qty_grid = grids[instrument.step_size] = _GridStrings(instrument.format_qty)
+        self.prices = price_grid.strings
+        self.quantities = qty_grid.strings
+        self.price: Callable[[int], str] = price_grid.text
+        self.qty: Callable[[int], str] = qty_grid.text
 
 
 class JsonlEncoder:
     """Event -> one JSON line (bytes, ending in b"\\n"), numbering the lines it makes."""
 
-    __slots__ = ("_encoders", "_formats", "_seq", "counts")
+    __slots__ = ("_encoders", "_formats", "_json_strings", "_seq", "counts")
 
     def __init__(self, instruments: Mapping[str, Instrument]) -> None:
-        self._formats = {symbol: _SymbolFormat(instrument) for symbol, instrument in instruments.items()}
+        grids: dict[Decimal, _GridStrings] = {}
+        self._formats = {symbol: _SymbolFormat(instrument, grids) for symbol, instrument in instruments.items()}
+        self._json_strings: dict[str, str] = {}
         self._seq = 0
         self.counts: dict[str, int] = dict.fromkeys(RECORD_TYPES, 0)
         self._encoders: dict[type, Callable[[Any], bytes]] = {
@@ -111,8 +128,21 @@ class JsonlEncoder:
     def encode(self, event: Event) -> bytes:
         encoder = self._encoders.get(type(event))
         if encoder is None:
-            raise TypeError(f"recorder: cannot encode {type(event).__name__}, only {EVENT_TYPES} events")
+            _not_an_event(event)
         return encoder(event)
+
+    def encode_batch(self, events: Iterable[Event], lines: list[bytes]) -> None:
+        """Append the line of each of ``events`` to ``lines``, in order (``encode`` without a call per event).
+
+        If an event cannot be encoded, the lines of the events before it are already in ``lines`` (their
+        ``seq`` numbers are used) and the error propagates."""
+        encoders = self._encoders
+        append = lines.append
+        for event in events:
+            encoder = encoders.get(type(event))
+            if encoder is None:
+                _not_an_event(event)
+            append(encoder(event))
 
     def encode_control(self, type_: str, fields: Mapping[str, Any], *, ts_ns: int) -> bytes:
         """A ``Start`` or ``Stop`` record with ``fields`` (JSON-able; Decimal becomes a string).
@@ -143,11 +173,23 @@ class JsonlEncoder:
             _unknown_symbol(symbol)
         return fmt
 
+    def _json(self, text: str) -> str:
+        """``orjson.dumps(text)`` as str, memoised (strategy names, sides, reasons and details repeat)."""
+        strings = self._json_strings
+        spelled = strings.get(text)
+        if spelled is None:
+            if len(strings) >= FORMAT_CACHE_LIMIT:
+                strings.clear()
+            spelled = strings[text] = orjson.dumps(text).decode()
+        return spelled
+
     def _md(self, tick: Tick) -> bytes:
         symbol, bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns = tick
         fmt = self._formats.get(symbol)
         if fmt is None:
             _unknown_symbol(symbol)
+        if type(ts_ns) is not int or type(ts_event_ns) is not int:
+            raise ValueError(f"recorder: Md timestamps must be int, were {ts_ns!r} and {ts_event_ns!r}")
         prices = fmt.prices
         quantities = fmt.quantities
         bid_text = prices.get(bid) or fmt.price(bid)
@@ -155,18 +197,40 @@ class JsonlEncoder:
         bid_qty_text = quantities.get(bid_qty) or fmt.qty(bid_qty)
         ask_qty_text = quantities.get(ask_qty) or fmt.qty(ask_qty)
         seq = self._seq + 1
-        # Every value is an int, a grid string (digits, '-', '.') or the orjson-encoded symbol: valid JSON.
+        ts_text = f"{ts_ns}"
+        event_text = ts_text if ts_event_ns == ts_ns else f"{ts_event_ns}"  # the mock feed stamps both alike
         line = (
-            f'{{"type":"Md","seq":{seq:d},"ts_ns":{ts_ns:d},"v":1,"symbol":{fmt.json_symbol},'
-            f'"bid":"{bid_text}","ask":"{ask_text}","bid_qty":"{bid_qty_text}","ask_qty":"{ask_qty_text}",'
-            f'"ts_event_ns":{ts_event_ns:d}}}\n'
+            f'{{"type":"Md","seq":{seq},"ts_ns":{ts_text}{fmt.md_symbol}{bid_text}","ask":"{ask_text}",'
+            f'"bid_qty":"{bid_qty_text}","ask_qty":"{ask_qty_text}","ts_event_ns":{event_text}}}\n'
         ).encode()
         self._seq = seq
         self.counts["Md"] += 1
         return line
 
     def _sig(self, signal: Signal) -> bytes:
-        fmt = self._format(signal.symbol)
+        strategy, symbol, side, price, quantity, ts_event_ns, ts_ns = signal
+        fmt = self._formats.get(symbol)
+        if fmt is None:
+            _unknown_symbol(symbol)
+        if type(ts_ns) is not int or type(ts_event_ns) is not int:
+            return self._sig_dict(signal, fmt)
+        strings = self._json_strings
+        price_text = fmt.prices.get(price) or fmt.price(price)
+        qty_text = fmt.quantities.get(quantity) or fmt.qty(quantity)
+        strategy_json = strings.get(strategy) or self._json(strategy)
+        side_json = strings.get(side) or self._json(side)
+        seq = self._seq + 1
+        line = (
+            f'{{"type":"Sig","seq":{seq},"ts_ns":{ts_ns},"v":1,"strategy":{strategy_json},'
+            f'"symbol":{fmt.json_symbol},"side":{side_json},"price":"{price_text}","quantity":"{qty_text}",'
+            f'"ts_event_ns":{ts_event_ns}}}\n'
+        ).encode()
+        self._seq = seq
+        self.counts["Sig"] += 1
+        return line
+
+    def _sig_dict(self, signal: Signal, fmt: _SymbolFormat) -> bytes:
+        """The Sig line through orjson, for timestamps that are not exact ints (the template prints ints)."""
         seq = self._seq + 1
         line = _dumps({
             "type": "Sig", "seq": seq, "ts_ns": signal.ts_ns, "v": SCHEMA_VERSION,
@@ -178,7 +242,31 @@ class JsonlEncoder:
         return line
 
     def _reject(self, reject: RiskReject) -> bytes:
-        fmt = self._format(reject.symbol)
+        strategy, symbol, side, price, quantity, reason, detail, ts_signal_ns, ts_ns = reject
+        fmt = self._formats.get(symbol)
+        if fmt is None:
+            _unknown_symbol(symbol)
+        if type(ts_ns) is not int or type(ts_signal_ns) is not int:
+            return self._reject_dict(reject, fmt)
+        strings = self._json_strings
+        price_text = fmt.prices.get(price) or fmt.price(price)
+        qty_text = fmt.quantities.get(quantity) or fmt.qty(quantity)
+        strategy_json = strings.get(strategy) or self._json(strategy)
+        side_json = strings.get(side) or self._json(side)
+        reason_json = strings.get(reason) or self._json(reason)
+        detail_json = strings.get(detail) or self._json(detail)
+        seq = self._seq + 1
+        line = (
+            f'{{"type":"Reject","seq":{seq},"ts_ns":{ts_ns},"v":1,"strategy":{strategy_json},'
+            f'"symbol":{fmt.json_symbol},"side":{side_json},"price":"{price_text}","quantity":"{qty_text}",'
+            f'"reason":{reason_json},"detail":{detail_json},"ts_signal_ns":{ts_signal_ns}}}\n'
+        ).encode()
+        self._seq = seq
+        self.counts["Reject"] += 1
+        return line
+
+    def _reject_dict(self, reject: RiskReject, fmt: _SymbolFormat) -> bytes:
+        """The Reject line through orjson, for timestamps that are not exact ints."""
         seq = self._seq + 1
         line = _dumps({
             "type": "Reject", "seq": seq, "ts_ns": reject.ts_ns, "v": SCHEMA_VERSION,
@@ -233,6 +321,10 @@ class JsonlEncoder:
 
 def _unknown_symbol(symbol: str) -> NoReturn:
     raise ValueError(f"recorder: symbol {symbol!r} has no instrument")
+
+
+def _not_an_event(value: object) -> NoReturn:
+    raise TypeError(f"recorder: cannot encode {type(value).__name__}, only {EVENT_TYPES} events")
 
 
 # -- decoding -----------------------------------------------------------------------------------------------

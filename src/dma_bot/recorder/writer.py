@@ -115,18 +115,15 @@ class RecorderStage:
         if self._file is None:
             raise RuntimeError("recorder: open() must succeed before run()")
         encoder = self._encoder
-        encode = encoder.encode
+        encode_batch = encoder.encode_batch
         pending = self._pending
         clean = False
         try:
             pending.append(encoder.encode_control("Start", self._start_fields, ts_ns=self._clock.time_ns()))
             self._write_pending()
             while (batch := await self._inbox.get_batch()) is not None:
-                size = 0
-                for event in batch:
-                    line = encode(event)  # type: ignore[arg-type]
-                    pending.append(line)
-                    size += len(line)
+                encode_batch(batch, pending)  # type: ignore[arg-type]
+                size = sum(map(len, pending))
                 if size >= self._thread_threshold:
                     await asyncio.to_thread(self._write_pending)
                 else:

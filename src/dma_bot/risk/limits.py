@@ -11,7 +11,9 @@ counted) plus unrealized PnL of every venue position marked at the board mid. ``
 half-space that is linear in the mids, so when the snapshot changes (its ``fills`` count or its
 ``positions`` mapping) the engine turns it once, with exact Fractions, into integer coefficients per held
 symbol and one integer threshold; per signal it only sums ``coefficient * mid2`` over the held symbols and
-compares. A held symbol without a mid yet is marked at its entry price (an exact Fraction fallback).
+compares, and not even that while the held symbols' quotes are the ones it last summed (the signals of one
+risk batch all see the same board). A held symbol without a mid yet is marked at its entry price (an
+exact Fraction fallback). Reject details that repeat (position limits) are memoised per symbol.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Final
 
 from dma_bot.bus import Latest
 from dma_bot.model.enums import KillSwitchState, RejectReason, Side
-from dma_bot.model.events import Order, RiskReject, Signal
+from dma_bot.model.events import Order, RiskReject, Signal, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PositionSnapshot
@@ -34,6 +36,8 @@ from dma_bot.risk.order_ids import ClientOrderIds
 __all__ = ["KillSwitch", "RiskEngine", "RiskParams", "RiskStats", "TokenBucket"]
 
 _SCALE: Final = 1_000_000_000
+_DETAIL_CACHE_LIMIT: Final = 4096
+_new_tuple: Final = tuple.__new__  # a NamedTuple without its Python-level __new__ (~0.3 us less per reject)
 _ACTIVE: Final = KillSwitchState.ACTIVE
 _HALTED: Final = KillSwitchState.HALTED
 _BUY: Final = Side.BUY
@@ -164,11 +168,14 @@ class _SymbolLimits:
     __slots__ = (
         "buy_key",
         "instrument",
+        "loss_unit",
         "notional_max",
+        "position_details",
         "position_max",
         "sell_key",
         "sent_buy",
         "sent_sell",
+        "step",
         "symbol",
         "tick_max",
         "tick_min",
@@ -187,6 +194,9 @@ class _SymbolLimits:
         self.sell_key = (self.symbol, Side.SELL)
         self.sent_buy = 0
         self.sent_sell = 0
+        self.position_details: dict[int, str] = {}
+        self.step = step
+        self.loss_unit = step * tick / 2  # PnL per step held per unit of mid2 (bid + ask)
 
 
 def _places(size: Decimal) -> int:
@@ -218,10 +228,15 @@ class RiskEngine:
         self._deviation_bps = params.max_deviation_bps
         self._band_text = f"[{params.px_min}, {params.px_max}]"
         self._rate_text = f"over {params.max_orders_per_second}/s, burst {params.burst}"
+        self._max_position_text = str(params.max_position)
         self._symbols = {symbol: _SymbolLimits(inst, params) for symbol, inst in instruments.items()}
         self._loss_on = params.max_loss > 0
+        self._negative_max_loss = -Fraction(params.max_loss)
         self._loss_snapshot: PositionSnapshot | None = None
         self._loss_terms: tuple[tuple[str, int, Fraction], ...] = ()
+        self._loss_symbols: tuple[str, ...] = ()
+        self._loss_quotes: tuple[Tick | None, ...] | None = None  # the held symbols' ticks last evaluated
+        self._loss_result = False
         self._loss_base = Fraction(0)
         self._loss_threshold = 0
         self._loss_scale = 1
@@ -265,8 +280,9 @@ class RiskEngine:
             return self._reject(signal, RejectReason.PRICE_BAND, detail, now_ns)
         bps = self._deviation_bps
         if bps:
-            mid2 = self._board.mid2(symbol)
-            if mid2 is None or mid2 <= 0:
+            tick = self._board.last.get(symbol)
+            mid2 = 0 if tick is None else tick.bid + tick.ask  # MarketBoard.mid2 without the call
+            if mid2 <= 0:
                 return self._reject(signal, RejectReason.NO_MARKET, f"no mid for {symbol}", now_ns)
             if abs(2 * price - mid2) * 10_000 > mid2 * bps:
                 detail = self._deviation_detail(limits, price, mid2)
@@ -278,7 +294,7 @@ class RiskEngine:
             return self._reject(signal, RejectReason.MAX_NOTIONAL, detail, now_ns)
         worst = net + open_steps + quantity if buy else net - open_steps - quantity
         if worst > limits.position_max or -worst > limits.position_max:
-            detail = f"worst-case position {limits.instrument.format_qty(worst)} beyond max {self.params.max_position}"
+            detail = limits.position_details.get(worst) or self._position_detail(limits, worst)
             return self._reject(signal, RejectReason.MAX_POSITION, detail, now_ns)
         if not self._bucket.try_take(now_ns):
             return self._reject(signal, RejectReason.RATE_LIMIT, self._rate_text, now_ns)
@@ -301,17 +317,18 @@ class RiskEngine:
 
     def _reject(self, signal: Signal, reason: RejectReason, detail: str, now_ns: int) -> RiskReject:
         self.stats.rejects_by_reason[reason] += 1
-        return RiskReject(
-            signal.strategy,
-            signal.symbol,
-            signal.side,
-            signal.price,
-            signal.quantity,
-            reason,
-            detail,
-            signal.ts_ns,
-            now_ns,
-        )
+        strategy, symbol, side, price, quantity, _ts_event_ns, ts_signal_ns = signal
+        fields = (strategy, symbol, side, price, quantity, reason, detail, ts_signal_ns, now_ns)
+        return _new_tuple(RiskReject, fields)
+
+    def _position_detail(self, limits: _SymbolLimits, worst: int) -> str:
+        """The MAX_POSITION detail for ``worst`` steps, memoised per symbol (a few values repeat)."""
+        details = limits.position_details
+        if len(details) >= _DETAIL_CACHE_LIMIT:
+            details.clear()
+        detail = f"worst-case position {limits.instrument.format_qty(worst)} beyond max {self._max_position_text}"
+        details[worst] = detail
+        return detail
 
     def _deviation_detail(self, limits: _SymbolLimits, price: int, mid2: int) -> str:
         mid = limits.instrument.tick_size * mid2 / 2
@@ -328,14 +345,22 @@ class RiskEngine:
             if cached is None or snapshot.fills != cached.fills or snapshot.positions is not cached.positions:
                 self._prepare_loss(snapshot)
             self._loss_snapshot = snapshot
-        mid2_of = self._board.mid2
-        total = 0
-        for symbol, coefficient, _cost in self._loss_terms:
-            mid2 = mid2_of(symbol)
-            if mid2 is None:
-                return self._loss_breached_partial()
-            total += coefficient * mid2
-        return total <= self._loss_threshold
+        symbols = self._loss_symbols
+        if not symbols:
+            return self._loss_threshold >= 0  # nothing held: realized PnL alone
+        quotes = tuple(map(self._board.last.get, symbols))
+        if quotes == self._loss_quotes:
+            return self._loss_result  # same terms, same quotes (a risk batch sees one board): same answer
+        if None in quotes:
+            result = self._loss_breached_partial()
+        else:
+            total = 0
+            for (_symbol, coefficient, _cost), tick in zip(self._loss_terms, quotes, strict=True):
+                total += coefficient * (tick.bid + tick.ask)  # type: ignore[union-attr]
+            result = total <= self._loss_threshold
+        self._loss_quotes = quotes
+        self._loss_result = result
+        return result
 
     def _loss_breached_partial(self) -> bool:
         """Some held symbol has no mid: mark it at its entry prices (no unrealized PnL for it)."""
@@ -352,28 +377,44 @@ class RiskEngine:
         """pnl = realized + sum over symbols (net * step * tick / 2 * mid2 - step * sum(q * avg)).
 
         Scaled by the common denominator of the per-symbol ``step * tick / 2`` the mid2 coefficients are
-        integers; the breach test ``sum(coefficient * mid2) <= floor(threshold)`` is then exact."""
-        held: dict[str, tuple[int, Fraction]] = {}
+        integers; the breach test ``sum(coefficient * mid2) <= floor(threshold)`` is then exact. The entry
+        cost ``sum(q * avg)`` is summed as an integer ratio and becomes one Fraction per symbol."""
+        held: dict[str, list[int]] = {}  # symbol -> [net steps, cost numerator, cost denominator]
         for (symbol, _venue), position in snapshot.positions.items():
-            if position.quantity:
-                net, cost = held.get(symbol, (0, Fraction(0)))
-                entry = position.quantity * Fraction(position.average_price)
-                held[symbol] = (net + position.quantity, cost + entry)
-        units: dict[str, Fraction] = {}
+            quantity = position.quantity
+            if quantity:
+                numerator, denominator = position.average_price.as_integer_ratio()
+                entry = held.get(symbol)
+                if entry is None:
+                    held[symbol] = [quantity, quantity * numerator, denominator]
+                else:
+                    entry[0] += quantity
+                    entry[1] = entry[1] * denominator + quantity * numerator * entry[2]
+                    entry[2] *= denominator
+        symbols = self._symbols
         scale = 1
         for symbol in held:
-            if symbol not in self._symbols:
+            if symbol not in symbols:
                 raise ValueError(f"positions: symbol {symbol!r} has no instrument")
-            instrument = self._symbols[symbol].instrument
-            units[symbol] = Fraction(instrument.step_size) * Fraction(instrument.tick_size) / 2
-            scale = math.lcm(scale, units[symbol].denominator)
+            scale = math.lcm(scale, symbols[symbol].loss_unit.denominator)
         terms = []
-        for symbol, (net, cost) in held.items():
-            step = Fraction(self._symbols[symbol].instrument.step_size)
-            terms.append((symbol, int(net * units[symbol] * scale), cost * step * scale))
+        for symbol, (net, cost_numerator, cost_denominator) in held.items():
+            limits = symbols[symbol]
+            unit = limits.loss_unit
+            step = limits.step
+            coefficient = net * unit.numerator * (scale // unit.denominator)
+            cost = Fraction(cost_numerator * step.numerator * scale, cost_denominator * step.denominator)
+            terms.append((symbol, coefficient, cost))
+        base = (self._negative_max_loss - Fraction(snapshot.realized_pnl)) * scale
+        numerator, denominator = base.numerator, base.denominator
+        for _, _, cost in terms:
+            numerator = numerator * cost.denominator + cost.numerator * denominator
+            denominator *= cost.denominator
         self._loss_terms = tuple(terms)
-        self._loss_base = (-Fraction(self.params.max_loss) - Fraction(snapshot.realized_pnl)) * scale
-        self._loss_threshold = math.floor(self._loss_base + sum((cost for _, _, cost in terms), Fraction(0)))
+        self._loss_symbols = tuple(symbol for symbol, _, _ in terms)
+        self._loss_quotes = None
+        self._loss_base = base
+        self._loss_threshold = numerator // denominator  # floor(base + sum of the costs)
         self._loss_scale = scale
 
     def _pnl(self) -> Decimal:

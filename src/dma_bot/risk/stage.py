@@ -2,11 +2,14 @@
 
 Moves signals from its inbox through ``engine.check`` with the wall-clock time of each check, and puts
 each result on the matching output: orders or risk rejects (rejections are data: they reach the recorder
-and metrics like any order). It makes no decision of its own, and closes both outputs exactly once when
-the inbox ends.
+and metrics like any order). Consecutive results of one kind go out together in one ``put_many``, so a
+shared output (the recorder's copy) still sees them in signal order. It makes no decision of its own, and
+closes both outputs exactly once when the inbox ends.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from dma_bot.bus import Channel, Fanout
 from dma_bot.clock import Clock
@@ -36,12 +39,19 @@ class RiskStage:
         time_ns = self._clock.time_ns
         orders = self._orders
         rejects = self._rejects
+        outputs: tuple[Fanout[Any], Fanout[Any]] = (orders, rejects)  # indexed by "rejected"
         while (batch := await self._inbox.get_batch()) is not None:
+            run: list[Order | RiskReject] = []
+            run_rejected = False
             for signal in batch:
                 result = check(signal, time_ns())
-                if type(result) is RiskReject:
-                    await rejects.put(result)
-                else:
-                    await orders.put(result)  # type: ignore[arg-type]
+                rejected = type(result) is RiskReject
+                if rejected is not run_rejected and run:
+                    await outputs[run_rejected].put_many(run)
+                    run = []
+                run_rejected = rejected
+                run.append(result)
+            if run:
+                await outputs[run_rejected].put_many(run)
         await orders.close()
         await rejects.close()

@@ -37,6 +37,7 @@ __all__ = ["MA_CROSSOVER", "MACrossover", "MACrossoverParams"]
 MA_CROSSOVER: Final = "ma_crossover"
 _BUY: Final = Side.BUY  # Side.BUY is an enum-metaclass lookup (~90 ns on 3.11)
 _SELL: Final = Side.SELL
+_new_tuple: Final = tuple.__new__  # builds the Signal NamedTuple without its Python-level __new__
 
 
 def _require_int(field: str, value: object, minimum: int, detail: str = "") -> None:
@@ -137,5 +138,5 @@ class MACrossover:
         self._prev_sign = sign
         self._since_last = 0
         if sign > 0:
-            return Signal(self.name, self.symbol, _BUY, tick.ask, self.quantity, tick.ts_event_ns, now_ns)
-        return Signal(self.name, self.symbol, _SELL, tick.bid, self.quantity, tick.ts_event_ns, now_ns)
+            return _new_tuple(Signal, (self.name, self.symbol, _BUY, tick.ask, self.quantity, tick.ts_event_ns, now_ns))
+        return _new_tuple(Signal, (self.name, self.symbol, _SELL, tick.bid, self.quantity, tick.ts_event_ns, now_ns))

@@ -30,6 +30,7 @@ __all__ = ["MEAN_REVERSION", "MeanReversion", "MeanReversionParams"]
 MEAN_REVERSION: Final = "mean_reversion"
 _BUY: Final = Side.BUY  # Side.BUY is an enum-metaclass lookup (~90 ns on 3.11)
 _SELL: Final = Side.SELL
+_new_tuple: Final = tuple.__new__  # builds the Signal NamedTuple without its Python-level __new__
 
 
 def _require_int(field: str, value: object, minimum: int) -> None:
@@ -96,7 +97,7 @@ class MeanReversion:
                 return None
         scale = self._scale
         if scale * (ask + self._edge) < total:
-            return Signal(self.name, self.symbol, _BUY, ask, self.quantity, tick.ts_event_ns, now_ns)
+            return _new_tuple(Signal, (self.name, self.symbol, _BUY, ask, self.quantity, tick.ts_event_ns, now_ns))
         if scale * (bid - self._edge) > total:
-            return Signal(self.name, self.symbol, _SELL, bid, self.quantity, tick.ts_event_ns, now_ns)
+            return _new_tuple(Signal, (self.name, self.symbol, _SELL, bid, self.quantity, tick.ts_event_ns, now_ns))
         return None

@@ -35,6 +35,7 @@ __all__ = ["VOL_BREAKOUT", "VolBreakout", "VolBreakoutParams"]
 VOL_BREAKOUT: Final = "vol_breakout"
 _BUY: Final = Side.BUY  # Side.BUY is an enum-metaclass lookup (~90 ns on 3.11)
 _SELL: Final = Side.SELL
+_new_tuple: Final = tuple.__new__  # builds the Signal NamedTuple without its Python-level __new__
 
 
 def _require_int(field: str, value: object, minimum: int) -> None:
@@ -121,10 +122,12 @@ class VolBreakout:
             if self._since_last >= self._cooldown:
                 if mid2 > highs[0] + self._edge2:
                     self._since_last = 0
-                    signal = Signal(self.name, self.symbol, _BUY, tick.ask, self.quantity, tick.ts_event_ns, now_ns)
+                    fields = (self.name, self.symbol, _BUY, tick.ask, self.quantity, tick.ts_event_ns, now_ns)
+                    signal = _new_tuple(Signal, fields)
                 elif mid2 < lows[0] - self._edge2:
                     self._since_last = 0
-                    signal = Signal(self.name, self.symbol, _SELL, tick.bid, self.quantity, tick.ts_event_ns, now_ns)
+                    fields = (self.name, self.symbol, _SELL, tick.bid, self.quantity, tick.ts_event_ns, now_ns)
+                    signal = _new_tuple(Signal, fields)
             leaving = window[0]
             if highs[0] == leaving:
                 highs.popleft()

@@ -1,9 +1,9 @@
 """The asyncio shell of the strategy stage, and the pure assignment of symbols to workers.
 
 Owns :func:`shard` (which worker owns which symbol) and :class:`StrategyWorker` (drains one inbox of ticks
-through the owning symbol's strategy and puts the signals downstream). It does not build the strategies
-(``base.make_strategy``), route ticks into inboxes (the wiring does, using the same shards) or export metrics:
-it only keeps plain-int counters that the metrics collector reads.
+through the owning symbol's strategy and puts each batch's signals downstream in one ``put_many``). It does
+not build the strategies (``base.make_strategy``), route ticks into inboxes (the wiring does, using the same
+shards) or export metrics: it only keeps plain-int counters that the metrics collector reads.
 """
 
 from __future__ import annotations
@@ -74,19 +74,24 @@ class StrategyWorker:
         inbox = self._inbox
         out = self._out
         strategies = self._strategies
+        on_tick_of = {symbol: strategy.on_tick for symbol, strategy in strategies.items()}
         signals_by_symbol = self.signals_by_symbol
         time_ns = self._clock.time_ns
         while (batch := await inbox.get_batch()) is not None:
             self.ticks_seen += len(batch)
+            signals: list[Signal] = []
             for tick in batch:
-                strategy = strategies.get(tick.symbol)
-                if strategy is None:
+                on_tick = on_tick_of.get(tick.symbol)
+                if on_tick is None:
+                    await out.put_many(signals)
                     raise ValueError(
                         f"{self.strategy_name} worker: a tick of one of {sorted(strategies)!r},"
                         f" was a tick of {tick.symbol!r}"
                     )
-                signal = strategy.on_tick(tick, time_ns())
+                signal = on_tick(tick, time_ns())
                 if signal is not None:
                     signals_by_symbol[signal.symbol] += 1
-                    await out.put(signal)
+                    signals.append(signal)
+            if signals:
+                await out.put_many(signals)
         await out.close()
