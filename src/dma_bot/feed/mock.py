@@ -30,6 +30,7 @@ from dma_bot.model.market import MarketBoard
 __all__ = ["MockFeed", "RandomWalk", "RandomWalkParams"]
 
 _BLOCK = 4096
+_PACED_BURST = 4  # rounds (one tick per symbol) emitted per event-loop iteration when paced
 _new_tuple: Final = tuple.__new__  # builds the Tick NamedTuple without its Python-level __new__
 
 
@@ -156,14 +157,16 @@ class MockFeed:
         self._sync_counts(counts)
 
     async def _run_paced(self) -> None:
+        """Emit ``rate`` rounds per second; a late loop catches up a few rounds per iteration."""
         counts = [0] * len(self._routes)
         interval_ns = 1_000_000_000 // self._rate
         start = self._clock.monotonic_ns()
         emitted = 0  # rounds emitted: one round is one tick per symbol
         while not self._stop.is_set():
             due = (self._clock.monotonic_ns() - start) // interval_ns + 1
-            # Catch up at most one batch of rounds per wake-up so a stalled loop cannot burst unboundedly.
-            rounds = min(due - emitted, self._batch)
+            # Emit at most a few rounds per wake-up and let the consumers run in between: a tick waits for
+            # every tick emitted before it in the same burst, so bursts are what tick-to-order latency sees.
+            rounds = min(due - emitted, _PACED_BURST)
             if rounds > 0:
                 await self._emit(rounds, counts)
             emitted += rounds
