@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -686,6 +687,13 @@ async def _run_engine(
         server.port,
         config["RECORD_FILE"] or "(off)",
     )
+    # The hot path allocates only short-lived, acyclic objects (ticks, signals): move everything built so far
+    # out of the collector's sight and run cycle detection less often. Measured by bench/hot_path.py: GC took
+    # ~0.5 s of a 5.3 s unthrottled run (full collections of 40-60 ms, visible in p99) and ~40 ms with this.
+    gc.collect()
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(20_000, 50, 100)
     if on_ready is not None:
         on_ready(engine, server.port)
     try:
@@ -696,6 +704,8 @@ async def _run_engine(
         main_task.uncancel()  # the cancellation was ours: turn it into an exit status
         status = EXIT_FORCED
     finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
         for signum in (signal.SIGINT, signal.SIGTERM, *OPERATOR_SIGNALS):
             loop.remove_signal_handler(signum)
         if engine.recorder is not None:
