@@ -21,6 +21,7 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -93,19 +94,17 @@ async def _consume(channel: Channel[Tick], expected: int) -> int:
     return got
 
 
-async def _bench_websockets(url: str, count: int) -> float:
-    from websockets.asyncio.client import connect
-
+async def _bench_read_loop(frames: Callable[[], AsyncIterator[str | bytes]], count: int) -> float:
+    """A minimal client loop: every frame from ``frames`` -> codec -> Tick -> Channel, until ``count`` arrived."""
     channel: Channel[Tick] = Channel("ticks", 8192, producers=0)
     out = fanout(channel)
     clock = LiveClock()
 
     async def read() -> None:
-        async with connect(url, compression=None, max_size=2**20) as ws:
-            async for raw in ws:
-                tick = parse_market_frame(raw, INSTRUMENTS, clock.time_ns())
-                if type(tick) is Tick:
-                    await out.put(tick)
+        async for raw in frames():
+            tick = parse_market_frame(raw, INSTRUMENTS, clock.time_ns())
+            if type(tick) is Tick:
+                await out.put(tick)
         await out.close()
 
     start = time.perf_counter()
@@ -115,6 +114,17 @@ async def _bench_websockets(url: str, count: int) -> float:
     elapsed = time.perf_counter() - start
     assert got >= count, (got, count)
     return count / elapsed
+
+
+async def _bench_websockets(url: str, count: int) -> float:
+    from websockets.asyncio.client import connect
+
+    async def frames() -> AsyncIterator[str | bytes]:
+        async with connect(url, compression=None, max_size=2**20) as ws:
+            async for raw in ws:
+                yield raw
+
+    return await _bench_read_loop(frames, count)
 
 
 async def _bench_feed(url: str, count: int) -> float:
@@ -143,27 +153,14 @@ async def _bench_feed(url: str, count: int) -> float:
 
 
 async def _bench_aiohttp(url: str, count: int) -> float:
-    channel: Channel[Tick] = Channel("ticks", 8192, producers=0)
-    out = fanout(channel)
-    clock = LiveClock()
-
-    async def read() -> None:
+    async def frames() -> AsyncIterator[str | bytes]:
         async with aiohttp.ClientSession() as session, session.ws_connect(url, compress=0, max_msg_size=2**20) as ws:
             async for message in ws:
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     break
-                tick = parse_market_frame(message.data, INSTRUMENTS, clock.time_ns())
-                if type(tick) is Tick:
-                    await out.put(tick)
-        await out.close()
+                yield message.data
 
-    start = time.perf_counter()
-    async with asyncio.TaskGroup() as group:
-        group.create_task(read())
-        got = await _consume(channel, count)
-    elapsed = time.perf_counter() - start
-    assert got >= count, (got, count)
-    return count / elapsed
+    return await _bench_read_loop(frames, count)
 
 
 def _bench_decode(frames: list[bytes]) -> float:
