@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import numpy as np
+
 from dma_bot.bus import Channel, Fanout, Latest
 from dma_bot.clock import ManualClock
 from dma_bot.model.enums import RejectReason, Side
-from dma_bot.model.events import Order, RiskReject, Signal, Tick
+from dma_bot.model.events import Order, RejectBatch, RiskReject, Signal, SignalBatch, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import EMPTY_SNAPSHOT
@@ -118,3 +120,32 @@ async def test_risk_stage_shared_output_sees_orders_and_rejects_in_signal_order(
     assert [type(item) is Order for item in recorded] == [price == 10_000 for price in prices]
     assert [item for item in recorded if type(item) is Order] == sent
     assert [order.client_order_id for order in sent] == ["t1", "t2", "t3", "t4"]
+
+
+async def test_risk_stage_decides_a_signal_batch_column_wise_in_signal_order() -> None:
+    """A SignalBatch between single signals: its decisions (orders and RejectBatch runs) reach the outputs in
+    signal order, with the same rows as checking each signal alone."""
+    rows = [signal(price=price) for price in [10_000, 1, 10_000, 10_000, 1, 1, 10_000, 1, 10_000, 10_000]]
+    batch = SignalBatch("mr", BTC.symbol, np.array([True] * len(rows)),
+                        np.array([s.price for s in rows], dtype=np.int64), 100, NOW - 2, NOW - 1)
+    reference = engine(burst=3)
+    expected = [reference.check(s, NOW) for s in [signal(), *rows, signal()]]
+    signals: Channel[Signal | SignalBatch] = Channel("signals", 16)
+    orders: Channel[Order] = Channel("orders", 16)
+    record: Channel[Order | RiskReject | RejectBatch] = Channel("record", 16, producers=2)
+    stage = RiskStage(engine(burst=3), signals, Fanout([orders, record]), Fanout([record]), ManualClock(NOW))
+    for item in (signal(), batch, signal()):
+        await signals.put(item)
+    await signals.close()
+
+    async with asyncio.timeout(5):
+        await stage.run()
+        recorded = await drain(record)
+        sent = await drain(orders)
+
+    flat: list[Order | RiskReject] = []
+    for item in recorded:
+        flat += item.rows() if type(item) is RejectBatch else [item]
+    assert flat == expected
+    assert any(type(item) is RejectBatch for item in recorded)
+    assert sent == [item for item in expected if type(item) is Order] and len(sent) == 3

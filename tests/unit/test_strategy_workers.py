@@ -10,7 +10,7 @@ import pytest
 from dma_bot.bus import Channel, Fanout
 from dma_bot.clock import ManualClock
 from dma_bot.model.enums import Side
-from dma_bot.model.events import Signal, Tick
+from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch, tick_batch
 from dma_bot.strategies import (
     STRATEGY_NAMES,
     Strategy,
@@ -207,3 +207,48 @@ async def test_strategy_worker_unowned_tick_mid_batch_hands_on_the_signals_befor
         handed_on = await signals.get_batch()
 
     assert handed_on is not None and [(s.symbol, s.side) for s in handed_on] == [("BTCUSDT", Side.BUY)]
+
+
+async def test_strategy_worker_batches_give_the_signals_of_their_rows() -> None:
+    """TickBatches and single Ticks mixed in one inbox: each TickBatch goes through on_batch and its signals
+    come out as one SignalBatch; the rows of what comes out equal the pure cores fed tick by tick."""
+    rng = random.Random(4)
+    series = {symbol: [100 + rng.randrange(-3, 4) * i % 17 for i in range(400)] for symbol in ("BTCUSDT", "ETHUSDT")}
+    items: list[Tick | TickBatch] = []
+    reference = _strategies("BTCUSDT", "ETHUSDT")
+    expected: list[Signal] = []
+    start = 0
+    while start < 400:
+        size = rng.choice([1, 5, 120])
+        for symbol, mids in series.items():
+            chunk = [_tick(symbol, mid, start) for mid in mids[start : start + size]]
+            expected += [s for t in chunk if (s := reference[symbol].on_tick(t, CLOCK_NS)) is not None]
+            if size == 1:
+                items += chunk
+            else:
+                items.append(tick_batch(symbol, [t.bid for t in chunk], [t.ask for t in chunk], [1] * len(chunk),
+                                        [1] * len(chunk), chunk[0].ts_event_ns, chunk[0].ts_ns))
+        start += size
+    inbox: Channel[Tick | TickBatch] = Channel("ticks", 4)
+    signals: Channel[Signal | SignalBatch] = Channel("signals", 2)
+    worker = StrategyWorker(
+        "vol_breakout", _strategies("BTCUSDT", "ETHUSDT"), inbox, Fanout([signals]), ManualClock(CLOCK_NS)
+    )
+
+    async def produce() -> None:
+        for item in items:
+            await inbox.put(item)
+        await inbox.close()
+
+    async with asyncio.timeout(5), asyncio.TaskGroup() as group:
+        group.create_task(produce())
+        group.create_task(worker.run())
+        received = group.create_task(_drain(signals))  # type: ignore[arg-type]
+
+    rows: list[Signal] = []
+    for item in received.result():
+        rows += item.rows() if type(item) is SignalBatch else [item]
+    assert rows == expected and len(expected) > 20
+    assert any(type(item) is SignalBatch for item in received.result())
+    assert worker.ticks_seen == 800
+    assert sum(worker.signals_by_symbol.values()) == len(expected)

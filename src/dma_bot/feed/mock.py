@@ -24,14 +24,26 @@ import numpy as np
 
 from dma_bot.bus import Channel, Fanout, put_each
 from dma_bot.clock import Clock
-from dma_bot.model.events import Tick
+from dma_bot.model.events import IntArray, Tick, TickBatch
 from dma_bot.model.market import MarketBoard
 
 __all__ = ["MockFeed", "RandomWalk", "RandomWalkParams"]
 
 _BLOCK = 4096
 _PACED_BURST = 4  # rounds (one tick per symbol) emitted per event-loop iteration when paced
+_COLUMNAR_MIN = 16  # rounds from which each symbol's quotes go out as one TickBatch
 _new_tuple: Final = tuple.__new__  # builds the Tick NamedTuple without its Python-level __new__
+
+
+def _batch(symbol: str, *columns: IntArray | int) -> TickBatch:
+    """A read-only TickBatch over freshly computed columns (no copy: nobody else holds them)."""
+    bid, ask, bid_qty, ask_qty, now_ns = columns
+    arrays = []
+    for column in (bid, ask, bid_qty, ask_qty):
+        array = np.ascontiguousarray(column)
+        array.flags.writeable = False
+        arrays.append(array)
+    return TickBatch(symbol, arrays[0], arrays[1], arrays[2], arrays[3], now_ns, now_ns)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +67,7 @@ class RandomWalkParams:
 class RandomWalk:
     """Deterministic quotes for ``symbols`` from ``seed``: ``next(index, now_ns)`` is the next Tick."""
 
-    __slots__ = ("_bids", "_block", "_params", "_pos", "_rng", "symbols")
+    __slots__ = ("_arrays", "_bids", "_block", "_params", "_pos", "_rng", "symbols")
 
     def __init__(self, symbols: Sequence[str], params: RandomWalkParams, seed: int) -> None:
         self.symbols = tuple(symbols)
@@ -63,17 +75,74 @@ class RandomWalk:
         self._rng = np.random.Generator(np.random.PCG64(seed))
         self._bids = [params.start_ticks] * len(self.symbols)
         self._block: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
-        self._pos = _BLOCK
-        self._refill()
+        self._arrays = self._draw()
+        self._block = tuple(array.tolist() for array in self._arrays)  # type: ignore[assignment]
+        self._pos = 0
+
+    def _draw(self) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """The next block of randomness: steps, spreads, bid sizes, ask sizes (always drawn in this order)."""
+        p, rng = self._params, self._rng
+        return (
+            rng.integers(-p.max_step_ticks, p.max_step_ticks + 1, _BLOCK, dtype=np.int64),
+            rng.integers(1, p.max_spread_ticks + 1, _BLOCK, dtype=np.int64),
+            rng.integers(p.min_size_steps, p.max_size_steps + 1, _BLOCK, dtype=np.int64),
+            rng.integers(p.min_size_steps, p.max_size_steps + 1, _BLOCK, dtype=np.int64),
+        )
 
     def _refill(self) -> None:
-        p, rng = self._params, self._rng
-        steps = rng.integers(-p.max_step_ticks, p.max_step_ticks + 1, _BLOCK).tolist()
-        spreads = rng.integers(1, p.max_spread_ticks + 1, _BLOCK).tolist()
-        bid_sizes = rng.integers(p.min_size_steps, p.max_size_steps + 1, _BLOCK).tolist()
-        ask_sizes = rng.integers(p.min_size_steps, p.max_size_steps + 1, _BLOCK).tolist()
-        self._block = (steps, spreads, bid_sizes, ask_sizes)
+        self._arrays = self._draw()
+        self._block = tuple(array.tolist() for array in self._arrays)  # type: ignore[assignment]
         self._pos = 0
+
+    def _take(self, count: int) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """The next ``count`` draws of each kind as arrays, consumed exactly as ``count`` calls of next() would."""
+        pos = self._pos
+        if pos + count <= _BLOCK:
+            self._pos = pos + count
+            a, b, c, d = self._arrays
+            return a[pos : pos + count], b[pos : pos + count], c[pos : pos + count], d[pos : pos + count]
+        parts: list[tuple[IntArray, ...]] = []
+        while count > 0:
+            if self._pos == _BLOCK:
+                self._refill()
+            pos = self._pos
+            take = min(count, _BLOCK - pos)
+            parts.append(tuple(array[pos : pos + take] for array in self._arrays))
+            self._pos = pos + take
+            count -= take
+        a, b, c, d = (np.concatenate(kind) for kind in zip(*parts, strict=True))
+        return a, b, c, d
+
+    def next_rounds(self, rounds: int, now_ns: int) -> list[TickBatch]:
+        """``rounds`` quotes of every symbol as one TickBatch per symbol (in symbol order), all stamped
+        ``now_ns``: the same quotes, from the same draws, as ``rounds`` rounds of ``next(0..n-1)``."""
+        if rounds < 1:
+            raise ValueError(f"rounds: >= 1, was {rounds}")
+        n = len(self.symbols)
+        steps, spreads, bid_sizes, ask_sizes = self._take(rounds * n)
+        floor = self._params.min_ticks
+        batches = []
+        for index, symbol in enumerate(self.symbols):
+            bids = np.cumsum(steps[index::n])
+            bids += self._bids[index]
+            if int(bids.min()) < floor:  # the floor bends the path: walk it step by step (rare)
+                bids = self._floored_path(index, steps[index::n].tolist())
+            self._bids[index] = int(bids[-1])
+            batches.append(
+                _batch(symbol, bids, bids + spreads[index::n], bid_sizes[index::n], ask_sizes[index::n], now_ns)
+            )
+        return batches
+
+    def _floored_path(self, index: int, steps: list[int]) -> IntArray:
+        floor = self._params.min_ticks
+        bid = self._bids[index]
+        path = []
+        for step in steps:
+            bid += step
+            if bid < floor:
+                bid = floor
+            path.append(bid)
+        return np.array(path, dtype=np.int64)
 
     def next(self, index: int, now_ns: int) -> Tick:
         pos = self._pos
@@ -96,7 +165,7 @@ class MockFeed:
     def __init__(
         self,
         walk: RandomWalk,
-        routes: Mapping[str, Fanout[Tick]],
+        routes: Mapping[str, Fanout[Tick | TickBatch]],
         board: MarketBoard,
         clock: Clock,
         rate_per_symbol: int,
@@ -131,19 +200,29 @@ class MockFeed:
         await self._close()
 
     async def _emit(self, rounds: int, counts: list[int]) -> None:
-        """``rounds`` rounds of one tick per symbol: each on the board, then all handed on in order."""
-        batches: list[list[Tick]] = [[] for _ in self._channels]
+        """``rounds`` rounds of one quote per symbol, on the board and then handed on in order.
+
+        A few rounds go out as one Tick per quote, each stamped when made; from ``_COLUMNAR_MIN`` rounds on,
+        each symbol's quotes go out as one TickBatch made (and stamped) at once, which the strategies and
+        the recorder process column-wise."""
+        batches: list[list[Tick | TickBatch]] = [[] for _ in self._channels]
         appends = [[batches[i].append for i in targets] for targets in self._targets]
-        walk_next = self._walk.next
         update = self._board.update
         time_ns = self._clock.time_ns
         n = len(appends)
-        for _ in range(rounds):
-            for index in range(n):
-                tick = walk_next(index, time_ns())
-                update(tick)
+        if rounds >= _COLUMNAR_MIN:
+            for index, batch in enumerate(self._walk.next_rounds(rounds, time_ns())):
+                update(batch.last())
                 for append in appends[index]:
-                    append(tick)
+                    append(batch)
+        else:
+            walk_next = self._walk.next
+            for _ in range(rounds):
+                for index in range(n):
+                    tick = walk_next(index, time_ns())
+                    update(tick)
+                    for append in appends[index]:
+                        append(tick)
         for index in range(n):
             counts[index] += rounds
         await put_each(self._channels, batches)
@@ -191,9 +270,9 @@ class MockFeed:
             await route.close()
 
 
-def unique_channels(fanouts: Sequence[Fanout[Tick]]) -> list[Channel[Tick]]:
+def unique_channels(fanouts: Sequence[Fanout[Tick | TickBatch]]) -> list[Channel[Tick | TickBatch]]:
     """The distinct channels behind ``fanouts`` (for wiring checks)."""
-    seen: dict[int, Channel[Tick]] = {}
+    seen: dict[int, Channel[Tick | TickBatch]] = {}
     for fanout in fanouts:
         for channel in fanout.channels:
             seen.setdefault(id(channel), channel)

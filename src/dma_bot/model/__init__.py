@@ -8,7 +8,7 @@ from dma_bot.model.enums import (
     Side,
     is_legal_transition,
 )
-from dma_bot.model.events import ExecReport, Order, RiskReject, Route, Signal, Tick
+from dma_bot.model.events import ExecReport, Order, RiskReject, Route, Signal, Tick, TickBatch, tick_batch
 from dma_bot.model.instrument import Instrument
 
 __all__ = [
@@ -24,5 +24,7 @@ __all__ = [
     "Side",
     "Signal",
     "Tick",
+    "TickBatch",
     "is_legal_transition",
+    "tick_batch",
 ]

@@ -14,7 +14,8 @@ The per-tick records (``Md``, ``Sig``, ``Reject``) are spelled by f-string templ
 orjson writes for the same dict: every value is an exact int, a grid string (digits, '-', '.') or a string
 that went through ``orjson.dumps`` (memoised: strategy names, sides, reasons and risk details repeat). A
 ``Sig`` or ``Reject`` whose timestamps are not exact ints goes through orjson like the rarer records; such
-an ``Md`` is refused.
+an ``Md`` is refused. A ``TickBatch``, ``SignalBatch`` or ``RejectBatch`` gives one line per row, the same bytes
+(and ``seq`` numbers and counts) as its rows encoded one by one, built column-wise.
 
 Sample (one line)::
 
@@ -33,7 +34,17 @@ import orjson
 
 from dma_bot.errors import ProtocolError
 from dma_bot.model.enums import ExecStatus, RejectReason, Side
-from dma_bot.model.events import ExecReport, Order, RiskReject, Route, Signal, Tick
+from dma_bot.model.events import (
+    ExecReport,
+    Order,
+    RejectBatch,
+    RiskReject,
+    Route,
+    Signal,
+    SignalBatch,
+    Tick,
+    TickBatch,
+)
 from dma_bot.model.instrument import Instrument
 
 __all__ = ["EVENT_TYPES", "RECORD_TYPES", "SCHEMA_VERSION", "Event", "JsonlEncoder", "decode_record", "to_event"]
@@ -48,7 +59,7 @@ _RESERVED: Final = frozenset({"type", "seq", "ts_ns", "v"})
 _APPEND_NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
 _PARSE_CONTEXT: Final = Context(prec=60)
 
-Event = Tick | Signal | Order | Route | ExecReport | RiskReject
+Event = Tick | TickBatch | Signal | SignalBatch | Order | Route | ExecReport | RiskReject | RejectBatch
 
 
 def _json_default(value: object) -> str:
@@ -101,7 +112,8 @@ class _SymbolFormat:
 
 
 class JsonlEncoder:
-    """Event -> one JSON line (bytes, ending in b"\\n"), numbering the lines it makes."""
+    """Event -> one JSON line (bytes, ending in b"\\n"), numbering the lines it makes; a TickBatch,
+    SignalBatch or RejectBatch gives one line per row (the same bytes as its rows encoded one by one)."""
 
     __slots__ = ("_encoders", "_formats", "_json_strings", "_seq", "counts")
 
@@ -113,11 +125,14 @@ class JsonlEncoder:
         self.counts: dict[str, int] = dict.fromkeys(RECORD_TYPES, 0)
         self._encoders: dict[type, Callable[[Any], bytes]] = {
             Tick: self._md,
+            TickBatch: self._md_batch,
             Signal: self._sig,
+            SignalBatch: self._sig_batch,
             Order: self._ord,
             Route: self._route,
             ExecReport: self._exec,
             RiskReject: self._reject,
+            RejectBatch: self._reject_batch,
         }
 
     @property
@@ -207,6 +222,31 @@ class JsonlEncoder:
         self.counts["Md"] += 1
         return line
 
+    def _md_batch(self, batch: TickBatch) -> bytes:
+        """One Md line per row, byte for byte what ``_md`` writes for each row's Tick, built column-wise."""
+        fmt = self._formats.get(batch.symbol)
+        if fmt is None:
+            _unknown_symbol(batch.symbol)
+        ts_ns, ts_event_ns = batch.ts_ns, batch.ts_event_ns
+        if type(ts_ns) is not int or type(ts_event_ns) is not int:
+            raise ValueError(f"recorder: Md timestamps must be int, were {ts_ns!r} and {ts_event_ns!r}")
+        bids = _grid_texts(fmt.prices, fmt.price, batch.bid.tolist())
+        asks = _grid_texts(fmt.prices, fmt.price, batch.ask.tolist())
+        bid_qtys = _grid_texts(fmt.quantities, fmt.qty, batch.bid_qty.tolist())
+        ask_qtys = _grid_texts(fmt.quantities, fmt.qty, batch.ask_qty.tolist())
+        seq = self._seq
+        n = len(bids)
+        head = '{"type":"Md","seq":'
+        middle = f',"ts_ns":{ts_ns}{fmt.md_symbol}'
+        tail = f'","ts_event_ns":{ts_event_ns}}}\n'
+        lines = "".join([
+            f'{head}{number}{middle}{b}","ask":"{a}","bid_qty":"{bq}","ask_qty":"{aq}{tail}'
+            for number, b, a, bq, aq in zip(range(seq + 1, seq + n + 1), bids, asks, bid_qtys, ask_qtys, strict=True)
+        ]).encode()
+        self._seq = seq + n
+        self.counts["Md"] += n
+        return lines
+
     def _sig(self, signal: Signal) -> bytes:
         strategy, symbol, side, price, quantity, ts_event_ns, ts_ns = signal
         fmt = self._formats.get(symbol)
@@ -228,6 +268,37 @@ class JsonlEncoder:
         self._seq = seq
         self.counts["Sig"] += 1
         return line
+
+    def _sig_batch(self, batch: SignalBatch) -> bytes:
+        """One Sig line per row, byte for byte what ``_sig`` writes for each row's Signal, built column-wise:
+        the shared fields are spelled once, per row only ``seq``, the side and the price."""
+        fmt = self._formats.get(batch.symbol)
+        if fmt is None:
+            _unknown_symbol(batch.symbol)
+        ts_ns, ts_event_ns = batch.ts_ns, batch.ts_event_ns
+        if type(ts_ns) is not int or type(ts_event_ns) is not int:
+            return b"".join([self._sig(signal) for signal in batch.rows()])
+        prices = _grid_texts(fmt.prices, fmt.price, batch.price.tolist())
+        buys = batch.buy.tolist()
+        quantity = batch.quantity
+        qty_text = fmt.quantities.get(quantity) or fmt.qty(quantity)
+        buy, sell = self._side_heads(fmt, batch.strategy, ts_ns)
+        tail = f'","quantity":"{qty_text}","ts_event_ns":{ts_event_ns}}}\n'
+        seq = self._seq
+        n = len(prices)
+        lines = "".join([
+            f'{{"type":"Sig","seq":{number}{buy if b else sell}{p}{tail}'
+            for number, b, p in zip(range(seq + 1, seq + n + 1), buys, prices, strict=True)
+        ]).encode()
+        self._seq = seq + n
+        self.counts["Sig"] += n
+        return lines
+
+    def _side_heads(self, fmt: _SymbolFormat, strategy: str, ts_ns: int) -> tuple[str, str]:
+        """The middle of a Sig/Reject line from ``ts_ns`` through the side to the price's opening quote, for a
+        buy and for a sell (a batch's rows share everything in it but the side)."""
+        common = f',"ts_ns":{ts_ns},"v":1,"strategy":{self._json(strategy)},"symbol":{fmt.json_symbol},"side":'
+        return f'{common}{self._json(Side.BUY)},"price":"', f'{common}{self._json(Side.SELL)},"price":"'
 
     def _sig_dict(self, signal: Signal, fmt: _SymbolFormat) -> bytes:
         """The Sig line through orjson, for timestamps that are not exact ints (the template prints ints)."""
@@ -264,6 +335,34 @@ class JsonlEncoder:
         self._seq = seq
         self.counts["Reject"] += 1
         return line
+
+    def _reject_batch(self, batch: RejectBatch) -> bytes:
+        """One Reject line per row, byte for byte what ``_reject`` writes for each row's RiskReject, built
+        column-wise: per row only ``seq``, the side, the price and the (memoised) reason and detail."""
+        fmt = self._formats.get(batch.symbol)
+        if fmt is None:
+            _unknown_symbol(batch.symbol)
+        ts_ns, ts_signal_ns = batch.ts_ns, batch.ts_signal_ns
+        if type(ts_ns) is not int or type(ts_signal_ns) is not int:
+            return b"".join([self._reject(reject) for reject in batch.rows()])
+        prices = _grid_texts(fmt.prices, fmt.price, batch.price.tolist())
+        buys = batch.buy.tolist()
+        reasons = _grid_texts(self._json_strings, self._json, batch.reasons)
+        details = _grid_texts(self._json_strings, self._json, batch.details)
+        quantity = batch.quantity
+        qty_text = fmt.quantities.get(quantity) or fmt.qty(quantity)
+        buy, sell = self._side_heads(fmt, batch.strategy, ts_ns)
+        middle = f'","quantity":"{qty_text}","reason":'
+        tail = f',"ts_signal_ns":{ts_signal_ns}}}\n'
+        seq = self._seq
+        n = len(prices)
+        lines = "".join([
+            f'{{"type":"Reject","seq":{number}{buy if b else sell}{p}{middle}{r},"detail":{d}{tail}'
+            for number, b, p, r, d in zip(range(seq + 1, seq + n + 1), buys, prices, reasons, details, strict=True)
+        ]).encode()
+        self._seq = seq + n
+        self.counts["Reject"] += n
+        return lines
 
     def _reject_dict(self, reject: RiskReject, fmt: _SymbolFormat) -> bytes:
         """The Reject line through orjson, for timestamps that are not exact ints."""
@@ -321,6 +420,15 @@ class JsonlEncoder:
 
 def _unknown_symbol(symbol: str) -> NoReturn:
     raise ValueError(f"recorder: symbol {symbol!r} has no instrument")
+
+
+def _grid_texts(cache: dict[Any, str], text: Callable[[Any], str], units: list[Any]) -> list[str]:
+    """The grid strings of ``units``, from ``cache`` where present (``text`` fills and bounds the cache); also
+    the memoised JSON strings of texts (``JsonlEncoder._json_strings`` filled by ``_json``)."""
+    texts = list(map(cache.get, units))
+    if None in texts:
+        texts = [spelled if spelled is not None else text(unit) for spelled, unit in zip(texts, units, strict=True)]
+    return texts  # type: ignore[return-value]
 
 
 def _not_an_event(value: object) -> NoReturn:

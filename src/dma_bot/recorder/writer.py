@@ -142,7 +142,7 @@ class RecorderStage:
                 return
             file.write(b"".join(pending))
             file.flush()
-            self.records_written += len(pending)
+            self.records_written = self._encoder.seq  # every encoded line is written (a TickBatch is many)
             pending.clear()
 
     def _stop_line(self, clean: bool) -> tuple[bytes, Exception | None]:
@@ -169,7 +169,7 @@ class RecorderStage:
                 file.write(b"".join(self._pending))
                 file.flush()
                 os.fsync(file.fileno())
-                self.records_written += len(self._pending)
+                self.records_written = self._encoder.seq
                 self._pending.clear()
                 self.last_flush_ns = self._clock.time_ns()
             finally:

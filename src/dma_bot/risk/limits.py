@@ -25,9 +25,12 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
 from dma_bot.bus import Latest
 from dma_bot.model.enums import KillSwitchState, RejectReason, Side
-from dma_bot.model.events import Order, RiskReject, Signal, Tick
+from dma_bot.model.events import Order, RejectBatch, RiskReject, Signal, SignalBatch, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PositionSnapshot
@@ -41,6 +44,18 @@ _new_tuple: Final = tuple.__new__  # a NamedTuple without its Python-level __new
 _ACTIVE: Final = KillSwitchState.ACTIVE
 _HALTED: Final = KillSwitchState.HALTED
 _BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_BATCH_MIN: Final = 8  # rows from which check_batch works column-wise
+_INT64_SAFE: Final = 2**62
+# check_batch's row codes, in check order (0 = passed the price checks / accepted)
+_BAND, _DEVIATION, _NOTIONAL, _POSITION, _RATE, _CODES = 1, 2, 3, 4, 5, 6
+_REASON_OF_CODE: Final = {
+    _BAND: RejectReason.PRICE_BAND,
+    _DEVIATION: RejectReason.PRICE_DEVIATION,
+    _NOTIONAL: RejectReason.MAX_NOTIONAL,
+    _POSITION: RejectReason.MAX_POSITION,
+    _RATE: RejectReason.RATE_LIMIT,
+}
 
 
 def _decimal(name: str, value: object, *, allow_zero: bool) -> None:
@@ -288,9 +303,7 @@ class RiskEngine:
                 detail = self._deviation_detail(limits, price, mid2)
                 return self._reject(signal, RejectReason.PRICE_DEVIATION, detail, now_ns)
         if price * quantity > limits.notional_max:
-            notional = limits.instrument.notional(price, quantity)
-            places = _places(limits.instrument.tick_size)
-            detail = f"notional {notional:.{places}f} > max {self.params.max_notional}"
+            detail = self._notional_detail(limits, price, quantity)
             return self._reject(signal, RejectReason.MAX_NOTIONAL, detail, now_ns)
         worst = net + open_steps + quantity if buy else net - open_steps - quantity
         if worst > limits.position_max or -worst > limits.position_max:
@@ -315,6 +328,165 @@ class RiskEngine:
             ts_ns=now_ns,
         )
 
+    def check_batch(self, batch: SignalBatch, now_ns: int) -> list[Order | RiskReject | RejectBatch]:
+        """``check`` of every row of ``batch`` at ``now_ns``, in order, computed column-wise: the same orders,
+        rejects (consecutive ones as RejectBatch runs, or RiskRejects), counters and state as
+        ``[self.check(signal, now_ns) for signal in batch.rows()]``.
+
+        The rows share symbol, quantity and time, so everything but the price and side is one scalar test:
+        the price checks run on the price column, and the position and rate tests only change at an accepted
+        row, so they are evaluated once per run of rows between accepts. Small batches, and anything unusual
+        (kill switch not active, no market, values near int64) go through ``check`` row by row."""
+        limits = self._symbols.get(batch.symbol)
+        if limits is None:
+            raise ValueError(f"signal.symbol: one of {sorted(self._symbols)}, was {batch.symbol!r}")
+        kill = self.kill_switch
+        snapshot = self._positions.value
+        if self._loss_on and kill.state is _ACTIVE and self._loss_breached(snapshot):
+            kill.trip(f"loss limit: pnl {self._pnl():.2f} <= -{self.params.max_loss}")
+        n = len(batch)
+        quantity = batch.quantity
+        price = batch.price
+        bps = self._deviation_bps
+        mid2 = 0
+        if bps:
+            tick = self._board.last.get(batch.symbol)
+            mid2 = 0 if tick is None else tick.bid + tick.ask
+        biggest = max(abs(int(price.max())), abs(int(price.min())), abs(mid2)) if n else 0
+        if (
+            n < _BATCH_MIN
+            or kill.state is not _ACTIVE
+            or quantity <= 0
+            or (bps and mid2 <= 0)
+            or (4 * biggest + 1) * max(10_000, bps, quantity) >= _INT64_SAFE
+        ):
+            check = self.check
+            return [check(signal, now_ns) for signal in batch.rows()]
+        codes = np.zeros(n, dtype=np.int8)  # 0: passes the price checks; else the first that failed
+        # Limits are clamped into int64 (every value compared is below 2**62, so the outcome is the same).
+        codes[price * quantity > min(limits.notional_max, _INT64_SAFE)] = _NOTIONAL
+        if bps:
+            codes[np.abs(2 * price - mid2) * 10_000 > mid2 * bps] = _DEVIATION
+        tick_min = max(min(limits.tick_min, _INT64_SAFE), -_INT64_SAFE)
+        tick_max = max(min(limits.tick_max, _INT64_SAFE), -_INT64_SAFE)
+        codes[(price < tick_min) | (price > tick_max)] = _BAND
+        return self._decide_rows(batch, limits, codes, mid2, now_ns)
+
+    def _decide_rows(
+        self, batch: SignalBatch, limits: _SymbolLimits, codes: npt.NDArray[np.int8], mid2: int, now_ns: int
+    ) -> list[Order | RiskReject | RejectBatch]:
+        """Position and rate tests over the rows that passed the price checks, run by run between accepts."""
+        n = len(codes)
+        buy = batch.buy
+        quantity = batch.quantity
+        snapshot = self._positions.value
+        done = snapshot.done_steps
+        net = snapshot.net_steps.get(limits.symbol, 0)
+        position_max = limits.position_max
+        candidates = codes == 0
+        worst_at: dict[int, int] = {}  # position-rejected row -> its worst-case position
+        accepted: list[int] = []
+        rate_limited = False
+        start = 0
+        while start < n:
+            open_buy = limits.sent_buy - done.get(limits.buy_key, 0) if done else limits.sent_buy
+            open_sell = limits.sent_sell - done.get(limits.sell_key, 0) if done else limits.sent_sell
+            worst_buy = net + max(open_buy, 0) + quantity
+            worst_sell = net - max(open_sell, 0) - quantity
+            buy_bad = worst_buy > position_max or -worst_buy > position_max
+            sell_bad = worst_sell > position_max or -worst_sell > position_max
+            rest = candidates[start:]
+            end = n
+            if not rate_limited and not (buy_bad and sell_bad):
+                side_ok = rest if not (buy_bad or sell_bad) else rest & (buy[start:] if sell_bad else ~buy[start:])
+                hits = np.flatnonzero(side_ok)
+                if hits.size:
+                    end = start + int(hits[0])
+            if buy_bad or sell_bad:
+                bad = rest[: end - start] & (buy[start:end] if buy_bad else ~buy[start:end])
+                if buy_bad and sell_bad:
+                    bad = rest[: end - start]
+                for row in (np.flatnonzero(bad) + start).tolist():
+                    worst_at[row] = worst_buy if buy[row] else worst_sell
+                    codes[row] = _POSITION
+            if rate_limited:
+                codes[start:end][rest[: end - start] & (codes[start:end] == 0)] = _RATE
+            if end == n:
+                break
+            if self._bucket.try_take(now_ns):
+                if buy[end]:
+                    limits.sent_buy += quantity
+                else:
+                    limits.sent_sell += quantity
+                self.stats.orders_total += 1
+                accepted.append(end)
+                start = end + 1
+            else:
+                rate_limited = True
+                start = end
+        return self._assemble(batch, limits, codes, accepted, worst_at, mid2, now_ns)
+
+    def _assemble(
+        self,
+        batch: SignalBatch,
+        limits: _SymbolLimits,
+        codes: npt.NDArray[np.int8],
+        accepted: list[int],
+        worst_at: dict[int, int],
+        mid2: int,
+        now_ns: int,
+    ) -> list[Order | RiskReject | RejectBatch]:
+        """The decisions in row order: an Order per accepted row, a RejectBatch per run of refused rows."""
+        n = len(codes)
+        price = batch.price
+        reasons = [RejectReason.RATE_LIMIT] * n
+        details = [self._rate_text] * n
+        rejects_by_reason = self.stats.rejects_by_reason
+        counts = np.bincount(codes, minlength=_CODES).tolist()
+        for code, reason in _REASON_OF_CODE.items():
+            rejects_by_reason[reason] += counts[code]
+        unusual = np.flatnonzero((codes != _RATE) & (codes != 0)).tolist()
+        if unusual:
+            instrument = limits.instrument
+            prices = price.tolist()
+            for row in unusual:
+                code = int(codes[row])
+                reasons[row] = _REASON_OF_CODE[code]
+                if code == _POSITION:
+                    worst = worst_at[row]
+                    details[row] = limits.position_details.get(worst) or self._position_detail(limits, worst)
+                elif code == _BAND:
+                    details[row] = f"price {instrument.format_price(prices[row])} outside {self._band_text}"
+                elif code == _DEVIATION:
+                    details[row] = self._deviation_detail(limits, prices[row], mid2)
+                else:
+                    details[row] = self._notional_detail(limits, prices[row], batch.quantity)
+        decisions: list[Order | RiskReject | RejectBatch] = []
+        start = 0
+        for row in [*accepted, n]:
+            if row > start:
+                decisions.append(
+                    RejectBatch(
+                        batch.strategy, batch.symbol, batch.buy[start:row], price[start:row], batch.quantity,
+                        reasons[start:row], details[start:row], batch.ts_ns, now_ns,
+                    )
+                )
+            if row < n:
+                decisions.append(
+                    Order(
+                        client_order_id=self._order_ids.next(),
+                        strategy=batch.strategy,
+                        symbol=batch.symbol,
+                        side=_BUY if batch.buy[row] else _SELL,
+                        price=int(price[row]),
+                        quantity=batch.quantity,
+                        ts_signal_ns=batch.ts_ns,
+                        ts_ns=now_ns,
+                    )
+                )
+            start = row + 1
+        return decisions
+
     def _reject(self, signal: Signal, reason: RejectReason, detail: str, now_ns: int) -> RiskReject:
         self.stats.rejects_by_reason[reason] += 1
         strategy, symbol, side, price, quantity, _ts_event_ns, ts_signal_ns = signal
@@ -329,6 +501,11 @@ class RiskEngine:
         detail = f"worst-case position {limits.instrument.format_qty(worst)} beyond max {self._max_position_text}"
         details[worst] = detail
         return detail
+
+    def _notional_detail(self, limits: _SymbolLimits, price: int, quantity: int) -> str:
+        notional = limits.instrument.notional(price, quantity)
+        places = _places(limits.instrument.tick_size)
+        return f"notional {notional:.{places}f} > max {self.params.max_notional}"
 
     def _deviation_detail(self, limits: _SymbolLimits, price: int, mid2: int) -> str:
         mid = limits.instrument.tick_size * mid2 / 2

@@ -8,6 +8,9 @@ Contract: one instance per (strategy, symbol). ``on_tick`` is synchronous and pu
 own state: no I/O, no clock reads (``now_ns`` is passed in and becomes ``Signal.ts_ns``; ``Signal.ts_event_ns``
 is the tick's), no queues, no metrics. It is only ever given ticks of its own ``symbol`` (the caller routes).
 Warm-up: no signal until the strategy's window(s) are full. Prices are integer ticks, quantities integer steps.
+``on_batch`` is the columnar twin of ``on_tick``: for a :class:`TickBatch` it returns exactly the signals (as one
+:class:`SignalBatch`, or None), and leaves exactly the state, that ``on_tick`` over ``batch.rows()`` in order
+would, only faster.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from dma_bot.model.events import Signal, Tick
+from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch
 from dma_bot.strategies.ma_crossover import MA_CROSSOVER, MACrossover, MACrossoverParams
 from dma_bot.strategies.mean_reversion import MEAN_REVERSION, MeanReversion, MeanReversionParams
 from dma_bot.strategies.vol_breakout import VOL_BREAKOUT, VolBreakout, VolBreakoutParams
@@ -26,13 +29,18 @@ STRATEGY_NAMES: Final[tuple[str, ...]] = (MEAN_REVERSION, MA_CROSSOVER, VOL_BREA
 
 
 class Strategy(Protocol):
-    """One strategy on one symbol: ticks in, at most one signal per tick out."""
+    """One strategy on one symbol: ticks (one by one or in batches) in, at most one signal per tick out."""
 
     name: str
     symbol: str
 
     def on_tick(self, tick: Tick, now_ns: int) -> Signal | None:
         """Update state with ``tick`` (of ``self.symbol``); return a signal or None."""
+        ...
+
+    def on_batch(self, batch: TickBatch, now_ns: int) -> SignalBatch | None:
+        """The same result as ``on_tick(tick, now_ns)`` for each ``tick`` of ``batch.rows()`` in order: the
+        non-None signals in order as one SignalBatch (None for none), and the same state afterwards."""
         ...
 
 

@@ -21,16 +21,25 @@ when the sign of ``fast - slow`` differs from the last signalled (or initial) si
 the cooldown is deferred, not dropped: it fires on the first tick after the cooldown where the sign still
 differs. Golden cross buys at the ask, dead cross sells at the bid. ``cooldown_ticks=1`` means no cooldown.
 Warm-up: silent until ``slow`` ticks were seen; the earliest signal is at tick index ``slow``.
+
+``on_batch`` takes a :class:`TickBatch` and gives exactly what ``on_tick`` over its rows gives (signals and
+state), computed on the int64 columns: both sums come from one cumulative sum, and Python only steps from one
+signal to the next. Batches below ``_VECTOR_MIN`` rows, or whose values could overflow int64, take the per-row
+loop instead.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
+
 from dma_bot.model.enums import Side
-from dma_bot.model.events import Signal, Tick
+from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch, signal_batch_of
+from dma_bot.strategies.columns import INT64_SAFE, on_ticks, window_and_mid2s
 
 __all__ = ["MA_CROSSOVER", "MACrossover", "MACrossoverParams"]
 
@@ -38,6 +47,7 @@ MA_CROSSOVER: Final = "ma_crossover"
 _BUY: Final = Side.BUY  # Side.BUY is an enum-metaclass lookup (~90 ns on 3.11)
 _SELL: Final = Side.SELL
 _new_tuple: Final = tuple.__new__  # builds the Signal NamedTuple without its Python-level __new__
+_VECTOR_MIN: Final = 48  # rows: below this the per-row loop is faster (numpy's fixed cost is ~40 us a batch)
 
 
 def _require_int(field: str, value: object, minimum: int, detail: str = "") -> None:
@@ -140,3 +150,68 @@ class MACrossover:
         if sign > 0:
             return _new_tuple(Signal, (self.name, self.symbol, _BUY, tick.ask, self.quantity, tick.ts_event_ns, now_ns))
         return _new_tuple(Signal, (self.name, self.symbol, _SELL, tick.bid, self.quantity, tick.ts_event_ns, now_ns))
+
+    def on_batch(self, batch: TickBatch, now_ns: int) -> SignalBatch | None:
+        """The signals, in order, and the state that ``on_tick`` over ``batch.rows()`` would give."""
+        n = len(batch)
+        window = self._window
+        slow = self._slow
+        fast = self._fast
+        threshold = self._threshold
+        prepared = window_and_mid2s(window, batch.bid, batch.ask) if n >= _VECTOR_MIN else None
+        if prepared is None:
+            return on_ticks(self.on_tick, batch, now_ns)
+        values, bound = prepared
+        if (slow + n) * 2 * bound >= INT64_SAFE or 4 * fast * slow * bound + threshold >= INT64_SAFE:
+            return on_ticks(self.on_tick, batch, now_ns)
+        sums = np.cumsum(values)
+        ends = sums[slow:]  # row i's windows end at values[slow + i], its own mid2
+        slow_sums = ends - sums[:n]
+        fast_sums = ends - sums[slow - fast : slow - fast + n]
+        warm = self._warmup
+        start = warm - 1 if warm else 0
+        diffs = fast_sums[start:] * slow - slow_sums[start:] * fast
+        ups = (np.flatnonzero(diffs >= threshold) + start).tolist()
+        downs = (np.flatnonzero(diffs <= -threshold) + start).tolist()
+        prev = self._prev_sign
+        cooldown = self._cooldown
+        since_last = self._since_last
+        after = start  # the first row whose sign is still to be read
+        if prev == 0:
+            first_up = ups[0] if ups else n
+            first_down = downs[0] if downs else n
+            if first_up != first_down:  # else neither exists: no sign to initialise from
+                prev = 1 if first_up < first_down else -1
+                after = min(first_up, first_down) + 1
+        earliest = cooldown - since_last - 1  # the first row whose since_last reaches the cooldown
+        fired: list[int] = []  # the rows that signal; their signs alternate, starting at -prev
+        side = _SELL if prev > 0 else _BUY
+        while prev:
+            opposite = downs if prev > 0 else ups
+            k = bisect_left(opposite, max(after, earliest))
+            if k == len(opposite):
+                break
+            row = opposite[k]
+            fired.append(row)
+            prev = -prev
+            after = row + 1
+            earliest = row + cooldown
+        signals: list[Signal] = []
+        if fired:
+            asks = batch.ask[fired].tolist()
+            bids = batch.bid[fired].tolist()
+            name, symbol, quantity, ts_event_ns = self.name, self.symbol, self.quantity, batch.ts_event_ns
+            for ask, bid in zip(asks, bids, strict=True):
+                price = ask if side is _BUY else bid
+                signals.append(_new_tuple(Signal, (name, symbol, side, price, quantity, ts_event_ns, now_ns)))
+                side = _SELL if side is _BUY else _BUY
+            since_last = n - 1 - fired[-1]
+        else:
+            since_last += n
+        window.extend(values[-min(n, slow) :].tolist())
+        self._fast_sum2 = int(fast_sums[-1])
+        self._slow_sum2 = int(slow_sums[-1])
+        self._warmup = max(warm - n, 0)
+        self._prev_sign = prev
+        self._since_last = min(since_last, cooldown)
+        return signal_batch_of(signals)

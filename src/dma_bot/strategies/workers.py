@@ -1,7 +1,8 @@
 """The asyncio shell of the strategy stage, and the pure assignment of symbols to workers.
 
-Owns :func:`shard` (which worker owns which symbol) and :class:`StrategyWorker` (drains one inbox of ticks
-through the owning symbol's strategy and puts each batch's signals downstream in one ``put_many``). It does
+Owns :func:`shard` (which worker owns which symbol) and :class:`StrategyWorker` (drains one inbox of quotes,
+each a Tick or a TickBatch of one symbol, through the owning symbol's strategy, ``on_tick`` or ``on_batch``,
+and puts each inbox batch's signals downstream in one ``put_many``). It does
 not build the strategies (``base.make_strategy``), route ticks into inboxes (the wiring does, using the same
 shards) or export metrics: it only keeps plain-int counters that the metrics collector reads.
 """
@@ -9,10 +10,11 @@ shards) or export metrics: it only keeps plain-int counters that the metrics col
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
 from dma_bot.bus import Channel, Fanout
 from dma_bot.clock import Clock
-from dma_bot.model.events import Signal, Tick
+from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch
 from dma_bot.strategies.base import Strategy
 
 __all__ = ["StrategyWorker", "shard"]
@@ -39,8 +41,8 @@ class StrategyWorker:
 
     ``strategies`` maps each owned symbol to its strategy instance. A tick for any other symbol is a wiring
     bug and raises ValueError (crashing the task group), as does a mapping whose keys or names disagree.
-    ``ticks_seen`` counts ticks taken from the inbox and ``signals_by_symbol`` the signals emitted per
-    symbol (counted before the put).
+    ``ticks_seen`` counts quotes taken from the inbox (a TickBatch counts its rows) and ``signals_by_symbol``
+    the signals emitted per symbol (counted before the put).
     """
 
     __slots__ = ("_clock", "_inbox", "_out", "_strategies", "signals_by_symbol", "strategy_name", "ticks_seen")
@@ -49,8 +51,8 @@ class StrategyWorker:
         self,
         strategy_name: str,
         strategies: Mapping[str, Strategy],
-        inbox: Channel[Tick],
-        out: Fanout[Signal],
+        inbox: Channel[Tick | TickBatch],
+        out: Fanout[Signal | SignalBatch],
         clock: Clock,
     ) -> None:
         if not strategies:
@@ -75,23 +77,39 @@ class StrategyWorker:
         out = self._out
         strategies = self._strategies
         on_tick_of = {symbol: strategy.on_tick for symbol, strategy in strategies.items()}
+        on_batch_of = {symbol: strategy.on_batch for symbol, strategy in strategies.items()}
         signals_by_symbol = self.signals_by_symbol
         time_ns = self._clock.time_ns
         while (batch := await inbox.get_batch()) is not None:
-            self.ticks_seen += len(batch)
-            signals: list[Signal] = []
-            for tick in batch:
-                on_tick = on_tick_of.get(tick.symbol)
+            signals: list[Signal | SignalBatch] = []
+            seen = 0
+            for item in batch:
+                if type(item) is TickBatch:
+                    on_batch = on_batch_of.get(item.symbol)
+                    if on_batch is None:
+                        await self._unowned(item.symbol, signals)
+                    seen += len(item)
+                    emitted = on_batch(item, time_ns())
+                    if emitted is not None:
+                        signals_by_symbol[item.symbol] += len(emitted)
+                        signals.append(emitted)
+                    continue
+                on_tick = on_tick_of.get(item.symbol)
                 if on_tick is None:
-                    await out.put_many(signals)
-                    raise ValueError(
-                        f"{self.strategy_name} worker: a tick of one of {sorted(strategies)!r},"
-                        f" was a tick of {tick.symbol!r}"
-                    )
-                signal = on_tick(tick, time_ns())
+                    await self._unowned(item.symbol, signals)
+                seen += 1
+                signal = on_tick(item, time_ns())
                 if signal is not None:
                     signals_by_symbol[signal.symbol] += 1
                     signals.append(signal)
+            self.ticks_seen += seen
             if signals:
                 await out.put_many(signals)
         await out.close()
+
+    async def _unowned(self, symbol: str, signals: list[Signal | SignalBatch]) -> NoReturn:
+        """A quote of a symbol this worker does not own: a wiring bug. Hand on what was made, then raise."""
+        await self._out.put_many(signals)
+        raise ValueError(
+            f"{self.strategy_name} worker: a tick of one of {sorted(self._strategies)!r}, was a tick of {symbol!r}"
+        )
