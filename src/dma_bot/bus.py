@@ -84,9 +84,12 @@ class Channel(Generic[T]):
         if getter is not None and not getter.done():
             getter.set_result(None)
 
-    async def get_batch(self, limit: int = 512) -> list[T] | None:
+    async def get_batch(self, limit: int = 512, *, defer: bool = False) -> list[T] | None:
         """Wait for at least one item, then take what is queued (up to ``limit``).
 
+        With ``defer``, a consumer that had to wait lets the tasks made ready with it run first (one more
+        turn of the loop) before it takes the items: bookkeeping consumers (recorder, positions, metrics)
+        use it so that the hot path woken by the same event (strategies, risk) goes ahead of them.
         Returns None once every producer has closed and the queue is drained."""
         items = self._items
         while True:
@@ -112,6 +115,8 @@ class Channel(Generic[T]):
                 await getter
             finally:
                 self._getter = None
+            if defer:
+                await asyncio.sleep(0)
 
     def _take_through_ends(self, limit: int) -> list[T]:
         """Take up to ``limit`` items, consuming the END markers met on the way."""

@@ -215,3 +215,25 @@ async def test_blocked_producer_cancelled_leaves_the_channel_usable() -> None:
 
     assert first == [1]
     assert await channel.get_batch() == [4]
+
+
+async def test_get_batch_defer_lets_tasks_woken_with_it_run_first() -> None:
+    """A deferring consumer woken by the same producer step as a plain one (and woken first) takes its items
+    only after the plain one ran; without defer it would go first. Nothing is lost either way."""
+    for defer, expected in ((True, ["hot [1]", "books [1]"]), (False, ["books [1]", "hot [1]"])):
+        hot: Channel[int] = Channel("hot", 8)
+        books: Channel[int] = Channel("books", 8)
+        order: list[str] = []
+
+        async def consume(name: str, channel: Channel[int], deferring: bool, order: list[str] = order) -> None:
+            while (batch := await channel.get_batch(defer=deferring)) is not None:
+                order.append(f"{name} {batch}")
+
+        async with asyncio.timeout(5), asyncio.TaskGroup() as group:
+            group.create_task(consume("books", books, defer))
+            group.create_task(consume("hot", hot, False))
+            await asyncio.sleep(0)  # both wait on their channels
+            await put_each((books, hot), ([1], [1]))  # books is woken first
+            await books.close()
+            await hot.close()
+        assert order == expected

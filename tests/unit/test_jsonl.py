@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from decimal import Decimal
 from typing import Any
@@ -279,8 +280,40 @@ def test_jsonl_sig_and_reject_templates_match_orjson_byte_for_byte() -> None:
         assert encoder.encode(event) == expected
 
 
+def test_jsonl_ord_route_exec_templates_match_orjson_byte_for_byte() -> None:
+    """Property: the Ord, Route and Exec templates write exactly what orjson writes for the same dict, for ids,
+    venues and reasons that need escaping or are not ASCII, trade ids present or null, any fee spelling."""
+    rng = random.Random(5)
+    encoder = JsonlEncoder(INSTRUMENTS)
+    for seq in range(1, 3001):
+        event = _random_event(rng, rng.choice(("Ord", "Route", "Exec")))
+        instrument = INSTRUMENTS[event.symbol]
+        price, qty = instrument.format_price, instrument.format_qty
+        if isinstance(event, Order):
+            record = {"type": "Ord", "seq": seq, "ts_ns": event.ts_ns, "v": 1,
+                      "client_order_id": event.client_order_id, "strategy": event.strategy, "symbol": event.symbol,
+                      "side": event.side, "price": price(event.price), "quantity": qty(event.quantity),
+                      "ts_signal_ns": event.ts_signal_ns}
+        elif isinstance(event, Route):
+            record = {"type": "Route", "seq": seq, "ts_ns": event.ts_ns, "v": 1, "venue": event.venue,
+                      "client_order_id": event.client_order_id, "parent_order_id": event.parent_order_id,
+                      "strategy": event.strategy, "symbol": event.symbol, "side": event.side,
+                      "price": price(event.price), "quantity": qty(event.quantity), "ts_signal_ns": event.ts_signal_ns}
+        else:
+            assert isinstance(event, ExecReport)
+            record = {"type": "Exec", "seq": seq, "ts_ns": event.ts_ns, "v": 1, "venue": event.venue,
+                      "symbol": event.symbol, "side": event.side, "status": event.status,
+                      "order_qty": qty(event.order_qty), "last_qty": qty(event.last_qty),
+                      "last_px": price(event.last_price), "cum_qty": qty(event.cum_qty),
+                      "leaves_qty": qty(event.leaves_qty), "client_order_id": event.client_order_id,
+                      "venue_order_id": event.venue_order_id, "trade_id": event.trade_id, "fee": str(event.fee),
+                      "fee_asset": event.fee_asset, "reason": event.reason, "ts_event_ns": event.ts_event_ns}
+        assert encoder.encode(event) == _orjson_line(record), record
+
+
 def test_jsonl_timestamps_that_are_not_ints_go_through_orjson_or_are_refused() -> None:
-    """A Sig or Reject with a non-int timestamp is spelled by orjson (never printed raw); such an Md raises."""
+    """A Sig, Reject, Ord, Route or Exec with a non-int timestamp is spelled by orjson (never printed raw);
+    such an Md raises."""
     encoder = JsonlEncoder(INSTRUMENTS)
 
     sig = orjson.loads(encoder.encode(SIGNAL._replace(ts_ns=True)))
@@ -291,6 +324,10 @@ def test_jsonl_timestamps_that_are_not_ints_go_through_orjson_or_are_refused() -
     assert (sig["seq"], sig["ts_ns"]) == (1, True)
     assert (reject["seq"], reject["ts_signal_ns"]) == (2, 2.5)
     assert encoder.seq == 2
+    order = orjson.loads(encoder.encode(dataclasses.replace(ORDER, ts_ns=1.5)))
+    route = orjson.loads(encoder.encode(dataclasses.replace(ROUTE, ts_signal_ns=False)))
+    report = orjson.loads(encoder.encode(dataclasses.replace(EXEC, ts_event_ns=7.25)))
+    assert (order["seq"], order["ts_ns"], route["ts_signal_ns"], report["ts_event_ns"]) == (3, 1.5, False, 7.25)
 
 
 def test_jsonl_encode_batch_appends_the_same_lines_as_encode() -> None:

@@ -378,6 +378,19 @@ class JsonlEncoder:
 
     def _ord(self, order: Order) -> bytes:
         fmt = self._format(order.symbol)
+        if type(order.ts_ns) is not int or type(order.ts_signal_ns) is not int:
+            return self._ord_dict(order, fmt)
+        seq = self._seq + 1
+        line = (
+            f'{{"type":"Ord","seq":{seq},"ts_ns":{order.ts_ns},"v":1,'
+            f'"client_order_id":{_text(order.client_order_id)},"strategy":{self._json(order.strategy)},'
+            f'"symbol":{fmt.json_symbol},"side":{self._json(order.side)},"price":"{fmt.price(order.price)}",'
+            f'"quantity":"{fmt.qty(order.quantity)}","ts_signal_ns":{order.ts_signal_ns}}}\n'
+        ).encode()
+        self._commit("Ord", seq)
+        return line
+
+    def _ord_dict(self, order: Order, fmt: _SymbolFormat) -> bytes:
         seq = self._seq + 1
         line = _dumps({
             "type": "Ord", "seq": seq, "ts_ns": order.ts_ns, "v": SCHEMA_VERSION,
@@ -390,6 +403,20 @@ class JsonlEncoder:
 
     def _route(self, route: Route) -> bytes:
         fmt = self._format(route.symbol)
+        if type(route.ts_ns) is not int or type(route.ts_signal_ns) is not int:
+            return self._route_dict(route, fmt)
+        seq = self._seq + 1
+        line = (
+            f'{{"type":"Route","seq":{seq},"ts_ns":{route.ts_ns},"v":1,"venue":{_text(route.venue)},'
+            f'"client_order_id":{_text(route.client_order_id)},"parent_order_id":{_text(route.parent_order_id)},'
+            f'"strategy":{self._json(route.strategy)},"symbol":{fmt.json_symbol},"side":{self._json(route.side)},'
+            f'"price":"{fmt.price(route.price)}","quantity":"{fmt.qty(route.quantity)}",'
+            f'"ts_signal_ns":{route.ts_signal_ns}}}\n'
+        ).encode()
+        self._commit("Route", seq)
+        return line
+
+    def _route_dict(self, route: Route, fmt: _SymbolFormat) -> bytes:
         seq = self._seq + 1
         line = _dumps({
             "type": "Route", "seq": seq, "ts_ns": route.ts_ns, "v": SCHEMA_VERSION,
@@ -403,6 +430,25 @@ class JsonlEncoder:
 
     def _exec(self, report: ExecReport) -> bytes:
         fmt = self._format(report.symbol)
+        if type(report.ts_ns) is not int or type(report.ts_event_ns) is not int:
+            return self._exec_dict(report, fmt)
+        qty = fmt.qty
+        trade_id = "null" if report.trade_id is None else _text(report.trade_id)
+        seq = self._seq + 1
+        line = (
+            f'{{"type":"Exec","seq":{seq},"ts_ns":{report.ts_ns},"v":1,"venue":{_text(report.venue)},'
+            f'"symbol":{fmt.json_symbol},"side":{self._json(report.side)},"status":{self._json(report.status)},'
+            f'"order_qty":"{qty(report.order_qty)}","last_qty":"{qty(report.last_qty)}",'
+            f'"last_px":"{fmt.price(report.last_price)}","cum_qty":"{qty(report.cum_qty)}",'
+            f'"leaves_qty":"{qty(report.leaves_qty)}","client_order_id":{_text(report.client_order_id)},'
+            f'"venue_order_id":{_text(report.venue_order_id)},"trade_id":{trade_id},'
+            f'"fee":{_text(str(report.fee))},"fee_asset":{_text(report.fee_asset)},"reason":{_text(report.reason)},'
+            f'"ts_event_ns":{report.ts_event_ns}}}\n'
+        ).encode()
+        self._commit("Exec", seq)
+        return line
+
+    def _exec_dict(self, report: ExecReport, fmt: _SymbolFormat) -> bytes:
         seq = self._seq + 1
         line = _dumps({
             "type": "Exec", "seq": seq, "ts_ns": report.ts_ns, "v": SCHEMA_VERSION,
@@ -416,6 +462,13 @@ class JsonlEncoder:
         })
         self._commit("Exec", seq)
         return line
+
+
+def _text(value: str) -> str:
+    """``value`` as a JSON string, as orjson spells it: ids and names that need no escaping are only quoted."""
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return orjson.dumps(value).decode()
 
 
 def _unknown_symbol(symbol: str) -> NoReturn:

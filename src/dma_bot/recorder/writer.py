@@ -121,7 +121,7 @@ class RecorderStage:
         try:
             pending.append(encoder.encode_control("Start", self._start_fields, ts_ns=self._clock.time_ns()))
             self._write_pending()
-            while (batch := await self._inbox.get_batch()) is not None:
+            while (batch := await self._inbox.get_batch(defer=True)) is not None:
                 encode_batch(batch, pending)  # type: ignore[arg-type]
                 size = sum(map(len, pending))
                 if size >= self._thread_threshold:
