@@ -18,10 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, TypeVar, final
 
-__all__ = ["END", "Channel", "Fanout", "Latest", "fanout", "put_each"]
+__all__ = ["END", "MAX_DEFERRALS", "Channel", "Fanout", "Latest", "any_waiting", "fanout", "put_each"]
+
+MAX_DEFERRALS: Final = 16
+"""Turns of the loop a background consumer yields at most before taking its items (see Channel.defer_while)."""
 
 T = TypeVar("T")
 
@@ -41,7 +44,7 @@ END: Final = _End()
 class Channel(Generic[T]):
     """A bounded queue of ``T`` from ``producers`` producers to one consumer."""
 
-    __slots__ = ("_ends", "_getter", "_items", "_maxsize", "_open", "_putters", "name", "producers")
+    __slots__ = ("_defer_while", "_ends", "_getter", "_items", "_maxsize", "_open", "_putters", "name", "producers")
 
     def __init__(self, name: str, maxsize: int, producers: int = 1) -> None:
         if maxsize <= 0:
@@ -54,6 +57,7 @@ class Channel(Generic[T]):
         self._ends = 0  # END markers currently in _items
         self._getter: asyncio.Future[None] | None = None
         self._putters: list[asyncio.Future[None]] = []
+        self._defer_while: Callable[[], bool] | None = None
 
     def add_producer(self) -> None:
         """Register one more producer (call while wiring, before anything runs)."""
@@ -84,16 +88,27 @@ class Channel(Generic[T]):
         if getter is not None and not getter.done():
             getter.set_result(None)
 
-    async def get_batch(self, limit: int = 512, *, defer: bool = False) -> list[T] | None:
-        """Wait for at least one item, then take what is queued (up to ``limit``).
+    def defer_while(self, busy: Callable[[], bool]) -> None:
+        """Make this a background channel: its consumer, once woken, lets the tasks made ready with it run
+        first and then keeps yielding while ``busy()`` (at most ``MAX_DEFERRALS`` turns of the loop) before
+        it takes its items. The wiring gives the bookkeeping consumers (recorder, positions, metrics) a
+        ``busy`` that reports items waiting on the hot path, so ticks, signals and orders go first; the
+        bound, and backpressure from a full background channel, keep the background from starving."""
+        self._defer_while = busy
 
-        With ``defer``, a consumer that had to wait lets the tasks made ready with it run first (one more
-        turn of the loop) before it takes the items: bookkeeping consumers (recorder, positions, metrics)
-        use it so that the hot path woken by the same event (strategies, risk) goes ahead of them.
+    async def get_batch(self, limit: int = 512) -> list[T] | None:
+        """Wait for at least one item, then take what is queued (up to ``limit``); a background channel
+        first lets the hot path go (see :meth:`defer_while`).
+
         Returns None once every producer has closed and the queue is drained."""
         items = self._items
+        deferred = self._defer_while is None
         while True:
             if items:
+                if not deferred:
+                    deferred = True
+                    await self._defer()
+                    continue
                 if self._ends:
                     out = self._take_through_ends(limit)
                 elif len(items) <= limit:
@@ -115,8 +130,23 @@ class Channel(Generic[T]):
                 await getter
             finally:
                 self._getter = None
-            if defer:
-                await asyncio.sleep(0)
+
+    async def _defer(self) -> None:
+        """One turn of the loop for the tasks made ready with this consumer, more while the hot path is busy."""
+        busy = self._defer_while
+        await asyncio.sleep(0)
+        for _ in range(MAX_DEFERRALS):
+            if busy is None or not busy():
+                return
+            await asyncio.sleep(0)
+
+    def take_queued(self) -> list[T]:
+        """Every item queued right now, without waiting (END markers are consumed, not returned): for a
+        consumer that is being torn down and must not lose what was already handed to it."""
+        out = self._take_through_ends(len(self._items))
+        if self._putters:
+            self._wake_putters()
+        return out
 
     def _take_through_ends(self, limit: int) -> list[T]:
         """Take up to ``limit`` items, consuming the END markers met on the way."""
@@ -254,3 +284,13 @@ class Latest(Generic[T]):
     def publish(self, value: T) -> None:
         self.value = value
         self.version += 1
+
+
+def any_waiting(channels: Sequence[Channel[Any]]) -> Callable[[], bool]:
+    """A ``busy`` for :meth:`Channel.defer_while`: True while any of ``channels`` holds items."""
+    queues = tuple(channel._items for channel in channels)
+
+    def busy() -> bool:
+        return any(queues)  # a deque is true when it holds items
+
+    return busy

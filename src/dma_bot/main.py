@@ -34,7 +34,7 @@ from dma_bot import __version__
 from dma_bot.binance.errors import VenueError
 from dma_bot.binance.filters import SymbolRules
 from dma_bot.binance.signing import HmacSigner
-from dma_bot.bus import Channel, Fanout, Latest, fanout
+from dma_bot.bus import Channel, Fanout, Latest, any_waiting, fanout
 from dma_bot.clock import Clock, LiveClock
 from dma_bot.config import Config
 from dma_bot.errors import ConfigError, ProtocolError, StartupError
@@ -385,6 +385,13 @@ def build_engine(
         )
         gateways.append(MockGateway(sim, venue_inbox, out, clock))
     router_stage = RouterStage(router, orders, venue_outputs, latest, clock)
+    # Bookkeeping goes behind the path from a tick to an order at the venue: while ticks, signals, orders
+    # or routes wait, the recorder, positions and metrics consumers yield (a bounded number of turns).
+    background = {id(c) for c in (record, exec_positions, exec_metrics) if c is not None}
+    hot_path_waiting = any_waiting([c for c in channels if id(c) not in background])
+    for lagging in (record, exec_positions, exec_metrics):
+        if lagging is not None:
+            lagging.defer_while(hot_path_waiting)
 
     ledger = Ledger(instruments)
     executions = ExecutionMetrics()

@@ -137,3 +137,19 @@ async def test_recorder_off_runs_and_stops_cleanly(tmp_path: Path) -> None:
     assert sum(engine.feed.ticks_by_symbol.values()) > 0
     assert engine.risk_engine.stats.orders_total > 0
     assert os.listdir(tmp_path) == []
+
+
+def test_bookkeeping_channels_yield_to_the_hot_path(tmp_path: Path) -> None:
+    """The wiring makes the recorder, positions and metrics inboxes background channels that wait for the
+    channels from a tick to an order at a venue; those hot channels themselves never wait."""
+    from dma_bot.clock import ManualClock
+    from dma_bot.main import build_engine
+
+    engine = build_engine(_config(tmp_path / "events.jsonl"), ManualClock(), asyncio.Event())
+    background = {c.name for c in engine.channels if c._defer_while is not None}
+    assert background == {"record", "exec.positions", "exec.metrics"}
+    busy = engine.record._defer_while
+    assert busy is not None and not busy()
+    hot = next(c for c in engine.channels if c.name == "signals")
+    hot._items.append(object())
+    assert busy()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -132,14 +131,14 @@ def test_execution_after_terminal_is_late_and_dropped() -> None:
     table = subscribed_table()
     for name in ("execution_report_new", "execution_report_partially_filled", "execution_report_filled"):
         table.on_execution(event(name))
-    assert table.on_execution(replace(event("execution_report_filled"), trade_id="9999")) == []
+    assert table.on_execution(event("execution_report_filled")._replace(trade_id="9999")) == []
     assert table.stats.late_executions == 1
 
 
 def test_execution_for_a_client_id_we_never_sent_is_counted_and_ignored() -> None:
     """Another session on the account: its executions are not ours to report."""
     table = subscribed_table()
-    assert table.on_execution(replace(event("execution_report_new"), client_order_id="someone-else")) == []
+    assert table.on_execution(event("execution_report_new")._replace(client_order_id="someone-else")) == []
     assert table.stats.foreign_executions == 1
 
 
@@ -158,7 +157,7 @@ def test_illegal_transition_is_counted_and_never_emitted() -> None:
     table = subscribed_table()
     table.on_post_answered(CID, rest_ack())
     table.on_execution(event("execution_report_partially_filled"))
-    rejected = replace(event("execution_report_new"), status=S.REJECTED, cum_qty=100, leaves_qty=0)
+    rejected = event("execution_report_new")._replace(status=S.REJECTED, cum_qty=100, leaves_qty=0)
     assert table.on_execution(rejected) == []
     assert table.stats.illegal_transitions == 1
 
@@ -294,7 +293,7 @@ def test_reconciliation_reports_each_missed_trade_with_its_id_and_commission_onc
     trades = [trade(3003, 150, 6_499_999), trade(3001, 100), trade(3002, 50)]
     state = snapshot("0.00300000", "194.99998500", "FILLED")
     out = table.on_order_state(state, NOW, trades=trades)
-    late = table.on_execution(replace(event("execution_report_filled"), trade_id="3003"))
+    late = table.on_execution(event("execution_report_filled")._replace(trade_id="3003"))
     assert statuses(out) == [S.PARTIALLY_FILLED, S.FILLED]
     assert [(r.trade_id, r.last_qty, r.last_price, r.cum_qty, r.fee) for r in out] == [
         ("3002", 50, 6_500_000, 150, Decimal("0.0000050")), ("3003", 150, 6_499_999, 300, Decimal("0.0000150"))]
@@ -349,8 +348,8 @@ def test_cancel_response_with_every_fill_heard_is_the_canceled_report_and_the_st
     """DELETE answered CANCELED and nothing is unheard: report it; the stream's CANCELED is then late."""
     cid = "r1a2b3c8-BINANCE"
     table = subscribed_table(route(cid, Side.SELL, 6_510_000))
-    table.on_execution(replace(event("execution_report_new"), client_order_id=cid, side=Side.SELL))
-    fill = replace(event("execution_report_partially_filled"), client_order_id=cid, side=Side.SELL,
+    table.on_execution(event("execution_report_new")._replace(client_order_id=cid, side=Side.SELL))
+    fill = event("execution_report_partially_filled")._replace(client_order_id=cid, side=Side.SELL,
                    last_price=6_510_000)
     table.on_execution(fill)
     out = table.on_order_state(parse_cancel_response(body("cancel_response")), NOW)
@@ -363,7 +362,7 @@ def test_cancel_response_with_an_unheard_fill_waits_for_the_stream_unless_forced
     """CANCELED with executedQty above what we heard: reporting it now would orphan the fill in flight."""
     cid = "r1a2b3c8-BINANCE"
     table = subscribed_table(route(cid, Side.SELL, 6_510_000))
-    table.on_execution(replace(event("execution_report_new"), client_order_id=cid, side=Side.SELL))
+    table.on_execution(event("execution_report_new")._replace(client_order_id=cid, side=Side.SELL))
     state = parse_cancel_response(body("cancel_response"))
     assert table.on_order_state(state, NOW) == []
     forced = table.on_order_state(state, NOW, full=True)
@@ -452,7 +451,7 @@ def test_random_drops_duplicates_and_reconnects_keep_the_position_exact(seed: in
         cum += size
         quote += size * price
         status = S.FILLED if cum == quantity else S.PARTIALLY_FILLED
-        fill = replace(event("execution_report_partially_filled"), status=status, order_qty=quantity, last_qty=size,
+        fill = event("execution_report_partially_filled")._replace(status=status, order_qty=quantity, last_qty=size,
                        last_price=price, cum_qty=cum, leaves_qty=quantity - cum, trade_id=str(trade))
         if connected and rng.random() < 0.25:
             connected = False

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from dma_bot.bus import END, Channel, Fanout, Latest, fanout, put_each
+from dma_bot.bus import END, MAX_DEFERRALS, Channel, Fanout, Latest, any_waiting, fanout, put_each
 
 
 async def test_channel_end_only_after_every_producer_closed() -> None:
@@ -217,23 +217,97 @@ async def test_blocked_producer_cancelled_leaves_the_channel_usable() -> None:
     assert await channel.get_batch() == [4]
 
 
-async def test_get_batch_defer_lets_tasks_woken_with_it_run_first() -> None:
-    """A deferring consumer woken by the same producer step as a plain one (and woken first) takes its items
-    only after the plain one ran; without defer it would go first. Nothing is lost either way."""
-    for defer, expected in ((True, ["hot [1]", "books [1]"]), (False, ["books [1]", "hot [1]"])):
+async def test_background_channel_lets_tasks_woken_with_it_run_first() -> None:
+    """A background consumer woken by the same producer step as a plain one (and woken first) takes its
+    items only after the plain one ran; without defer_while it would go first. Nothing is lost either way."""
+    for background, expected in ((True, ["hot [1]", "books [1]"]), (False, ["books [1]", "hot [1]"])):
         hot: Channel[int] = Channel("hot", 8)
         books: Channel[int] = Channel("books", 8)
+        if background:
+            books.defer_while(lambda: False)
         order: list[str] = []
 
-        async def consume(name: str, channel: Channel[int], deferring: bool, order: list[str] = order) -> None:
-            while (batch := await channel.get_batch(defer=deferring)) is not None:
+        async def consume(name: str, channel: Channel[int], order: list[str] = order) -> None:
+            while (batch := await channel.get_batch()) is not None:
                 order.append(f"{name} {batch}")
 
         async with asyncio.timeout(5), asyncio.TaskGroup() as group:
-            group.create_task(consume("books", books, defer))
-            group.create_task(consume("hot", hot, False))
+            group.create_task(consume("books", books))
+            group.create_task(consume("hot", hot))
             await asyncio.sleep(0)  # both wait on their channels
             await put_each((books, hot), ([1], [1]))  # books is woken first
             await books.close()
             await hot.close()
         assert order == expected
+
+
+async def test_background_channel_waits_for_the_whole_hot_path_but_not_forever() -> None:
+    """While any hot channel holds items the background consumer keeps yielding, so a two-hop hot path
+    (strategy -> risk) finishes first; a hot path that never drains delays it by MAX_DEFERRALS turns only."""
+    hot: Channel[int] = Channel("hot", 8)
+    downstream: Channel[int] = Channel("downstream", 8)
+    books: Channel[int] = Channel("books", 8)
+    books.defer_while(any_waiting([hot, downstream]))
+    order: list[str] = []
+
+    async def consume(name: str, channel: Channel[int], out: Channel[int] | None = None) -> None:
+        while (batch := await channel.get_batch()) is not None:
+            order.append(f"{name} {batch}")
+            if out is not None:
+                await out.put_many(batch)
+        if out is not None:
+            await out.close()
+
+    async with asyncio.timeout(5), asyncio.TaskGroup() as group:
+        group.create_task(consume("books", books))
+        group.create_task(consume("hot", hot, downstream))
+        group.create_task(consume("risk", downstream))
+        await asyncio.sleep(0)
+        await put_each((books, hot), ([1], [1]))
+        await books.close()
+        await hot.close()
+    assert order == ["hot [1]", "risk [1]", "books [1]"]
+
+    stuck: Channel[int] = Channel("stuck", 8)
+    await stuck.put(1)  # nobody drains it: the hot path looks busy forever
+    lagging: Channel[int] = Channel("lagging", 8)
+    lagging.defer_while(any_waiting([stuck]))
+    await lagging.put(7)
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async with asyncio.timeout(5):
+        counter = asyncio.create_task(count_turns())
+        assert await lagging.get_batch() == [7]
+        counter.cancel()
+    assert MAX_DEFERRALS <= turns <= MAX_DEFERRALS + 2 <= 64  # bounded, and by a few turns only
+
+    idle: Channel[int] = Channel("idle", 8)
+    idle.defer_while(any_waiting([Channel("empty", 8)]))
+    await idle.put(8)
+    turns = 0
+    async with asyncio.timeout(5):
+        counter = asyncio.create_task(count_turns())
+        assert await idle.get_batch() == [8]
+        counter.cancel()
+    assert turns <= 2  # an idle hot path costs one turn, not MAX_DEFERRALS
+
+
+async def test_take_queued_takes_everything_without_waiting_and_consumes_ends() -> None:
+    channel: Channel[int] = Channel("c", 2, producers=2)
+    await channel.put(1)
+    await channel.close()  # one producer done
+    blocked = asyncio.create_task(channel.put_many([2, 3]))  # waits for room
+    await asyncio.sleep(0)
+    assert channel.take_queued() == [1]
+    await asyncio.wait_for(blocked, 1)  # the taker made room and woke the producer
+    assert channel.take_queued() == [2, 3]
+    assert channel.take_queued() == []
+    await channel.close()
+    assert channel.take_queued() == []
+    assert await channel.get_batch() is None  # both ENDs consumed: the channel is over

@@ -326,7 +326,7 @@ def test_jsonl_timestamps_that_are_not_ints_go_through_orjson_or_are_refused() -
     assert encoder.seq == 2
     order = orjson.loads(encoder.encode(dataclasses.replace(ORDER, ts_ns=1.5)))
     route = orjson.loads(encoder.encode(dataclasses.replace(ROUTE, ts_signal_ns=False)))
-    report = orjson.loads(encoder.encode(dataclasses.replace(EXEC, ts_event_ns=7.25)))
+    report = orjson.loads(encoder.encode(EXEC._replace(ts_event_ns=7.25)))
     assert (order["seq"], order["ts_ns"], route["ts_signal_ns"], report["ts_event_ns"]) == (3, 1.5, False, 7.25)
 
 

@@ -223,3 +223,28 @@ async def test_recorder_run_before_open_is_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="open"):
         await stage.run()
+
+
+async def test_recorder_torn_down_while_behind_still_records_what_was_queued(tmp_path: Path) -> None:
+    """A background recorder that is behind (yielding to a busy hot path) when its task is cancelled (a
+    crash elsewhere, a forced stop) encodes everything still queued before its unclean Stop: no event that
+    passed through the engine is lost."""
+    path = tmp_path / "run.jsonl"
+    stage, inbox, _ = _stage(path)
+    inbox.defer_while(lambda: True)  # the hot path never drains: the recorder keeps deferring
+    stage.open()
+    for event in EVENTS:
+        await inbox.put(event)
+    task = asyncio.create_task(stage.run())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert inbox.qsize() == len(EVENTS)  # still deferring: nothing taken yet
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    records = _records(path)
+    assert [r["type"] for r in records] == ["Start", "Md", "Sig", "Exec", "Md", "Stop"]
+    assert [to_event(r, INSTRUMENTS) for r in records[1:-1]] == EVENTS
+    assert records[-1]["clean"] is False
+    assert records[-1]["counts"]["Md"] == 2
+    assert inbox.qsize() == 0

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from enum import StrEnum
 from typing import Final
@@ -251,9 +251,9 @@ class OrderTable:
         reason = f"{code} {message}" if code is not None else message
         deferred = order.deferred_reject
         if deferred is not None:
-            report = replace(deferred, reason=f"{reason} ({deferred.reason})" if deferred.reason else reason)
+            report = deferred._replace(reason=f"{reason} ({deferred.reason})" if deferred.reason else reason)
         else:
-            report = replace(local_reject(order.route, reason, now_ns), venue_order_id=order.venue_order_id)
+            report = local_reject(order.route, reason, now_ns)._replace(venue_order_id=order.venue_order_id)
         out: list[ExecReport] = []
         self._advance(order, report, out)
         return out
@@ -331,7 +331,7 @@ class OrderTable:
                 order.unidentified = max(0, order.unidentified - report.last_qty)
             if report.status.is_terminal and report.status is not _FILLED:
                 zero = {"last_qty": 0, "last_price": 0, "fee": _ZERO, "fee_asset": "", "trade_id": None}
-                self._advance(order, replace(report, **zero), out)  # type: ignore[arg-type]
+                self._advance(order, report._replace(**zero), out)
             return
         before = report.cum_qty - report.last_qty
         if before > order.filled:
@@ -339,7 +339,7 @@ class OrderTable:
             return
         if before < order.filled:
             self.stats.overlapping_fills += 1
-            report = replace(report, last_qty=report.cum_qty - order.filled)
+            report = report._replace(last_qty=report.cum_qty - order.filled)
         if trade_id is not None:
             order.trade_ids.add(trade_id)
         self._advance(order, report, out)
@@ -503,8 +503,7 @@ class OrderTable:
             reason += f"; average price {_EXACT.multiply(average, instrument.tick_size)} rounded to the tick"
         status = _FILLED if executed == order.route.quantity else _PARTIAL
         self.stats.reconciled_fills += 1
-        report = replace(
-            self._snapshot_report(order, state, status, executed, now_ns),
+        report = self._snapshot_report(order, state, status, executed, now_ns)._replace(
             last_qty=missing,
             last_price=price,
             reason=reason,

@@ -16,7 +16,7 @@ class ExecutionObserver:
 
     async def run(self) -> None:
         on_route, on_exec = self.core.on_route, self.core.on_exec
-        while (batch := await self._inbox.get_batch(defer=True)) is not None:
+        while (batch := await self._inbox.get_batch()) is not None:
             for event in batch:
                 if type(event) is Route:
                     on_route(event)

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from dma_bot.metrics.executions import ExecutionMetrics
+from dma_bot.metrics.text_format import render
 from dma_bot.model.enums import KillSwitchState
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.positions import PositionSnapshot
@@ -216,4 +217,5 @@ class Metrics:
         self.registry.register(EngineCollector(sources))
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The text exposition of every family (``render``: generate_latest's bytes, ~10x cheaper)."""
+        return render(self.registry.collect())

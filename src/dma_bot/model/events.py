@@ -274,9 +274,11 @@ class Route:
     ts_ns: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExecReport:
+class ExecReport(NamedTuple):
     """What a venue said about one of our child orders (type ``Exec``).
+
+    A NamedTuple like the per-tick events (a start-up burst brings hundreds at once: 1.5 us to build by
+    keyword instead of 4.6 us as a frozen dataclass); build it with keywords, change it with ``_replace``.
 
     ``order_qty`` is the order's quantity; ``last_qty``/``last_price`` are this report's fill (0 when it
     is not a fill), never cumulative; ``cum_qty`` is the venue's cumulative filled quantity;

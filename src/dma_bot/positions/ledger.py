@@ -132,6 +132,7 @@ class Ledger:
         "_net",
         "_orders",
         "_snapshot",
+        "_stale",
         "_terminal",
         "_trade_order",
         "_trades",
@@ -160,6 +161,7 @@ class Ledger:
         self._max_trades = max_trade_ids
         self._books: dict[tuple[str, str], _Book] = {}
         self._views: dict[tuple[str, str], VenuePosition] = {}
+        self._stale: set[tuple[str, str]] = set()
         self._net: dict[str, int] = {}
         self._done: dict[tuple[str, Side], int] = {}
         self._orders: dict[str, ExecStatus] = {}
@@ -229,15 +231,21 @@ class Ledger:
         book.fees = _EXACT.add(book.fees, report.fee)
         self._net[report.symbol] = self._net.get(report.symbol, 0) + report.side.sign * report.last_qty
         self.stats.fills += 1
-        instrument = self._instruments[report.symbol]
-        self._views[key] = VenuePosition(
-            symbol=report.symbol,
-            venue=report.venue,
-            quantity=book.quantity,
-            average_price=book.average_price(instrument.tick_size),
-            realized_pnl=_quote(book.realized, self._units[report.symbol]),
-            fees=book.fees,
-        )
+        self._stale.add(key)  # its VenuePosition (Decimal average and PnL) is rebuilt once, at the next snapshot
+
+    def _refresh_views(self) -> None:
+        for key in self._stale:
+            symbol, venue = key
+            book = self._books[key]
+            self._views[key] = VenuePosition(
+                symbol=symbol,
+                venue=venue,
+                quantity=book.quantity,
+                average_price=book.average_price(self._instruments[symbol].tick_size),
+                realized_pnl=_quote(book.realized, self._units[symbol]),
+                fees=book.fees,
+            )
+        self._stale.clear()
 
     def _set_state(self, client_order_id: str, status: ExecStatus) -> None:
         self._orders[client_order_id] = status
@@ -301,6 +309,7 @@ class Ledger:
         """An immutable view (read-only mappings over copies); cached until the next change."""
         snapshot = self._snapshot
         if snapshot is None:
+            self._refresh_views()
             snapshot = self._snapshot = PositionSnapshot(
                 positions=MappingProxyType(dict(self._views)),
                 net_steps=MappingProxyType(dict(self._net)),

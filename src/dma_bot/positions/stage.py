@@ -28,7 +28,7 @@ class PositionsStage:
     async def run(self) -> None:
         ledger = self.ledger
         apply = ledger.apply
-        while (batch := await self._inbox.get_batch(defer=True)) is not None:
+        while (batch := await self._inbox.get_batch()) is not None:
             changed = False
             for report in batch:
                 if apply(report):

@@ -41,6 +41,7 @@ __all__ = ["DEFAULT_THREAD_THRESHOLD_BYTES", "RecorderStage"]
 _log = logging.getLogger(__name__)
 
 DEFAULT_THREAD_THRESHOLD_BYTES: Final = 128 * 1024
+_STEP_ITEMS: Final = 64  # events encoded per step: a background step stays short (a few hundred us)
 
 
 class RecorderStage:
@@ -121,7 +122,7 @@ class RecorderStage:
         try:
             pending.append(encoder.encode_control("Start", self._start_fields, ts_ns=self._clock.time_ns()))
             self._write_pending()
-            while (batch := await self._inbox.get_batch(defer=True)) is not None:
+            while (batch := await self._inbox.get_batch(_STEP_ITEMS)) is not None:
                 encode_batch(batch, pending)  # type: ignore[arg-type]
                 size = sum(map(len, pending))
                 if size >= self._thread_threshold:
@@ -131,7 +132,17 @@ class RecorderStage:
                 self.last_flush_ns = self._clock.time_ns()
             clean = True
         finally:
+            if not clean:
+                self._encode_leftovers()
             self._finish(clean)
+
+    def _encode_leftovers(self) -> None:
+        """Encode what is still queued for the recorder when it is torn down (a crash elsewhere, a forced
+        stop): events that passed through the engine reach the file even if the recorder was behind."""
+        try:
+            self._encoder.encode_batch(self._inbox.take_queued(), self._pending)  # type: ignore[arg-type]
+        except Exception:
+            _log.exception("recorder: could not encode the events still queued at shutdown")
 
     def _write_pending(self) -> None:
         """Write and flush every encoded line not yet written (from the loop or a worker thread)."""
