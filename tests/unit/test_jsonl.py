@@ -19,9 +19,8 @@ from dma_bot.recorder.jsonl import (
     FORMAT_CACHE_LIMIT,
     Event,
     JsonlEncoder,
-    decode_record,
-    to_event,
 )
+from dma_bot.recorder.jsonl_decode import decode_record, to_event
 
 BTC = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.00001"))
 HALF = Instrument(symbol="HALFUSD", tick_size=Decimal("0.5"), step_size=Decimal("1"))

@@ -12,7 +12,8 @@ import pytest
 
 from dma_bot.model.enums import RejectReason
 from dma_bot.model.events import RejectBatch, SignalBatch, TickBatch, tick_batch
-from dma_bot.recorder.jsonl import FORMAT_CACHE_LIMIT, Event, JsonlEncoder, decode_record, to_event
+from dma_bot.recorder.jsonl import FORMAT_CACHE_LIMIT, Event, JsonlEncoder
+from dma_bot.recorder.jsonl_decode import decode_record, to_event
 from tests.unit.test_jsonl import INSTRUMENTS
 
 SYMBOLS = ("BTCUSDT", "HALFUSD", 'ODD"\\SYM')

@@ -15,7 +15,8 @@ from dma_bot.errors import StartupError
 from dma_bot.model.enums import ExecStatus, Side
 from dma_bot.model.events import ExecReport, Signal, Tick
 from dma_bot.model.instrument import Instrument
-from dma_bot.recorder.jsonl import JsonlEncoder, decode_record, to_event
+from dma_bot.recorder.jsonl import JsonlEncoder
+from dma_bot.recorder.jsonl_decode import decode_record, to_event
 from dma_bot.recorder.writer import RecorderStage
 
 BTC = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.00001"))

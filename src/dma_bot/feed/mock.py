@@ -6,7 +6,10 @@ the walk at ``rate`` quotes per second per symbol (0 = as fast as the consumers 
 MarketBoard, hands each tick to its symbol's fan-out, and on stop closes every output once. The ticks of
 one wake-up are handed on together: every channel behind the fan-outs gets its ticks, in order, through
 one ``bus.put_each`` (one ``extend`` per channel unless a channel is full) instead of one awaited put per
-tick and channel.
+tick and channel. From ``_COLUMNAR_MIN`` rounds per wake-up on (the unthrottled feed emits ``batch`` rounds at
+a time) each symbol's quotes go out as one :class:`TickBatch` made column-wise by
+:meth:`RandomWalk.next_rounds` (the same quotes, from the same draws, as the per-quote ``next``), which the
+strategies and the recorder process column-wise too.
 
 Like the original, the bid moves by -3..+3 ticks per quote and is floored; unlike it, the spread is
 1..``max_spread_ticks`` ticks and the sizes are random, and every symbol walks independently.

@@ -6,9 +6,8 @@ from dma_bot.recorder.jsonl import (
     SCHEMA_VERSION,
     Event,
     JsonlEncoder,
-    decode_record,
-    to_event,
 )
+from dma_bot.recorder.jsonl_decode import decode_record, to_event
 from dma_bot.recorder.writer import DEFAULT_THREAD_THRESHOLD_BYTES, RecorderStage
 
 __all__ = [

@@ -6,14 +6,9 @@ engine has sent per symbol and side. It reads the current mids from the MarketBo
 and never routes. Every decision is driven by the ``now_ns`` argument: no clock reads, no asyncio. Limits
 are converted once per symbol into integer ticks and steps at construction, so the hot path compares ints.
 
-Loss limit: realized PnL (``PositionSnapshot.realized_pnl``; fees are in their own asset and are not
-counted) plus unrealized PnL of every venue position marked at the board mid. ``pnl <= -max_loss`` is a
-half-space that is linear in the mids, so when the snapshot changes (its ``fills`` count or its
-``positions`` mapping) the engine turns it once, with exact Fractions, into integer coefficients per held
-symbol and one integer threshold; per signal it only sums ``coefficient * mid2`` over the held symbols and
-compares, and not even that while the held symbols' quotes are the ones it last summed (the signals of one
-risk batch all see the same board). A held symbol without a mid yet is marked at its entry price (an
-exact Fraction fallback). Reject details that repeat (position limits) are memoised per symbol.
+``check_batch`` decides a whole SignalBatch column-wise with exactly the results (orders, rejects, counters,
+state) of ``check`` over its rows. The loss limit is :class:`~dma_bot.risk.loss.LossLimit`; the engine asks it
+before each decision and trips the kill switch. Reject details that repeat (position limits) are memoised.
 """
 
 from __future__ import annotations
@@ -30,10 +25,11 @@ import numpy.typing as npt
 
 from dma_bot.bus import Latest
 from dma_bot.model.enums import KillSwitchState, RejectReason, Side
-from dma_bot.model.events import Order, RejectBatch, RiskReject, Signal, SignalBatch, Tick
+from dma_bot.model.events import Order, RejectBatch, RiskReject, Signal, SignalBatch
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PositionSnapshot
+from dma_bot.risk.loss import LossLimit
 from dma_bot.risk.order_ids import ClientOrderIds
 
 __all__ = ["KillSwitch", "RiskEngine", "RiskParams", "RiskStats", "TokenBucket"]
@@ -245,16 +241,8 @@ class RiskEngine:
         self._rate_text = f"over {params.max_orders_per_second}/s, burst {params.burst}"
         self._max_position_text = str(params.max_position)
         self._symbols = {symbol: _SymbolLimits(inst, params) for symbol, inst in instruments.items()}
-        self._loss_on = params.max_loss > 0
-        self._negative_max_loss = -Fraction(params.max_loss)
-        self._loss_snapshot: PositionSnapshot | None = None
-        self._loss_terms: tuple[tuple[str, int, Fraction], ...] = ()
-        self._loss_symbols: tuple[str, ...] = ()
-        self._loss_quotes: tuple[Tick | None, ...] | None = None  # the held symbols' ticks last evaluated
-        self._loss_result = False
-        self._loss_base = Fraction(0)
-        self._loss_threshold = 0
-        self._loss_scale = 1
+        units = {symbol: (limits.loss_unit, limits.step) for symbol, limits in self._symbols.items()}
+        self._loss = LossLimit(params.max_loss, units, board) if params.max_loss > 0 else None
 
     # -- hot path -----------------------------------------------------------------------------------------
     def check(self, signal: Signal, now_ns: int) -> Order | RiskReject:
@@ -264,8 +252,9 @@ class RiskEngine:
             raise ValueError(f"signal.symbol: one of {sorted(self._symbols)}, was {signal.symbol!r}") from None
         kill = self.kill_switch
         snapshot = self._positions.value
-        if self._loss_on and kill.state is _ACTIVE and self._loss_breached(snapshot):
-            kill.trip(f"loss limit: pnl {self._pnl():.2f} <= -{self.params.max_loss}")
+        loss = self._loss
+        if loss is not None and kill.state is _ACTIVE and loss.breached(snapshot):
+            kill.trip(f"loss limit: pnl {loss.pnl():.2f} <= -{self.params.max_loss}")
         side = signal.side
         quantity = signal.quantity
         price = signal.price
@@ -342,8 +331,9 @@ class RiskEngine:
             raise ValueError(f"signal.symbol: one of {sorted(self._symbols)}, was {batch.symbol!r}")
         kill = self.kill_switch
         snapshot = self._positions.value
-        if self._loss_on and kill.state is _ACTIVE and self._loss_breached(snapshot):
-            kill.trip(f"loss limit: pnl {self._pnl():.2f} <= -{self.params.max_loss}")
+        loss = self._loss
+        if loss is not None and kill.state is _ACTIVE and loss.breached(snapshot):
+            kill.trip(f"loss limit: pnl {loss.pnl():.2f} <= -{self.params.max_loss}")
         n = len(batch)
         quantity = batch.quantity
         price = batch.price
@@ -514,92 +504,3 @@ class RiskEngine:
             f"price {limits.instrument.format_price(price)} is {deviation:.2f} bps from mid {mid} "
             f"> max {self._deviation_bps}"
         )
-
-    # -- loss limit ---------------------------------------------------------------------------------------
-    def _loss_breached(self, snapshot: PositionSnapshot) -> bool:
-        cached = self._loss_snapshot
-        if snapshot is not cached:
-            if cached is None or snapshot.fills != cached.fills or snapshot.positions is not cached.positions:
-                self._prepare_loss(snapshot)
-            self._loss_snapshot = snapshot
-        symbols = self._loss_symbols
-        if not symbols:
-            return self._loss_threshold >= 0  # nothing held: realized PnL alone
-        quotes = tuple(map(self._board.last.get, symbols))
-        if quotes == self._loss_quotes:
-            return self._loss_result  # same terms, same quotes (a risk batch sees one board): same answer
-        if None in quotes:
-            result = self._loss_breached_partial()
-        else:
-            total = 0
-            for (_symbol, coefficient, _cost), tick in zip(self._loss_terms, quotes, strict=True):
-                total += coefficient * (tick.bid + tick.ask)  # type: ignore[union-attr]
-            result = total <= self._loss_threshold
-        self._loss_quotes = quotes
-        self._loss_result = result
-        return result
-
-    def _loss_breached_partial(self) -> bool:
-        """Some held symbol has no mid: mark it at its entry prices (no unrealized PnL for it)."""
-        bound = self._loss_base
-        total = 0
-        for symbol, coefficient, cost in self._loss_terms:
-            mid2 = self._board.mid2(symbol)
-            if mid2 is not None:
-                total += coefficient * mid2
-                bound += cost
-        return total <= bound
-
-    def _prepare_loss(self, snapshot: PositionSnapshot) -> None:
-        """pnl = realized + sum over symbols (net * step * tick / 2 * mid2 - step * sum(q * avg)).
-
-        Scaled by the common denominator of the per-symbol ``step * tick / 2`` the mid2 coefficients are
-        integers; the breach test ``sum(coefficient * mid2) <= floor(threshold)`` is then exact. The entry
-        cost ``sum(q * avg)`` is summed as an integer ratio and becomes one Fraction per symbol."""
-        held: dict[str, list[int]] = {}  # symbol -> [net steps, cost numerator, cost denominator]
-        for (symbol, _venue), position in snapshot.positions.items():
-            quantity = position.quantity
-            if quantity:
-                numerator, denominator = position.average_price.as_integer_ratio()
-                entry = held.get(symbol)
-                if entry is None:
-                    held[symbol] = [quantity, quantity * numerator, denominator]
-                else:
-                    entry[0] += quantity
-                    entry[1] = entry[1] * denominator + quantity * numerator * entry[2]
-                    entry[2] *= denominator
-        symbols = self._symbols
-        scale = 1
-        for symbol in held:
-            if symbol not in symbols:
-                raise ValueError(f"positions: symbol {symbol!r} has no instrument")
-            scale = math.lcm(scale, symbols[symbol].loss_unit.denominator)
-        terms = []
-        for symbol, (net, cost_numerator, cost_denominator) in held.items():
-            limits = symbols[symbol]
-            unit = limits.loss_unit
-            step = limits.step
-            coefficient = net * unit.numerator * (scale // unit.denominator)
-            cost = Fraction(cost_numerator * step.numerator * scale, cost_denominator * step.denominator)
-            terms.append((symbol, coefficient, cost))
-        base = (self._negative_max_loss - Fraction(snapshot.realized_pnl)) * scale
-        numerator, denominator = base.numerator, base.denominator
-        for _, _, cost in terms:
-            numerator = numerator * cost.denominator + cost.numerator * denominator
-            denominator *= cost.denominator
-        self._loss_terms = tuple(terms)
-        self._loss_symbols = tuple(symbol for symbol, _, _ in terms)
-        self._loss_quotes = None
-        self._loss_base = base
-        self._loss_threshold = numerator // denominator  # floor(base + sum of the costs)
-        self._loss_scale = scale
-
-    def _pnl(self) -> Decimal:
-        """Realized + unrealized PnL at the current mids (for the kill-switch reason only)."""
-        scale = self._loss_scale
-        value = -self._loss_base / scale - Fraction(self.params.max_loss)
-        for symbol, coefficient, cost in self._loss_terms:
-            mid2 = self._board.mid2(symbol)
-            if mid2 is not None:
-                value += Fraction(coefficient * mid2, scale) - cost / scale
-        return Decimal(value.numerator) / Decimal(value.denominator)
