@@ -388,10 +388,14 @@ def build_engine(
     # Bookkeeping goes behind the path from a tick to an order at the venue: while ticks, signals, orders
     # or routes wait, the recorder, positions and metrics consumers yield (a bounded number of turns).
     background = {id(c) for c in (record, exec_positions, exec_metrics) if c is not None}
-    hot_path_waiting = any_waiting([c for c in channels if id(c) not in background])
+    hot = [c for c in channels if id(c) not in background]
+    hot_path_waiting = any_waiting(hot)
     for lagging in (record, exec_positions, exec_metrics):
         if lagging is not None:
             lagging.defer_while(hot_path_waiting)
+    for gateway in gateways:  # a simulated venue's reports wait for the engine's own work (not its own routes)
+        if isinstance(gateway, MockGateway):
+            gateway.defer_reports_while(any_waiting([c for c in hot if c is not gateway.inbox]))
 
     ledger = Ledger(instruments)
     executions = ExecutionMetrics()

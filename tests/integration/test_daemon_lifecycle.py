@@ -141,7 +141,8 @@ async def test_recorder_off_runs_and_stops_cleanly(tmp_path: Path) -> None:
 
 def test_bookkeeping_channels_yield_to_the_hot_path(tmp_path: Path) -> None:
     """The wiring makes the recorder, positions and metrics inboxes background channels that wait for the
-    channels from a tick to an order at a venue; those hot channels themselves never wait."""
+    channels from a tick to an order at a venue, and the simulated venues' reports wait for the same channels
+    except the venue's own routes; the hot channels themselves never wait."""
     from dma_bot.clock import ManualClock
     from dma_bot.main import build_engine
 
@@ -150,6 +151,12 @@ def test_bookkeeping_channels_yield_to_the_hot_path(tmp_path: Path) -> None:
     assert background == {"record", "exec.positions", "exec.metrics"}
     busy = engine.record._defer_while
     assert busy is not None and not busy()
+    gateways = {g.venue: g for g in engine.gateways}
+    own = gateways["A"]._yield_while
+    assert own is not None and not own()
     hot = next(c for c in engine.channels if c.name == "signals")
     hot._items.append(object())
-    assert busy()
+    assert busy() and own()
+    hot._items.clear()
+    gateways["A"].inbox._items.append(object())  # its own routes do not hold its reports back
+    assert not own() and gateways["B"]._yield_while() and busy()  # type: ignore[misc]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from dma_bot.bus import Channel, Fanout
-from dma_bot.clock import LiveClock
+from dma_bot.bus import MAX_DEFERRALS, Channel, Fanout
+from dma_bot.clock import LiveClock, ManualClock
 from dma_bot.gateways.base import Gateway
 from dma_bot.gateways.mock import MockGateway
 from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
@@ -186,3 +186,35 @@ async def test_mock_gateway_empty_inbox_closes_output_without_reports() -> None:
 
     assert batch is None
     assert gateway.stats.reports_by_status == {}
+
+
+async def _turns_until_first_report(busy: bool) -> int:
+    """Loop turns from submitting one route (its ACK due at once on a still clock) to the ACK on the output,
+    with the gateway told the engine's hot path is ``busy``."""
+    clock = ManualClock()
+    venue = SimVenue("SIM", SimVenueParams(ack_latency_ms=0, fill_latency_ms=1, fee_bps=0), {BTC.symbol: BTC}, seed=3)
+    inbox: Channel[Route] = Channel("routes.SIM", 8)
+    out: Channel[ExecReport] = Channel("exec", 64)
+    gateway = MockGateway(venue, inbox, Fanout([out]), clock)
+    gateway.defer_reports_while(lambda: busy)
+    turns = 0
+
+    async with asyncio.timeout(5), asyncio.TaskGroup() as group:
+        group.create_task(gateway.run())
+        await inbox.put(make_route(1))
+        while not out.qsize():
+            turns += 1
+            await asyncio.sleep(0)
+        clock.advance(10**9)  # every fill is due now
+        await inbox.close()
+    assert [r.status for r in out.take_queued()][-1] is ExecStatus.FILLED
+    return turns
+
+
+async def test_mock_gateway_reports_wait_for_the_hot_path_but_not_for_long() -> None:
+    """The simulated venue's due reports go out at once when the engine is idle, and only after yielding
+    (at most MAX_DEFERRALS turns) while the engine's hot path has work waiting."""
+    idle = await _turns_until_first_report(busy=False)
+    busy = await _turns_until_first_report(busy=True)
+    assert idle <= 3
+    assert MAX_DEFERRALS <= busy <= MAX_DEFERRALS + 4

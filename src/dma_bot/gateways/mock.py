@@ -2,7 +2,10 @@
 
 It owns only timing and queue traffic: it submits each route from its inbox to the simulated venue at
 the clock's current time, waits until the venue's next report is due or the next routes arrive,
-whichever comes first, and puts each due report on its output. Every decision (latency, partial fills,
+whichever comes first, and puts each due report on its output. With ``defer_reports_while`` (the wiring passes
+"the engine's hot path has work waiting") due reports wait for that work, at most ``MAX_DEFERRALS`` turns:
+the simulated venue stands for a remote one, so its report generation must not delay the engine's own path
+from a tick to an order (routes are still taken at once). Every decision (latency, partial fills,
 fees, rejects, ids) is the venue core's. It needs a clock that moves with the event loop (``LiveClock``);
 a backtest drives ``SimVenue`` directly in its own loop instead.
 
@@ -16,9 +19,10 @@ anything or finds it already returned.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Final
 
-from dma_bot.bus import Channel, Fanout
+from dma_bot.bus import MAX_DEFERRALS, Channel, Fanout
 from dma_bot.clock import Clock
 from dma_bot.gateways.base import GatewayStats
 from dma_bot.gateways.sim_venue import SimVenue
@@ -32,7 +36,7 @@ _NS_PER_S: Final = 1_000_000_000
 class MockGateway:
     """Gateway for the simulated venue ``venue``; ``self.venue`` is its name, as the Gateway protocol says."""
 
-    __slots__ = ("_clock", "_inbox", "_out", "sim_venue", "stats", "venue")
+    __slots__ = ("_clock", "_inbox", "_out", "_yield_while", "sim_venue", "stats", "venue")
 
     def __init__(self, venue: SimVenue, inbox: Channel[Route], out: Fanout[ExecReport], clock: Clock) -> None:
         self.venue = venue.name
@@ -41,6 +45,15 @@ class MockGateway:
         self._inbox = inbox
         self._out = out
         self._clock = clock
+        self._yield_while: Callable[[], bool] | None = None
+
+    @property
+    def inbox(self) -> Channel[Route]:
+        return self._inbox
+
+    def defer_reports_while(self, busy: Callable[[], bool]) -> None:
+        """Let due reports wait while ``busy()`` (at most ``MAX_DEFERRALS`` turns of the loop each time)."""
+        self._yield_while = busy
 
     async def run(self) -> None:
         """Submit routes and emit due reports until the inbox ended and no order is open; then close."""
@@ -48,11 +61,20 @@ class MockGateway:
         clock = self._clock
         stats = self.stats
         inbox_open = True
+        busy = self._yield_while
+        deferrals = 0
         while inbox_open or sim.open_orders:
             now = clock.time_ns()
             due = sim.next_due_ns()
             if due is not None and due <= now:
-                await self._emit(sim.pop_due(now))
+                if busy is not None and deferrals < MAX_DEFERRALS and busy():
+                    # The simulated venue stands for a remote one: its reports do not cut in front of the
+                    # engine's own quotes and decisions; they go out when those are through (bounded).
+                    deferrals += 1
+                    await asyncio.sleep(0)
+                    continue
+                deferrals = 0
+                await self._emit(sim.pop_due(clock.time_ns()))
                 continue
             if not inbox_open:
                 assert due is not None, "an open order always has a report scheduled"
