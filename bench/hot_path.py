@@ -1,6 +1,6 @@
 """Hot-path benchmark: the real pipeline end to end, and the same cores in one plain loop as the ceiling.
 
-Runs (each on the mock preset with all three strategies on 4 symbols):
+Runs (each on the mock preset with all three strategies on 4 symbols; the latency run goes first):
 
 * ``pipeline``: the real daemon in-process (``run_daemon``) with the feed unthrottled, the recorder writing a
   temp file and the metrics endpoint bound (and scraped once): end-to-end ticks/s.
