@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from decimal import Decimal
 from typing import Any
@@ -323,8 +322,8 @@ def test_jsonl_timestamps_that_are_not_ints_go_through_orjson_or_are_refused() -
     assert (sig["seq"], sig["ts_ns"]) == (1, True)
     assert (reject["seq"], reject["ts_signal_ns"]) == (2, 2.5)
     assert encoder.seq == 2
-    order = orjson.loads(encoder.encode(dataclasses.replace(ORDER, ts_ns=1.5)))
-    route = orjson.loads(encoder.encode(dataclasses.replace(ROUTE, ts_signal_ns=False)))
+    order = orjson.loads(encoder.encode(ORDER._replace(ts_ns=1.5)))
+    route = orjson.loads(encoder.encode(ROUTE._replace(ts_signal_ns=False)))
     report = orjson.loads(encoder.encode(EXEC._replace(ts_event_ns=7.25)))
     assert (order["seq"], order["ts_ns"], route["ts_signal_ns"], report["ts_event_ns"]) == (3, 1.5, False, 7.25)
 

@@ -23,7 +23,6 @@ import logging
 import random
 from collections import deque
 from collections.abc import Coroutine, Iterable, Mapping
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Final, Literal
 
@@ -232,7 +231,7 @@ class BinanceGateway:
             await self._emit([local_reject(route, reason, self._clock.time_ns())])
             return
         if (price, quantity) != (route.price, route.quantity):
-            route = replace(route, price=price, quantity=quantity)
+            route = route._replace(price=price, quantity=quantity)
         if not self.stream.subscribed:
             try:
                 async with asyncio.timeout(self._stream_wait_s):
