@@ -9,7 +9,9 @@ Runs (each on the mock preset with all three strategies on 4 symbols; the latenc
   the receipt of the tick that caused its signal (Sig.ts_event_ns) to the decision (Ord/Reject.ts_ns).
   ``p99_us`` is over every order of the run, including the start-up burst (the full token bucket lets ~40
   orders through within milliseconds, and their ~250 execution reports load the loop); ``steady_p99_us``
-  leaves out the first second.
+  leaves out the first second. The run lasts 15 s (``--latency-seconds``): ~800 orders, so the p99 rests on
+  the 8 orders above it; in a 5 s run (~300 orders) it is the 3rd worst, usually one of the start-up
+  clusters decided together, and swings with a single slow loop turn.
 * ``pure``: the same cores without queues or asyncio, on the same columnar batches as the unthrottled feed
   (feed walk -> board -> strategies -> risk -> router -> JSONL encoding into memory): the ceiling, so the
   cost of the plumbing is visible.
@@ -187,7 +189,11 @@ def _run_pure(ticks: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each daemon run (default 5)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of the unthrottled run (default 5)")
+    parser.add_argument(
+        "--latency-seconds", type=float, default=15.0,
+        help="duration of the paced latency run (default 15: ~800 orders, so p99 rests on 8 orders above it)",
+    )
     parser.add_argument("--offered", type=int, default=20_000, help="total ticks/s for the latency run")
     parser.add_argument("--pure-ticks", type=int, default=400_000, help="ticks for the pure in-process run")
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
@@ -199,14 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         # in the middle of the latency run (a harness artifact, not the daemon's).
         rate_per_symbol = max(1, args.offered // len(SYMBOLS.split(",")))
         latency_record = Path(tmp) / "latency.jsonl"
-        latency_run = asyncio.run(_run_pipeline(latency_record, rate_per_symbol, args.seconds))
-        orders, decisions = _latencies(latency_record)
-        steady_orders, _ = _latencies(latency_record, warm_up_ns=1_000_000_000)
-        latency_record.unlink()
+        latency_run = asyncio.run(_run_pipeline(latency_record, rate_per_symbol, args.latency_seconds))
+        os.sync()
         throughput = asyncio.run(_run_pipeline(Path(tmp) / "throughput.jsonl", 0, args.seconds))
         size_mb = (Path(tmp) / "throughput.jsonl").stat().st_size / 1e6
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the daemon runs, not the parsing
+        orders, decisions = _latencies(latency_record)
+        steady_orders, _ = _latencies(latency_record, warm_up_ns=1_000_000_000)
     pure = _run_pure(args.pure_ticks)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     result = {
         "ticks_per_s": round(throughput["ticks_per_s"]),
@@ -215,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline_fills": throughput["fills"],
         "record_mb": round(size_mb, 1),
         "offered_ticks_per_s": args.offered,
+        "latency_seconds": args.latency_seconds,
         "achieved_ticks_per_s_at_offered": round(latency_run["ticks_per_s"]),
         "p50_us": _percentile(orders, 0.50),
         "p99_us": _percentile(orders, 0.99),
@@ -237,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.seconds:g}s):")
     print(f"  {result['ticks_per_s']:,} ticks/s end to end ({throughput['ticks']:,} ticks, "
           f"{throughput['orders']:,} orders, {throughput['fills']:,} fills, {result['record_mb']} MB of JSONL)")
-    print(f"latency at {args.offered:,} ticks/s offered (achieved {result['achieved_ticks_per_s_at_offered']:,}):")
+    print(f"latency at {args.offered:,} ticks/s offered for {args.latency_seconds:g}s "
+          f"(achieved {result['achieved_ticks_per_s_at_offered']:,}):")
     print(f"  tick-to-order    p50 {result['p50_us']:.1f} us  p99 {result['p99_us']:.1f} us  "
           f"p99.9 {result['p999_us']:.1f} us  ({len(orders):,} orders)")
     print(f"  tick-to-decision p50 {result['decision_p50_us']:.1f} us  p99 {result['decision_p99_us']:.1f} us  "
