@@ -10,10 +10,11 @@ fees, rejects, ids) is the venue core's. It needs a clock that moves with the ev
 a backtest drives ``SimVenue`` directly in its own loop instead.
 
 Waiting for "routes or a deadline" uses ``asyncio.timeout`` around ``Channel.get_batch()`` and starts no
-task. That cannot lose a route: the only suspension point of ``get_batch`` is its wait for the first item,
-which takes nothing when it is cancelled (even when cancelled after being woken by a put), and everything
-``get_batch`` does after that await is synchronous, so a timeout either interrupts it before it took
-anything or finds it already returned.
+task. That cannot lose a route: a routes channel is never a background one, so the only suspension point of
+``get_batch`` is its wait for the first item, which takes nothing when it is cancelled (even when cancelled
+after being woken by a put), and everything ``get_batch`` does after that await is synchronous, so a timeout
+either interrupts it before it took anything or finds it already returned. (A background channel's consumer
+also suspends while deferring, before it takes anything, which is just as safe.)
 """
 
 from __future__ import annotations
