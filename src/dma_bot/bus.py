@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, Final, Generic, TypeVar, final
 
-__all__ = ["END", "MAX_DEFERRALS", "Channel", "Fanout", "Latest", "any_waiting", "fanout", "put_each"]
+__all__ = ["END", "MAX_DEFERRALS", "Channel", "Fanout", "Latest", "any_waiting", "fanout", "put_each", "yield_while"]
 
 MAX_DEFERRALS: Final = 16
 """Turns of the loop a background consumer yields at most before taking its items (see Channel.defer_while)."""
@@ -133,12 +133,9 @@ class Channel(Generic[T]):
 
     async def _defer(self) -> None:
         """One turn of the loop for the tasks made ready with this consumer, more while the hot path is busy."""
-        busy = self._defer_while
         await asyncio.sleep(0)
-        for _ in range(MAX_DEFERRALS):
-            if busy is None or not busy():
-                return
-            await asyncio.sleep(0)
+        if self._defer_while is not None:
+            await yield_while(self._defer_while)
 
     def take_queued(self) -> list[T]:
         """Every item queued right now, without waiting (END markers are consumed, not returned): for a
@@ -284,6 +281,14 @@ class Latest(Generic[T]):
     def publish(self, value: T) -> None:
         self.value = value
         self.version += 1
+
+
+async def yield_while(busy: Callable[[], bool]) -> None:
+    """Give the loop a turn while ``busy()``, at most ``MAX_DEFERRALS`` turns (low priority, never starved)."""
+    for _ in range(MAX_DEFERRALS):
+        if not busy():
+            return
+        await asyncio.sleep(0)
 
 
 def any_waiting(channels: Sequence[Channel[Any]]) -> Callable[[], bool]:

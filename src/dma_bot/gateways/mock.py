@@ -23,7 +23,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Final
 
-from dma_bot.bus import MAX_DEFERRALS, Channel, Fanout
+from dma_bot.bus import Channel, Fanout, yield_while
 from dma_bot.clock import Clock
 from dma_bot.gateways.base import GatewayStats
 from dma_bot.gateways.sim_venue import SimVenue
@@ -63,18 +63,14 @@ class MockGateway:
         stats = self.stats
         inbox_open = True
         busy = self._yield_while
-        deferrals = 0
         while inbox_open or sim.open_orders:
             now = clock.time_ns()
             due = sim.next_due_ns()
             if due is not None and due <= now:
-                if busy is not None and deferrals < MAX_DEFERRALS and busy():
+                if busy is not None:
                     # The simulated venue stands for a remote one: its reports do not cut in front of the
                     # engine's own quotes and decisions; they go out when those are through (bounded).
-                    deferrals += 1
-                    await asyncio.sleep(0)
-                    continue
-                deferrals = 0
+                    await yield_while(busy)
                 await self._emit(sim.pop_due(clock.time_ns()))
                 continue
             if not inbox_open:
