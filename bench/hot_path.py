@@ -107,12 +107,14 @@ def _percentile(sorted_values: list[int], q: float) -> float:
     return sorted_values[index] / 1000.0  # ns -> us
 
 
-def _latencies(record: Path, warm_up_ns: int = 0) -> tuple[list[int], list[int]]:
-    """(tick-to-order, tick-to-decision) latencies in ns, joined through the Sig records; with ``warm_up_ns``
-    only the decisions made that long after the Start record (steady state, without the start-up burst)."""
+def _latencies(record: Path, warm_up_ns: int) -> tuple[list[int], list[int], list[int]]:
+    """Sorted latencies in ns, joined through the Sig records, in one pass over the file: tick-to-order,
+    tick-to-decision (orders and rejects), and tick-to-order of the orders made at least ``warm_up_ns``
+    after the Start record (steady state, without the start-up burst)."""
     tick_of_signal: dict[tuple[str, str, int], int] = {}
     orders: list[int] = []
     decisions: list[int] = []
+    steady_orders: list[int] = []
     start_ns = None
     with record.open("rb") as f:
         for line in f:
@@ -124,15 +126,17 @@ def _latencies(record: Path, warm_up_ns: int = 0) -> tuple[list[int], list[int]]
                 tick_of_signal[(r["strategy"], r["symbol"], r["ts_ns"])] = r["ts_event_ns"]
             elif kind in ("Ord", "Reject"):
                 tick_ns = tick_of_signal.get((r["strategy"], r["symbol"], r["ts_signal_ns"]))
-                if tick_ns is None or start_ns is None or r["ts_ns"] - start_ns < warm_up_ns:
+                if tick_ns is None or start_ns is None:
                     continue
                 latency = r["ts_ns"] - tick_ns
                 decisions.append(latency)
                 if kind == "Ord":
                     orders.append(latency)
-    orders.sort()
-    decisions.sort()
-    return orders, decisions
+                    if r["ts_ns"] - start_ns >= warm_up_ns:
+                        steady_orders.append(latency)
+    for values in (orders, decisions, steady_orders):
+        values.sort()
+    return orders, decisions, steady_orders
 
 
 def _run_pure(ticks: int) -> dict[str, Any]:
@@ -211,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         throughput = asyncio.run(_run_pipeline(Path(tmp) / "throughput.jsonl", 0, args.seconds))
         size_mb = (Path(tmp) / "throughput.jsonl").stat().st_size / 1e6
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the daemon runs, not the parsing
-        orders, decisions = _latencies(latency_record)
-        steady_orders, _ = _latencies(latency_record, warm_up_ns=1_000_000_000)
+        orders, decisions, steady_orders = _latencies(latency_record, warm_up_ns=1_000_000_000)
     pure = _run_pure(args.pure_ticks)
 
     result = {
