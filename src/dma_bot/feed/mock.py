@@ -27,7 +27,7 @@ import numpy as np
 
 from dma_bot.bus import Channel, Fanout, put_each
 from dma_bot.clock import Clock
-from dma_bot.model.events import IntArray, Tick, TickBatch
+from dma_bot.model.events import IntArray, Tick, TickBatch, tick_batch
 from dma_bot.model.market import MarketBoard
 
 __all__ = ["MockFeed", "RandomWalk", "RandomWalkParams"]
@@ -38,17 +38,6 @@ _PACED_BURST = 4  # rounds (one tick per symbol) emitted per event-loop iteratio
 _SHORT_WAIT_NS = 20_000_000  # pauses up to this long are plain sleeps (stop is seen right after them)
 _COLUMNAR_MIN = 16  # rounds from which each symbol's quotes go out as one TickBatch
 _new_tuple: Final = tuple.__new__  # builds the Tick NamedTuple without its Python-level __new__
-
-
-def _batch(symbol: str, *columns: IntArray | int) -> TickBatch:
-    """A read-only TickBatch over freshly computed columns (no copy: nobody else holds them)."""
-    bid, ask, bid_qty, ask_qty, now_ns = columns
-    arrays = []
-    for column in (bid, ask, bid_qty, ask_qty):
-        array = np.ascontiguousarray(column)
-        array.flags.writeable = False
-        arrays.append(array)
-    return TickBatch(symbol, arrays[0], arrays[1], arrays[2], arrays[3], now_ns, now_ns)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,9 +136,8 @@ class RandomWalk:
             if int(bids.min()) < floor:  # the floor bends the path: walk it step by step (rare)
                 bids = self._floored_path(index, steps[index::n].tolist())
             self._bids[index] = int(bids[-1])
-            batches.append(
-                _batch(symbol, bids, bids + spreads[index::n], bid_sizes[index::n], ask_sizes[index::n], now_ns)
-            )
+            asks = bids + spreads[index::n]
+            batches.append(tick_batch(symbol, bids, asks, bid_sizes[index::n], ask_sizes[index::n], now_ns, now_ns))
         return batches
 
     def _floored_path(self, index: int, steps: list[int]) -> IntArray:
