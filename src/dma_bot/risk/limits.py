@@ -209,6 +209,18 @@ class _SymbolLimits:
         self.step = step
         self.loss_unit = step * tick / 2  # PnL per step held per unit of mid2 (bid + ask)
 
+    def open_steps(self, done: Mapping[tuple[str, Side], int], buy: bool) -> int:
+        """Steps this engine sent on one side that may still fill: sent minus what can no longer fill."""
+        if buy:
+            open_steps = self.sent_buy - done.get(self.buy_key, 0) if done else self.sent_buy
+        else:
+            open_steps = self.sent_sell - done.get(self.sell_key, 0) if done else self.sent_sell
+        return open_steps if open_steps > 0 else 0
+
+    def beyond_position(self, worst: int) -> bool:
+        """True when a worst-case position of ``worst`` steps breaks the max position either way."""
+        return worst > self.position_max or -worst > self.position_max
+
 
 def _places(size: Decimal) -> int:
     exponent = size.normalize().as_tuple().exponent
@@ -261,12 +273,7 @@ class RiskEngine:
         symbol = limits.symbol
         buy = side == _BUY
         done = snapshot.done_steps
-        if buy:
-            open_steps = limits.sent_buy - done.get(limits.buy_key, 0) if done else limits.sent_buy
-        else:
-            open_steps = limits.sent_sell - done.get(limits.sell_key, 0) if done else limits.sent_sell
-        if open_steps < 0:
-            open_steps = 0
+        open_steps = limits.open_steps(done, buy)
         net = snapshot.net_steps.get(symbol, 0)
 
         if kill.state is not _ACTIVE:
@@ -295,7 +302,7 @@ class RiskEngine:
             detail = self._notional_detail(limits, price, quantity)
             return self._reject(signal, RejectReason.MAX_NOTIONAL, detail, now_ns)
         worst = net + open_steps + quantity if buy else net - open_steps - quantity
-        if worst > limits.position_max or -worst > limits.position_max:
+        if limits.beyond_position(worst):
             detail = limits.position_details.get(worst) or self._position_detail(limits, worst)
             return self._reject(signal, RejectReason.MAX_POSITION, detail, now_ns)
         if not self._bucket.try_take(now_ns):
@@ -372,19 +379,16 @@ class RiskEngine:
         snapshot = self._positions.value
         done = snapshot.done_steps
         net = snapshot.net_steps.get(limits.symbol, 0)
-        position_max = limits.position_max
         candidates = codes == 0
         worst_at: dict[int, int] = {}  # position-rejected row -> its worst-case position
         accepted: list[int] = []
         rate_limited = False
         start = 0
         while start < n:
-            open_buy = limits.sent_buy - done.get(limits.buy_key, 0) if done else limits.sent_buy
-            open_sell = limits.sent_sell - done.get(limits.sell_key, 0) if done else limits.sent_sell
-            worst_buy = net + max(open_buy, 0) + quantity
-            worst_sell = net - max(open_sell, 0) - quantity
-            buy_bad = worst_buy > position_max or -worst_buy > position_max
-            sell_bad = worst_sell > position_max or -worst_sell > position_max
+            worst_buy = net + limits.open_steps(done, True) + quantity
+            worst_sell = net - limits.open_steps(done, False) - quantity
+            buy_bad = limits.beyond_position(worst_buy)
+            sell_bad = limits.beyond_position(worst_sell)
             rest = candidates[start:]
             end = n
             if not rate_limited and not (buy_bad and sell_bad):
@@ -393,9 +397,9 @@ class RiskEngine:
                 if hits.size:
                     end = start + int(hits[0])
             if buy_bad or sell_bad:
-                bad = rest[: end - start] & (buy[start:end] if buy_bad else ~buy[start:end])
-                if buy_bad and sell_bad:
-                    bad = rest[: end - start]
+                bad = rest[: end - start]
+                if not (buy_bad and sell_bad):
+                    bad = bad & (buy[start:end] if buy_bad else ~buy[start:end])
                 for row in (np.flatnonzero(bad) + start).tolist():
                     worst_at[row] = worst_buy if buy[row] else worst_sell
                     codes[row] = _POSITION
