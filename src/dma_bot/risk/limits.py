@@ -258,15 +258,8 @@ class RiskEngine:
 
     # -- hot path -----------------------------------------------------------------------------------------
     def check(self, signal: Signal, now_ns: int) -> Order | RiskReject:
-        try:
-            limits = self._symbols[signal.symbol]
-        except KeyError:
-            raise ValueError(f"signal.symbol: one of {sorted(self._symbols)}, was {signal.symbol!r}") from None
+        limits, snapshot = self._before_deciding(signal.symbol)
         kill = self.kill_switch
-        snapshot = self._positions.value
-        loss = self._loss
-        if loss is not None and kill.state is _ACTIVE and loss.breached(snapshot):
-            kill.trip(f"loss limit: pnl {loss.pnl():.2f} <= -{self.params.max_loss}")
         side = signal.side
         quantity = signal.quantity
         price = signal.price
@@ -333,14 +326,8 @@ class RiskEngine:
         the price checks run on the price column, and the position and rate tests only change at an accepted
         row, so they are evaluated once per run of rows between accepts. Small batches, and anything unusual
         (kill switch not active, no market, values near int64) go through ``check`` row by row."""
-        limits = self._symbols.get(batch.symbol)
-        if limits is None:
-            raise ValueError(f"signal.symbol: one of {sorted(self._symbols)}, was {batch.symbol!r}")
+        limits, snapshot = self._before_deciding(batch.symbol)
         kill = self.kill_switch
-        snapshot = self._positions.value
-        loss = self._loss
-        if loss is not None and kill.state is _ACTIVE and loss.breached(snapshot):
-            kill.trip(f"loss limit: pnl {loss.pnl():.2f} <= -{self.params.max_loss}")
         n = len(batch)
         quantity = batch.quantity
         price = batch.price
@@ -367,16 +354,21 @@ class RiskEngine:
         tick_min = max(min(limits.tick_min, _INT64_SAFE), -_INT64_SAFE)
         tick_max = max(min(limits.tick_max, _INT64_SAFE), -_INT64_SAFE)
         codes[(price < tick_min) | (price > tick_max)] = _BAND
-        return self._decide_rows(batch, limits, codes, mid2, now_ns)
+        return self._decide_rows(batch, limits, snapshot, codes, mid2, now_ns)
 
     def _decide_rows(
-        self, batch: SignalBatch, limits: _SymbolLimits, codes: npt.NDArray[np.int8], mid2: int, now_ns: int
+        self,
+        batch: SignalBatch,
+        limits: _SymbolLimits,
+        snapshot: PositionSnapshot,
+        codes: npt.NDArray[np.int8],
+        mid2: int,
+        now_ns: int,
     ) -> list[Order | RiskReject | RejectBatch]:
         """Position and rate tests over the rows that passed the price checks, run by run between accepts."""
         n = len(codes)
         buy = batch.buy
         quantity = batch.quantity
-        snapshot = self._positions.value
         done = snapshot.done_steps
         net = snapshot.net_steps.get(limits.symbol, 0)
         candidates = codes == 0
@@ -480,6 +472,19 @@ class RiskEngine:
                 )
             start = row + 1
         return decisions
+
+    def _before_deciding(self, symbol: str) -> tuple[_SymbolLimits, PositionSnapshot]:
+        """The symbol's limits and the positions to decide with; the loss limit may trip the kill switch.
+        An unknown symbol is a wiring error (ValueError)."""
+        limits = self._symbols.get(symbol)
+        if limits is None:
+            raise ValueError(f"signal.symbol: one of {sorted(self._symbols)}, was {symbol!r}")
+        snapshot = self._positions.value
+        loss = self._loss
+        kill = self.kill_switch
+        if loss is not None and kill.state is _ACTIVE and loss.breached(snapshot):
+            kill.trip(f"loss limit: pnl {loss.pnl():.2f} <= -{self.params.max_loss}")
+        return limits, snapshot
 
     def _reject(self, signal: Signal, reason: RejectReason, detail: str, now_ns: int) -> RiskReject:
         self.stats.rejects_by_reason[reason] += 1
