@@ -25,7 +25,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -76,6 +76,7 @@ EXIT_CRASH = 1
 EXIT_FORCED = 130
 BINANCE = "BINANCE"
 OPERATOR_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # kill switch: reducing, halted
+_CENTS_OF_CENTS = Decimal("0.00000001")
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 
 
@@ -180,7 +181,7 @@ class Engine:
             orders=stats.orders_total,
             fills=self.positions_latest.value.fills,
             rejects=sum(stats.rejects_by_reason.values()),
-            pnl=self.positions_latest.value.realized_pnl + self.ledger.unrealized_pnl(self.board),
+            pnl=self.ledger.net_pnl(self.board),
         )
 
     def view(self) -> EngineView:
@@ -200,22 +201,47 @@ class Engine:
         )
 
     def stop_fields(self) -> dict[str, Any]:
-        """Final positions for the JSONL Stop record (exact decimal strings)."""
-        snapshot = self.ledger.snapshot()
+        """Final books for the JSONL Stop record (exact decimal strings; fees per asset, never added up)."""
+        ledger = self.ledger
+        snapshot = ledger.snapshot()
+        unrealized = ledger.unrealized_pnl(self.board)
+
+        def amounts(by_asset: Mapping[str, Decimal]) -> dict[str, str]:
+            return {asset: str(amount) for asset, amount in sorted(by_asset.items())}
+
         return {
             "positions": [
                 {
                     "symbol": p.symbol,
                     "venue": p.venue,
-                    "quantity": self.instruments[p.symbol].format_qty(p.quantity),
+                    "quantity": str(p.holdings),
+                    "traded_quantity": self.instruments[p.symbol].format_qty(p.traded_quantity),
                     "average_price": str(p.average_price),
                     "realized_pnl": str(p.realized_pnl),
-                    "fees": str(p.fees),
+                    "fees": amounts(p.fees),
+                    "fee_value": str(p.fee_value),
+                    "unvalued_fees": amounts(p.unvalued_fees),
                 }
                 for p in snapshot.positions.values()
             ],
             "realized_pnl": str(snapshot.realized_pnl),
-            "unrealized_pnl": str(self.ledger.unrealized_pnl(self.board)),
+            "unrealized_pnl": str(unrealized),
+            "fees": amounts(ledger.fees()),
+            "fee_value": str(snapshot.fee_value),
+            "unvalued_fees": amounts(ledger.unvalued_fees()),
+            "net_pnl": str(ledger.net_pnl(self.board)),
+            "open_orders": ledger.open_order_ids(),
+            "fill_gaps": [
+                {
+                    "venue": gap.venue,
+                    "symbol": gap.symbol,
+                    "client_order_id": gap.client_order_id,
+                    "status": gap.status.value,
+                    "filled": self.instruments[gap.symbol].format_qty(gap.filled),
+                    "cum_qty": self.instruments[gap.symbol].format_qty(gap.cum_qty),
+                }
+                for gap in ledger.fill_gaps()
+            ],
         }
 
 
@@ -397,7 +423,7 @@ def build_engine(
         if isinstance(gateway, MockGateway):
             gateway.defer_reports_while(any_waiting([c for c in hot if c is not gateway.inbox]))
 
-    ledger = Ledger(instruments)
+    ledger = Ledger(instruments, board=board)
     executions = ExecutionMetrics()
     engine = Engine(
         config=config,
@@ -414,7 +440,8 @@ def build_engine(
         router_stage=router_stage,
         gateways=gateways,
         ledger=ledger,
-        positions=PositionsStage(ledger, exec_positions, latest),
+        # its Notes go to the recorder through the producer slot added below (closed by _positions_then_close)
+        positions=PositionsStage(ledger, exec_positions, latest, Fanout(copies) if copies else None),
         executions=executions,
         observer=ExecutionObserver(executions, exec_metrics),
         record=record,
@@ -440,7 +467,13 @@ def _start_fields(config: Config, instruments: dict[str, Instrument]) -> dict[st
         "pid": os.getpid(),
         "config": config.redacted(),
         "instruments": {
-            symbol: {"tick_size": str(i.tick_size), "step_size": str(i.step_size)} for symbol, i in instruments.items()
+            symbol: {
+                "tick_size": str(i.tick_size),
+                "step_size": str(i.step_size),
+                "base_asset": i.base_asset,
+                "quote_asset": i.quote_asset,
+            }
+            for symbol, i in instruments.items()
         },
     }
 
@@ -472,6 +505,9 @@ def _metrics_sources(engine: Engine) -> MetricsSources:
         executions=engine.executions,
         positions=lambda: engine.positions_latest.value,
         unrealized_pnl=lambda: engine.ledger.unrealized_pnl(engine.board),
+        fees=engine.ledger.fees,
+        ledger_anomalies=engine.ledger.stats.anomalies,
+        fill_gaps=lambda: engine.ledger.fill_gap_count,
         queues=engine.channels,
         streams=lambda: [_feed_health(engine), *_user_stream_health(engine)],
         # simulated venues have no user-data stream: no (re)subscriptions, none failed
@@ -725,11 +761,13 @@ async def _run_engine(
     if status == EXIT_OK:
         snapshot = engine.ledger.snapshot()
         log.info(
-            "stopped cleanly: ticks=%d orders=%d fills=%d realized_pnl=%s unrealized_pnl=%s",
+            "stopped cleanly: ticks=%d orders=%d fills=%d realized_pnl=%s unrealized_pnl=%s fees=%s net_pnl=%s",
             sum(engine.feed.ticks_by_symbol.values()),
             engine.risk_engine.stats.orders_total,
             snapshot.fills,
-            snapshot.realized_pnl,
-            engine.ledger.unrealized_pnl(engine.board).quantize(Decimal("0.00000001")),
+            snapshot.realized_pnl.quantize(_CENTS_OF_CENTS),
+            engine.ledger.unrealized_pnl(engine.board).quantize(_CENTS_OF_CENTS),
+            ",".join(f"{amount} {asset}" for asset, amount in sorted(engine.ledger.fees().items())) or "0",
+            engine.ledger.net_pnl(engine.board).quantize(_CENTS_OF_CENTS),
         )
     return status

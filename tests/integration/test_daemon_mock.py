@@ -142,21 +142,32 @@ def _assert_complete_and_consistent(records: list[dict[str, Any]]) -> None:
     for parent, total in by_parent.items():
         assert total <= Decimal(orders[parent]["quantity"])
 
-    # positions in the last state equal the signed sum of fills
-    expected: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    # positions in the last state equal the signed sum of fills, net of commissions taken in the base asset;
+    # fees are kept per asset
+    traded: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    held: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    fees: dict[str, Decimal] = defaultdict(Decimal)
     seen_trades: set[tuple[str, str]] = set()
+    instruments = records[0]["instruments"]
     for r in records:
         if r["type"] == "Exec" and r["status"] in {"partially_filled", "filled"}:
             key = (r["venue"], r["trade_id"])
             assert key not in seen_trades
             seen_trades.add(key)
             sign = 1 if r["side"] == "BUY" else -1
-            expected[(r["symbol"], r["venue"])] += sign * Decimal(r["last_qty"])
+            traded[(r["symbol"], r["venue"])] += sign * Decimal(r["last_qty"])
+            held[(r["symbol"], r["venue"])] += sign * Decimal(r["last_qty"])
+            if Decimal(r["fee"]):
+                fees[r["fee_asset"]] += Decimal(r["fee"])
+                if r["fee_asset"] == instruments[r["symbol"]]["base_asset"]:
+                    held[(r["symbol"], r["venue"])] -= Decimal(r["fee"])
     final = {(p["symbol"], p["venue"]): Decimal(p["quantity"]) for p in stop["positions"]}
-    for key, quantity in expected.items():
-        assert final.get(key, Decimal(0)) == quantity, key
-    for key, quantity in final.items():
-        assert quantity == expected.get(key, Decimal(0)), key
+    final_traded = {(p["symbol"], p["venue"]): Decimal(p["traded_quantity"]) for p in stop["positions"]}
+    for key in set(final) | set(traded):
+        assert final.get(key, Decimal(0)) == held.get(key, Decimal(0)), key
+        assert final_traded.get(key, Decimal(0)) == traded.get(key, Decimal(0)), key
+    assert {asset: Decimal(amount) for asset, amount in stop["fees"].items()} == fees
+    assert stop["fill_gaps"] == [] and stop["open_orders"] == []
 
 
 async def test_daemon_duration_stops_cleanly(tmp_path: Path, daemons: list[Daemon]) -> None:

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from dma_bot.errors import ProtocolError
-from dma_bot.model.enums import ExecStatus, RejectReason, Side
-from dma_bot.model.events import ExecReport, Order, RiskReject, Route, Signal, Tick
+from dma_bot.model.enums import ExecStatus, NoteKind, RejectReason, Side
+from dma_bot.model.events import ExecReport, Note, Order, RiskReject, Route, Signal, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.recorder.jsonl import (
     EVENT_TYPES,
@@ -38,13 +38,15 @@ EXEC = ExecReport(venue="A", symbol="BTCUSDT", client_order_id="o-1-A", venue_or
                   reason="", ts_event_ns=14, ts_ns=15)
 REJECT = RiskReject("ma_crossover", "BTCUSDT", Side.BUY, 6600000, 100, RejectReason.PRICE_DEVIATION,
                     "price 66000.00 is 153 bps from mid", 20, 21)
+NOTE = Note(kind=NoteKind.LATE_REPORT, venue="A", symbol="BTCUSDT", client_order_id="o-1-A",
+            detail="partially_filled (cum_qty 50) after filled (cum_qty 200): state kept", ts_ns=22)
 
 
 def test_jsonl_encoder_each_type_has_its_exact_line_and_contiguous_seq() -> None:
     """Every event type encodes to its exact documented line, numbered 1, 2, 3... in encode order."""
     encoder = JsonlEncoder(INSTRUMENTS)
 
-    lines = [encoder.encode(event) for event in (TICK, SIGNAL, ORDER, ROUTE, EXEC, REJECT)]
+    lines = [encoder.encode(event) for event in (TICK, SIGNAL, ORDER, ROUTE, EXEC, REJECT, NOTE)]
 
     assert lines == [
         b'{"type":"Md","seq":1,"ts_ns":1700000000000100000,"v":1,"symbol":"BTCUSDT","bid":"65000.12",'
@@ -63,9 +65,12 @@ def test_jsonl_encoder_each_type_has_its_exact_line_and_contiguous_seq() -> None
         b'{"type":"Reject","seq":6,"ts_ns":21,"v":1,"strategy":"ma_crossover","symbol":"BTCUSDT",'
         b'"side":"BUY","price":"66000.00","quantity":"0.00100","reason":"price_deviation",'
         b'"detail":"price 66000.00 is 153 bps from mid","ts_signal_ns":20}\n',
+        b'{"type":"Note","seq":7,"ts_ns":22,"v":1,"kind":"late_report","venue":"A","symbol":"BTCUSDT",'
+        b'"client_order_id":"o-1-A","detail":"partially_filled (cum_qty 50) after filled (cum_qty 200): '
+        b'state kept"}\n',
     ]
-    assert encoder.seq == 6
-    assert encoder.counts == {"Md": 1, "Sig": 1, "Ord": 1, "Route": 1, "Exec": 1, "Reject": 1,
+    assert encoder.seq == 7
+    assert encoder.counts == {"Md": 1, "Sig": 1, "Ord": 1, "Route": 1, "Exec": 1, "Reject": 1, "Note": 1,
                               "Start": 0, "Stop": 0}
 
 
@@ -94,7 +99,8 @@ def test_jsonl_control_records_carry_fields_and_stop_counts_exclude_itself() -> 
     assert start == b'{"type":"Start","seq":1,"ts_ns":5,"v":1,"version":"0.1.0","max_loss":"100.50"}\n'
     record = orjson.loads(stop)
     assert (record["type"], record["seq"], record["ts_ns"], record["clean"]) == ("Stop", 4, 9, True)
-    assert record["counts"] == {"Md": 2, "Sig": 0, "Ord": 0, "Route": 0, "Exec": 0, "Reject": 0, "Start": 1}
+    assert record["counts"] == {"Md": 2, "Sig": 0, "Ord": 0, "Route": 0, "Exec": 0, "Reject": 0, "Note": 0,
+                                "Start": 1}
     assert encoder.counts["Stop"] == 1
 
 
@@ -167,6 +173,9 @@ def _random_event(rng: random.Random, type_: str) -> Event:
     if type_ == "Route":
         return Route(venue=_random_text(rng), client_order_id=text, parent_order_id=text[:3], strategy="s",
                      symbol=symbol, side=side, price=price, quantity=quantity, ts_signal_ns=ts, ts_ns=ts + 5)
+    if type_ == "Note":
+        return Note(kind=rng.choice(list(NoteKind)), venue=_random_text(rng), symbol=symbol, client_order_id=text,
+                    detail=_random_text(rng), ts_ns=ts)
     fee = Decimal(rng.randrange(-10**6, 10**9)).scaleb(-rng.randrange(0, 12))
     return ExecReport(venue="B", symbol=symbol, client_order_id=text, venue_order_id=str(ts),
                       side=side, status=rng.choice(list(ExecStatus)), last_qty=quantity, last_price=price,

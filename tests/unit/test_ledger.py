@@ -10,14 +10,16 @@ from itertools import count
 
 import pytest
 
-from dma_bot.model.enums import ExecStatus, Side
+from dma_bot.model.enums import ExecStatus, NoteKind, Side
 from dma_bot.model.events import ExecReport, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.positions.ledger import Ledger
 
-BTC = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"))
-ETH = Instrument(symbol="ETHUSDT", tick_size=Decimal("0.5"), step_size=Decimal("0.01"))
+BTC = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"), base_asset="BTC",
+                 quote_asset="USDT")
+ETH = Instrument(symbol="ETHUSDT", tick_size=Decimal("0.5"), step_size=Decimal("0.01"), base_asset="ETH",
+                 quote_asset="USDT")
 INSTRUMENTS = {"BTCUSDT": BTC, "ETHUSDT": ETH}
 
 _trade_ids = count(1)
@@ -35,6 +37,7 @@ def _report(
     symbol: str = "BTCUSDT",
     trade_id: str | None = "auto",
     fee: Decimal = Decimal(0),
+    fee_asset: str = "USDT",
     cum_qty: int | None = None,
     order_qty: int | None = None,
 ) -> ExecReport:
@@ -53,7 +56,7 @@ def _report(
         order_qty=(last_qty if cum_qty is None else cum_qty) + leaves_qty if order_qty is None else order_qty,
         leaves_qty=leaves_qty,
         fee=fee,
-        fee_asset="USDT",
+        fee_asset=fee_asset,
         trade_id=trade_id,
         reason="",
         ts_event_ns=1,
@@ -158,22 +161,28 @@ def test_ledger_side_comes_from_report_even_when_price_suggests_otherwise() -> N
     assert ledger.unrealized_pnl(board) == Decimal("0.05005")  # (100.01 - 90.00) * 0.005
 
 
-def test_ledger_fill_after_cancel_is_rejected_logged_and_counted(caplog: pytest.LogCaptureFixture) -> None:
-    """A fill for an order already CANCELED is an illegal transition: not applied, logged once, counted."""
+def test_ledger_fill_after_cancel_is_booked_and_counted_as_illegal(caplog: pytest.LogCaptureFixture) -> None:
+    """A fill with new cum_qty for an order already CANCELED is money: applied, the state kept, the illegal
+    transition logged once, counted and noted; the order's done steps stay its quantity (never twice)."""
     ledger = Ledger(INSTRUMENTS)
-    ledger.apply(_report(status=ExecStatus.ACK, client_order_id="c9"))
+    ledger.apply(_report(status=ExecStatus.ACK, client_order_id="c9", order_qty=5))
     ledger.apply(_report(status=ExecStatus.CANCELED, client_order_id="c9", leaves_qty=5))
+    ledger.take_notes()
 
     with caplog.at_level(logging.WARNING, logger="dma_bot.positions.ledger"):
         changed = ledger.apply(_report(last_qty=5, last_price=10_000, client_order_id="c9", trade_id="T7"))
 
-    assert changed is False
+    assert changed is True
     assert ledger.stats.illegal_transitions == 1
-    assert ledger.snapshot().positions == {}
+    assert ledger.snapshot().positions[("BTCUSDT", "A")].quantity == 5
+    assert ledger.snapshot().done_steps[("BTCUSDT", Side.BUY)] == 5
     assert ledger.order_status("c9") is ExecStatus.CANCELED
     warnings = [r for r in caplog.records if "illegal order transition" in r.getMessage()]
     assert len(warnings) == 1
     assert "c9" in warnings[0].getMessage() and "T7" in warnings[0].getMessage()
+    [note] = ledger.take_notes()
+    assert (note.kind, note.client_order_id, note.venue) == (NoteKind.ILLEGAL_TRANSITION, "c9", "A")
+    assert "canceled -> filled" in note.detail
 
 
 def test_ledger_done_steps_count_fills_and_released_leaves_per_side() -> None:
@@ -240,7 +249,9 @@ def test_ledger_positions_are_kept_per_venue_and_netted_per_symbol() -> None:
     assert snapshot.venue_steps("BTCUSDT", "B") == -2
     assert snapshot.net_steps["BTCUSDT"] == 2
     assert snapshot.positions[("BTCUSDT", "A")].realized_pnl == Decimal("0.002")
-    assert snapshot.positions[("BTCUSDT", "A")].fees == Decimal("0.0102")
+    assert snapshot.positions[("BTCUSDT", "A")].fees == {"USDT": Decimal("0.0102")}
+    assert snapshot.positions[("BTCUSDT", "A")].fee_value == Decimal("0.0102")
+    assert snapshot.fee_value == Decimal("0.0102")
     assert snapshot.positions[("BTCUSDT", "B")].realized_pnl == 0
     assert snapshot.realized_pnl == Decimal("0.002")
 

@@ -67,7 +67,8 @@ def holding(
             quantity=steps,
             average_price=Decimal(average),
             realized_pnl=Decimal(0),
-            fees=Decimal(0),
+            holdings=inst.steps_to_qty(steps),
+            traded_quantity=steps,
         )
         for index, (inst, steps, average) in enumerate(positions)
     }

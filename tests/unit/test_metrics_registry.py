@@ -31,10 +31,12 @@ def _report(cid: str, status: ExecStatus, ts_ns: int) -> ExecReport:
 def _sources(executions: ExecutionMetrics) -> MetricsSources:
     position = VenuePosition(
         symbol="BTCUSDT", venue="A", quantity=1500, average_price=Decimal("100"), realized_pnl=Decimal("2.5"),
-        fees=Decimal(0),
+        holdings=Decimal("1.4985"), traded_quantity=1500, fees={"BTC": Decimal("0.0015"), "USDT": Decimal("0.1")},
+        fee_value=Decimal("0.25"),
     )
     snapshot = PositionSnapshot(
-        positions=MappingProxyType({("BTCUSDT", "A"): position}), realized_pnl=Decimal("2.5"), fills=1
+        positions=MappingProxyType({("BTCUSDT", "A"): position}), realized_pnl=Decimal("2.5"),
+        fee_value=Decimal("0.25"), fills=1
     )
     return MetricsSources(
         feed_mode="mock",
@@ -51,6 +53,9 @@ def _sources(executions: ExecutionMetrics) -> MetricsSources:
         executions=executions,
         positions=lambda: snapshot,
         unrealized_pnl=lambda: Decimal("-1.25"),
+        fees=lambda: position.fees,
+        ledger_anomalies=lambda: {"late_report": 4, "illegal_transition": 1},
+        fill_gaps=lambda: 2,
         queues=[Channel("signals", 8)],
         streams=lambda: [
             StreamHealth(venue="MOCK", stream="market", connected=True, reconnects=2, last_event_ns=7_500_000_000)
@@ -81,10 +86,17 @@ def test_exposition_uses_the_original_names_exactly() -> None:
     assert samples["orders_total"] == 2
     assert samples['exec_reports_total{status="ack",venue="A"}'] == 1
     assert samples['sor_venue_score{venue="A"}'] == 62
-    assert samples['inventory_qty{symbol="BTCUSDT",venue="A"}'] == 1.5
-    assert samples["inventory_total_qty"] == 1.5
+    assert samples['inventory_qty{symbol="BTCUSDT",venue="A"}'] == 1.4985  # net of the BTC commission
+    assert samples["inventory_total_qty"] == 1.4985
     assert samples["pnl_realized"] == 2.5
     assert samples["pnl_unrealized"] == -1.25
+    assert samples["pnl_fees"] == 0.25
+    assert samples["pnl_net"] == 1.0
+    assert samples['fees_paid{asset="BTC"}'] == 0.0015
+    assert samples['fees_paid{asset="USDT"}'] == 0.1
+    assert samples['ledger_anomalies_total{kind="late_report"}'] == 4
+    assert samples['ledger_anomalies_total{kind="illegal_transition"}'] == 1
+    assert samples["ledger_fill_gap_orders"] == 2
     assert samples['config_feed_mode{mode="mock"}'] == 1
     assert samples['config_venue_mode{mode="mock"}'] == 1
     assert samples['config_strategy_active{strategy="mean_reversion"}'] == 2

@@ -67,7 +67,7 @@ def _snapshot(rng: random.Random, fills: int) -> PositionSnapshot:
     return PositionSnapshot(
         positions={(BTC.symbol, "A"): VenuePosition(symbol=BTC.symbol, venue="A", quantity=net,
                                                      average_price=average, realized_pnl=Decimal(0),
-                                                     fees=Decimal(0))},
+                                                     holdings=BTC.steps_to_qty(net), traded_quantity=net)},
         net_steps={BTC.symbol: net},
         done_steps={(BTC.symbol, Side.BUY): rng.randrange(0, 4_000), (BTC.symbol, Side.SELL): rng.randrange(0, 4_000)},
         realized_pnl=Decimal(rng.randrange(-300, 300)),

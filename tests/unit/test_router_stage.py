@@ -81,7 +81,8 @@ async def test_router_stage_reads_the_newest_positions() -> None:
                 quantity=10,
                 average_price=Decimal(100),
                 realized_pnl=Decimal(0),
-                fees=Decimal(0),
+                holdings=WHOLE.steps_to_qty(10),
+                traded_quantity=10,
             )
         },
         net_steps={WHOLE.symbol: 10},

@@ -34,7 +34,8 @@ def order(quantity: int = 100, side: Side = Side.BUY, symbol: str = WHOLE.symbol
 
 def holding(venue: str, steps: int, symbol: str = WHOLE.symbol) -> PositionSnapshot:
     position = VenuePosition(
-        symbol=symbol, venue=venue, quantity=steps, average_price=Decimal(100), realized_pnl=Decimal(0), fees=Decimal(0)
+        symbol=symbol, venue=venue, quantity=steps, average_price=Decimal(100), realized_pnl=Decimal(0),
+        holdings=Decimal(steps), traded_quantity=steps,
     )
     return PositionSnapshot(positions={(symbol, venue): position}, net_steps={symbol: steps}, fills=1)
 

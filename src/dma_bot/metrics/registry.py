@@ -70,6 +70,9 @@ class MetricsSources:
     executions: ExecutionMetrics
     positions: Callable[[], PositionSnapshot]
     unrealized_pnl: Callable[[], Decimal]
+    fees: Callable[[], Mapping[str, Decimal]]  # commissions per asset
+    ledger_anomalies: Callable[[], Mapping[str, int]]  # Note kind -> count
+    fill_gaps: Callable[[], int]  # orders whose applied fills differ from the venue's cum_qty
     queues: Sequence[_Depth]
     streams: Callable[[], Iterable[StreamHealth]]
     subscriptions: Callable[[], Mapping[str, tuple[int, int]]]  # venue -> (ok, err) user-data (re)subscriptions
@@ -195,18 +198,35 @@ class EngineCollector(Collector):
         inventory = _family("inventory_qty", "Net position per symbol and venue, base units", "gauge")
         total = Decimal(0)
         for (symbol, venue), position in snapshot.positions.items():
-            quantity = s.instruments[symbol].steps_to_qty(position.quantity)
+            quantity = position.holdings  # what the account holds, net of base-asset commissions
             total += quantity
             inventory.add_sample("inventory_qty", {"symbol": symbol, "venue": venue}, float(quantity))
         yield inventory
+        unrealized = s.unrealized_pnl()
         for name, doc, value in (
             ("inventory_total_qty", "Net position over all symbols and venues, base units", total),
-            ("pnl_realized", "Realized PnL, quote currency", snapshot.realized_pnl),
-            ("pnl_unrealized", "Unrealized PnL marked at mid, quote currency", s.unrealized_pnl()),
+            ("pnl_realized", "Realized PnL before fees, quote currency", snapshot.realized_pnl),
+            ("pnl_unrealized", "Unrealized PnL marked at mid, quote currency", unrealized),
+            ("pnl_fees", "Quote value of the fees that have a price (see fees_paid for every asset)",
+             snapshot.fee_value),
+            ("pnl_net", "Realized + unrealized PnL - pnl_fees, quote currency",
+             snapshot.realized_pnl + unrealized - snapshot.fee_value),
         ):
             family = _family(name, doc, "gauge")
             family.add_sample(name, {}, float(value))
             yield family
+        fees = _family("fees_paid", "Commissions paid per asset, in that asset", "gauge")
+        for asset, amount in s.fees().items():
+            fees.add_sample("fees_paid", {"asset": asset}, float(amount))
+        yield fees
+        anomalies = _family("ledger_anomalies", "Execution reports the ledger noted (duplicate, late, illegal...)",
+                            "counter")
+        for kind, count in s.ledger_anomalies().items():
+            anomalies.add_sample("ledger_anomalies_total", {"kind": kind}, count)
+        yield anomalies
+        gaps = _family("ledger_fill_gap_orders", "Orders whose applied fills differ from the venue's cum_qty", "gauge")
+        gaps.add_sample("ledger_fill_gap_orders", {}, s.fill_gaps())
+        yield gaps
 
 
 class Metrics:

@@ -4,11 +4,12 @@ from dma_bot.model.enums import (
     ORDER_TRANSITIONS,
     ExecStatus,
     KillSwitchState,
+    NoteKind,
     RejectReason,
     Side,
     is_legal_transition,
 )
-from dma_bot.model.events import ExecReport, Order, RiskReject, Route, Signal, Tick, TickBatch, tick_batch
+from dma_bot.model.events import ExecReport, Note, Order, RiskReject, Route, Signal, Tick, TickBatch, tick_batch
 from dma_bot.model.instrument import Instrument
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "ExecStatus",
     "Instrument",
     "KillSwitchState",
+    "Note",
+    "NoteKind",
     "Order",
     "RejectReason",
     "RiskReject",

@@ -87,6 +87,17 @@ class RejectReason(StrEnum):
     QUANTITY = "quantity"  # rounds to zero steps
 
 
+class NoteKind(StrEnum):
+    """What a ``Note`` record says happened (metric label ``kind``): facts about our own books and connections."""
+
+    DUPLICATE_FILL = "duplicate_fill"  # a fill already applied (same trade id, or no new cum_qty): not applied again
+    LATE_REPORT = "late_report"  # older than the order's state (delivered out of order): its fill applied, state kept
+    ILLEGAL_TRANSITION = "illegal_transition"  # a transition the lifecycle table forbids, with new cum_qty
+    FILL_OVERRUN = "fill_overrun"  # applied fills exceed the venue's cum_qty or the order's quantity
+    FILL_BY_CUM_QTY = "fill_by_cum_qty"  # a fill without a trade id whose cum_qty step differs from its last_qty
+    UNKNOWN_SYMBOL = "unknown_symbol"  # a report for a symbol without an instrument: skipped
+
+
 class KillSwitchState(StrEnum):
     ACTIVE = "active"
     REDUCING = "reducing"

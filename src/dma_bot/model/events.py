@@ -21,12 +21,13 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from dma_bot.model.enums import ExecStatus, RejectReason, Side
+from dma_bot.model.enums import ExecStatus, NoteKind, RejectReason, Side
 
 __all__ = [
     "BoolArray",
     "ExecReport",
     "IntArray",
+    "Note",
     "Order",
     "RejectBatch",
     "RiskReject",
@@ -302,4 +303,20 @@ class ExecReport(NamedTuple):
     trade_id: str | None
     reason: str
     ts_event_ns: int
+    ts_ns: int
+
+
+class Note(NamedTuple):
+    """A fact about the engine's own books or connections rather than the market (type ``Note``).
+
+    ``kind`` says what happened; ``venue``, ``symbol`` and ``client_order_id`` name what it concerns ("" when
+    nothing of that kind); ``detail`` is one human-readable line; ``ts_ns`` is when this process learnt it (for
+    a note about an execution report, that report's ``ts_ns``). Build it with keywords.
+    """
+
+    kind: NoteKind
+    venue: str
+    symbol: str
+    client_order_id: str
+    detail: str
     ts_ns: int

@@ -16,23 +16,42 @@ from dma_bot.model.enums import Side
 __all__ = ["EMPTY_SNAPSHOT", "PositionSnapshot", "VenuePosition"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VenuePosition:
-    symbol: str
-    venue: str
-    quantity: int  # signed steps: > 0 long, < 0 short
-    average_price: Decimal  # average entry price of the open quantity (0 when flat)
-    realized_pnl: Decimal
-    fees: Decimal  # commissions paid, in the fee asset's units (summed as reported)
-
-
 def _empty() -> Mapping:
     return MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class VenuePosition:
+    """One symbol at one venue, as the venue's account holds it.
+
+    ``holdings`` is the exact base quantity the account gained (bought minus sold, net of every commission
+    charged in the base asset: a BUY on Binance pays its commission in the asset received). ``quantity`` is
+    the same in whole steps, rounded down (what can be sold; a short is rounded away from zero).
+    ``traded_quantity`` is bought minus sold in steps, gross of commissions; ``average_price`` and
+    ``realized_pnl`` are the average-cost book of the traded quantity, before fees. ``fees`` are the
+    commissions per asset, never added across assets; ``fee_value`` is the quote-asset value of those that
+    have a price (quote at face, base at the fill price, another asset at its ``<ASSET><QUOTE>`` mid when that
+    symbol is traded here) and ``unvalued_fees`` the rest, which no PnL figure includes.
+    """
+
+    symbol: str
+    venue: str
+    quantity: int
+    holdings: Decimal
+    traded_quantity: int
+    average_price: Decimal
+    realized_pnl: Decimal
+    fees: Mapping[str, Decimal] = field(default_factory=_empty)
+    fee_value: Decimal = Decimal(0)
+    unvalued_fees: Mapping[str, Decimal] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PositionSnapshot:
     """Positions after the ``fills``-th applied fill.
+
+    ``net_steps[symbol]`` adds the venues' ``quantity`` (held, net of base-asset commissions); ``realized_pnl``
+    and ``fee_value`` add the venues' figures (quote currency): net PnL = realized + unrealized - fee_value.
 
     ``done_steps[(symbol, side)]`` counts steps of our orders on that side that can no longer fill
     (filled, or cancelled/rejected/expired leaves): risk subtracts it from what it sent to know the
@@ -43,6 +62,7 @@ class PositionSnapshot:
     net_steps: Mapping[str, int] = field(default_factory=_empty)
     done_steps: Mapping[tuple[str, Side], int] = field(default_factory=_empty)
     realized_pnl: Decimal = Decimal(0)
+    fee_value: Decimal = Decimal(0)
     fills: int = 0
 
     def venue_steps(self, symbol: str, venue: str) -> int:

@@ -1,19 +1,26 @@
-"""Ledger: the pure core of the positions stage, folding execution reports into positions and PnL.
+"""Ledger: the pure core of the positions stage, folding execution reports into positions, fees and PnL.
 
-Owns, per (symbol, venue), the signed quantity in steps, the average entry price, the realized PnL and
-the fees; per client order id the order's lifecycle state (checked against ``ORDER_TRANSITIONS``); the set
-of trade ids already applied; and the per (symbol, side) ``done_steps`` that risk subtracts from what it
-sent. It reads the side and ``last_qty`` from each report and never infers either. It does no per-tick
-work: marks are read from a :class:`MarketBoard` only when :meth:`Ledger.unrealized_pnl` is asked.
+Two tables, kept apart on purpose. A fill is a fact about money, identified by (venue, symbol, trade id):
+it is applied exactly once, whatever order the reports arrive in and whatever state the order table
+shows. The order table describes each order (its lifecycle state, checked against ``ORDER_TRANSITIONS``;
+the largest ``cum_qty`` the venue reported; the fills applied): a report older than the order's state
+(a PARTIALLY_FILLED delivered after its FILLED, a trade after its cancel) keeps the state and still books
+its fill; a transition the table forbids that brings new ``cum_qty`` is an illegal transition. A fill
+without a trade id is applied by the difference between its ``cum_qty`` and what that order has applied,
+so a repeated one adds nothing. Each anomaly is counted in :class:`LedgerStats` and becomes a
+:class:`~dma_bot.model.events.Note` (taken by :meth:`Ledger.take_notes`, recorded in the JSONL); orders
+whose applied fills fall short of the venue's ``cum_qty`` are listed by :meth:`Ledger.fill_gaps`.
 
-Exactness: an average-cost book's average price and realized PnL are rationals (buys at 1, 2 and 2
-average 5/3), and exact Fractions grow without bound over a long run. So each position keeps its open
-cost (average price * signed quantity) and its realized PnL as integers of 10**-9 tick*step units;
-fills add exactly, and only the cost share that a partial close removes is rounded half-even to that
-unit. Realized minus open cost therefore always equals the exact cash flow of the fills, so realized +
-unrealized PnL is exact at every mark; a partial close can move at most 0.5e-9 tick*step between the
-two. The average price shown is cost / quantity rounded to 40 significant digits. Decimal is built only
-at the border (:meth:`Ledger.snapshot`, the PnL readers), once per fill. No I/O, clock or asyncio.
+Money: per (symbol, venue) the traded quantity in steps with its average-cost book (open cost and
+realized PnL as integers of 10**-9 tick*step units: fills add exactly, only the cost share a partial close
+removes is rounded half-even, so realized + unrealized PnL is exact at every mark), the commissions per
+asset (never added across assets), the base quantity the account holds (traded net of commissions in the
+base asset) and the quote value of the fees that have a price: a quote-asset fee at face, a base-asset fee
+at its fill price, another asset's at the mid of ``<ASSET><QUOTE>`` when that symbol is an instrument with
+a quote on the board at the fill; fees without a price are kept apart as unvalued. ``done_steps`` per
+(symbol, side) is what risk subtracts from what it sent: an order counts its applied fills while open and
+its whole quantity once terminal. Decimal is built at the border (:meth:`Ledger.snapshot`, the PnL
+readers). No I/O, clock or asyncio.
 
 Memory bound: orders are forgotten ``max_terminal_orders`` terminal orders after they ended (a later
 report for one starts again from PENDING_NEW), and trade ids are remembered for the last
@@ -26,17 +33,24 @@ import logging
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NamedTuple
 
-from dma_bot.model.enums import ExecStatus, Side, is_legal_transition
-from dma_bot.model.events import ExecReport
+from dma_bot.model.enums import ExecStatus, NoteKind, Side, is_legal_transition
+from dma_bot.model.events import ExecReport, Note
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PositionSnapshot, VenuePosition
 
-__all__ = ["DEFAULT_MAX_TERMINAL_ORDERS", "DEFAULT_MAX_TRADE_IDS", "SUBUNITS", "Ledger", "LedgerStats"]
+__all__ = [
+    "DEFAULT_MAX_TERMINAL_ORDERS",
+    "DEFAULT_MAX_TRADE_IDS",
+    "SUBUNITS",
+    "FillGap",
+    "Ledger",
+    "LedgerStats",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -49,8 +63,9 @@ SUBUNITS: Final = 10**9
 _EXACT: Final = Context(prec=80, rounding=ROUND_HALF_EVEN)
 _DIVIDE: Final = Context(prec=40, rounding=ROUND_HALF_EVEN)
 _HALF_SUBUNITS: Final = SUBUNITS // 2
+_ZERO: Final = Decimal(0)
+_TWO: Final = Decimal(2)
 _PENDING_NEW: Final = ExecStatus.PENDING_NEW
-_RELEASES_REST: Final = frozenset({ExecStatus.CANCELED, ExecStatus.REJECTED, ExecStatus.EXPIRED})
 
 
 def _round_div(numerator: int, denominator: int) -> int:
@@ -80,21 +95,65 @@ class LedgerStats:
 
     fills: int = 0
     duplicate_fills: int = 0
+    late_reports: int = 0
     illegal_transitions: int = 0
+    fill_overruns: int = 0
+    fills_by_cum_qty: int = 0
     unknown_symbols: int = 0
     forgotten_orders: int = 0
 
+    def anomalies(self) -> dict[NoteKind, int]:
+        """The counters that are Notes, by kind (metric ``ledger_anomalies_total{kind}``)."""
+        return {
+            NoteKind.DUPLICATE_FILL: self.duplicate_fills,
+            NoteKind.LATE_REPORT: self.late_reports,
+            NoteKind.ILLEGAL_TRANSITION: self.illegal_transitions,
+            NoteKind.FILL_OVERRUN: self.fill_overruns,
+            NoteKind.FILL_BY_CUM_QTY: self.fills_by_cum_qty,
+            NoteKind.UNKNOWN_SYMBOL: self.unknown_symbols,
+        }
+
+
+class FillGap(NamedTuple):
+    """An order whose applied fills differ from the largest ``cum_qty`` its venue reported (steps)."""
+
+    venue: str
+    symbol: str
+    client_order_id: str
+    status: ExecStatus
+    filled: int
+    cum_qty: int
+
+
+class _Order:
+    """What the ledger knows of one order: state, the venue's largest cum_qty, fills applied, done steps."""
+
+    __slots__ = ("cum_qty", "done", "filled", "order_qty", "side", "status", "symbol", "venue")
+
+    def __init__(self, report: ExecReport) -> None:
+        self.venue = report.venue
+        self.symbol = report.symbol
+        self.side = report.side
+        self.order_qty = report.order_qty
+        self.status = _PENDING_NEW
+        self.cum_qty = 0
+        self.filled = 0
+        self.done = 0
+
 
 class _Book:
-    """One (symbol, venue) position: signed steps, and open cost and realized PnL in SUBUNITS."""
+    """One (symbol, venue): traded steps, open cost and realized PnL in SUBUNITS, fees per asset."""
 
-    __slots__ = ("cost", "fees", "quantity", "realized")
+    __slots__ = ("base_fees", "cost", "fee_value", "fees", "quantity", "realized", "unvalued")
 
     def __init__(self) -> None:
         self.quantity = 0
         self.cost = 0
         self.realized = 0
-        self.fees = Decimal(0)
+        self.fees: dict[str, Decimal] = {}
+        self.base_fees = _ZERO
+        self.fee_value = _ZERO
+        self.unvalued: dict[str, Decimal] = {}
 
     def fill(self, sign: int, steps: int, price_ticks: int) -> None:
         held = self.quantity
@@ -115,21 +174,31 @@ class _Book:
 
     def average_price(self, tick_size: Decimal) -> Decimal:
         if not self.quantity:
-            return Decimal(0)
+            return _ZERO
         return _tidy(_DIVIDE.divide(_EXACT.multiply(Decimal(self.cost), tick_size),
                                     Decimal(self.quantity * SUBUNITS)))
 
 
+def _add(amounts: dict[str, Decimal], asset: str, amount: Decimal) -> None:
+    amounts[asset] = _EXACT.add(amounts.get(asset, _ZERO), amount)
+
+
 class Ledger:
-    """Positions, PnL, order states and done steps built from :class:`ExecReport`s."""
+    """Positions, fees, PnL, order states and done steps built from :class:`ExecReport`s.
+
+    ``board`` (optional) prices a fee paid in a third asset at the fill; without it such fees are unvalued.
+    """
 
     __slots__ = (
+        "_board",
         "_books",
         "_done",
+        "_gaps",
         "_instruments",
         "_max_terminal",
         "_max_trades",
         "_net",
+        "_notes",
         "_orders",
         "_snapshot",
         "_stale",
@@ -145,6 +214,7 @@ class Ledger:
         self,
         instruments: Mapping[str, Instrument],
         *,
+        board: MarketBoard | None = None,
         max_terminal_orders: int = DEFAULT_MAX_TERMINAL_ORDERS,
         max_trade_ids: int = DEFAULT_MAX_TRADE_IDS,
     ) -> None:
@@ -157,17 +227,20 @@ class Ledger:
             symbol: _EXACT.multiply(instrument.tick_size, instrument.step_size)
             for symbol, instrument in self._instruments.items()
         }
+        self._board = board
         self._max_terminal = max_terminal_orders
         self._max_trades = max_trade_ids
         self._books: dict[tuple[str, str], _Book] = {}
         self._views: dict[tuple[str, str], VenuePosition] = {}
         self._stale: set[tuple[str, str]] = set()
-        self._net: dict[str, int] = {}
+        self._net: dict[tuple[str, str], int] = {}  # (symbol, venue) -> held steps, rounded down
         self._done: dict[tuple[str, Side], int] = {}
-        self._orders: dict[str, ExecStatus] = {}
+        self._orders: dict[str, _Order] = {}
+        self._gaps: set[str] = set()  # client order ids whose applied fills differ from the venue's cum_qty
         self._terminal: deque[str] = deque()
         self._trades: set[tuple[str, str, str]] = set()  # (venue, symbol, trade id): Binance ids are per symbol
         self._trade_order: deque[tuple[str, str, str]] = deque()
+        self._notes: list[Note] = []
         self._snapshot: PositionSnapshot | None = None
         self.stats = LedgerStats()
 
@@ -175,88 +248,164 @@ class Ledger:
     def apply(self, report: ExecReport) -> bool:
         """Fold one report in. True when it changed what :meth:`snapshot` shows.
 
-        A report with ``last_qty > 0`` is a fill whatever its status (an IOC may report its last trade
-        with EXPIRED). A duplicate (venue, trade_id) or an illegal order transition changes nothing and
-        is counted; a fill without a trade id cannot be deduplicated and is applied."""
+        A report with ``last_qty > 0`` carries a fill whatever its status (an IOC may report its last trade
+        with EXPIRED); the fill is applied once per (venue, symbol, trade id), or by ``cum_qty`` difference
+        when it has no trade id, before and independently of the order's state."""
         symbol = report.symbol
         if symbol not in self._instruments:
             self.stats.unknown_symbols += 1
-            _log.warning(
-                "execution report for unknown symbol %r skipped: venue=%s client_order_id=%s",
-                symbol, report.venue, report.client_order_id,
-            )
+            self._note(NoteKind.UNKNOWN_SYMBOL, report, f"execution report for unknown symbol {symbol!r} skipped")
             return False
-        last_qty = report.last_qty
-        trade_key = None
-        if last_qty > 0 and report.trade_id is not None:
-            trade_key = (report.venue, report.symbol, report.trade_id)
-            if trade_key in self._trades:
-                self.stats.duplicate_fills += 1
-                return False
         client_order_id = report.client_order_id
-        current = self._orders.get(client_order_id, _PENDING_NEW)
-        status = report.status
-        if not is_legal_transition(current, status):
-            self.stats.illegal_transitions += 1
-            _log.warning(
-                "illegal order transition %s -> %s not applied: venue=%s client_order_id=%s "
-                "venue_order_id=%s trade_id=%s",
-                current, status, report.venue, client_order_id, report.venue_order_id, report.trade_id,
-            )
-            return False
-        self._set_state(client_order_id, status)
-        done = last_qty if last_qty > 0 else 0
-        if status in _RELEASES_REST:
-            done += report.order_qty - report.cum_qty
-        changed = False
-        if last_qty > 0:
-            if trade_key is not None:
-                self._remember_trade(trade_key)
-            self._apply_fill(report)
-            changed = True
-        if done:
-            done_key = (symbol, report.side)
-            self._done[done_key] = self._done.get(done_key, 0) + done
+        order = self._orders.get(client_order_id)
+        if order is None:
+            order = self._orders[client_order_id] = _Order(report)
+        elif report.order_qty > order.order_qty:
+            order.order_qty = report.order_qty  # we never amend an order down: the largest quantity reported
+        changed = report.last_qty > 0 and self._fill(order, report)
+        self._advance(order, report)
+        if order.filled != order.cum_qty:
+            self._gaps.add(client_order_id)
+        else:
+            self._gaps.discard(client_order_id)
+        done = order.order_qty if order.status.is_terminal else min(order.filled, order.order_qty)
+        if done != order.done:
+            done_key = (order.symbol, order.side)
+            self._done[done_key] = self._done.get(done_key, 0) + done - order.done
+            order.done = done
             changed = True
         if changed:
             self._snapshot = None
         return changed
 
-    def _apply_fill(self, report: ExecReport) -> None:
+    def _fill(self, order: _Order, report: ExecReport) -> bool:
+        """Apply the report's fill unless it is already applied; True when it was applied."""
+        last_qty = report.last_qty
+        trade_id = report.trade_id
+        if trade_id is not None:
+            trade_key = (report.venue, report.symbol, trade_id)
+            if trade_key in self._trades:
+                self.stats.duplicate_fills += 1
+                self._note(NoteKind.DUPLICATE_FILL, report, f"trade {trade_id} already applied")
+                return False
+            self._remember_trade(trade_key)
+            steps = last_qty
+        else:
+            steps = report.cum_qty - order.filled
+            if steps <= 0:
+                self.stats.duplicate_fills += 1
+                self._note(NoteKind.DUPLICATE_FILL, report,
+                           f"fill without trade id at cum_qty {report.cum_qty} steps, already applied {order.filled}")
+                return False
+            if steps != last_qty:
+                self.stats.fills_by_cum_qty += 1
+                self._note(NoteKind.FILL_BY_CUM_QTY, report,
+                           f"fill without trade id: applied {steps} steps (cum_qty {report.cum_qty} - applied "
+                           f"{order.filled}), last_qty was {last_qty}")
+        self._apply_fill(report, steps)
+        order.filled += steps
+        ceiling = min(order.order_qty, max(order.cum_qty, report.cum_qty))
+        if order.filled > ceiling:
+            self.stats.fill_overruns += 1
+            self._note(NoteKind.FILL_OVERRUN, report,
+                       f"fills applied {order.filled} steps exceed cum_qty {max(order.cum_qty, report.cum_qty)} "
+                       f"or order_qty {order.order_qty}")
+        return True
+
+    def _advance(self, order: _Order, report: ExecReport) -> None:
+        """Move the order's state when the lifecycle table allows it; else count a late or illegal report."""
+        current = order.status
+        status = report.status
+        if is_legal_transition(current, status):
+            order.status = status
+            if status.is_terminal:
+                self._ended(report.client_order_id)
+        elif report.cum_qty <= order.cum_qty:
+            self.stats.late_reports += 1
+            self._note(NoteKind.LATE_REPORT, report,
+                       f"{status} (cum_qty {report.cum_qty}) after {current} (cum_qty {order.cum_qty}): state kept")
+        else:
+            self.stats.illegal_transitions += 1
+            detail = (f"illegal order transition {current} -> {status} (cum_qty {order.cum_qty} -> {report.cum_qty}) "
+                      f"not applied: venue_order_id={report.venue_order_id} trade_id={report.trade_id}")
+            self._note(NoteKind.ILLEGAL_TRANSITION, report, detail)
+            _log.warning("%s: venue=%s client_order_id=%s", detail, report.venue, report.client_order_id)
+        if report.cum_qty > order.cum_qty:
+            order.cum_qty = report.cum_qty
+
+    def _apply_fill(self, report: ExecReport, steps: int) -> None:
         key = (report.symbol, report.venue)
         book = self._books.get(key)
         if book is None:
             book = self._books[key] = _Book()
-        book.fill(report.side.sign, report.last_qty, report.last_price)
-        book.fees = _EXACT.add(book.fees, report.fee)
-        self._net[report.symbol] = self._net.get(report.symbol, 0) + report.side.sign * report.last_qty
+        book.fill(report.side.sign, steps, report.last_price)
+        fee = report.fee
+        if fee:
+            self._book_fee(book, report)
         self.stats.fills += 1
         self._stale.add(key)  # its VenuePosition (Decimal average and PnL) is rebuilt once, at the next snapshot
+
+    def _book_fee(self, book: _Book, report: ExecReport) -> None:
+        fee, asset = report.fee, report.fee_asset
+        instrument = self._instruments[report.symbol]
+        _add(book.fees, asset, fee)
+        value: Decimal | None = None
+        if asset == instrument.quote_asset:
+            value = fee
+        elif asset == instrument.base_asset:
+            book.base_fees = _EXACT.add(book.base_fees, fee)
+            value = _EXACT.multiply(fee, instrument.ticks_to_price(report.last_price))
+        elif self._board is not None:
+            cross = f"{asset}{instrument.quote_asset}"
+            cross_instrument = self._instruments.get(cross)
+            mid2 = self._board.mid2(cross)
+            if cross_instrument is not None and mid2 is not None:
+                value = _EXACT.multiply(fee, _EXACT.divide(cross_instrument.ticks_to_price(mid2), _TWO))
+        if value is None:
+            _add(book.unvalued, asset, fee)
+        else:
+            book.fee_value = _EXACT.add(book.fee_value, value)
+
+    def _note(self, kind: NoteKind, report: ExecReport, detail: str) -> None:
+        self._notes.append(Note(kind=kind, venue=report.venue, symbol=report.symbol,
+                                client_order_id=report.client_order_id, detail=detail, ts_ns=report.ts_ns))
 
     def _refresh_views(self) -> None:
         for key in self._stale:
             symbol, venue = key
             book = self._books[key]
+            instrument = self._instruments[symbol]
+            step = instrument.step_size
+            held_steps = book.quantity
+            holdings = instrument.steps_to_qty(held_steps)
+            if book.base_fees:
+                holdings = _EXACT.subtract(holdings, book.base_fees)
+                held_steps -= int(_EXACT.divide(book.base_fees, step).to_integral_value(ROUND_CEILING))
+            self._net[key] = held_steps
             self._views[key] = VenuePosition(
                 symbol=symbol,
                 venue=venue,
-                quantity=book.quantity,
-                average_price=book.average_price(self._instruments[symbol].tick_size),
+                quantity=held_steps,
+                holdings=_tidy(holdings),
+                traded_quantity=book.quantity,
+                average_price=book.average_price(instrument.tick_size),
                 realized_pnl=_quote(book.realized, self._units[symbol]),
-                fees=book.fees,
+                fees=MappingProxyType(dict(book.fees)),
+                fee_value=_tidy(book.fee_value),
+                unvalued_fees=MappingProxyType(dict(book.unvalued)),
             )
         self._stale.clear()
 
-    def _set_state(self, client_order_id: str, status: ExecStatus) -> None:
-        self._orders[client_order_id] = status
-        if status.is_terminal:
-            terminal = self._terminal
-            terminal.append(client_order_id)
-            if len(terminal) > self._max_terminal:
-                forgotten = terminal.popleft()
-                if self._orders.get(forgotten, _PENDING_NEW).is_terminal:
-                    del self._orders[forgotten]
-                    self.stats.forgotten_orders += 1
+    def _ended(self, client_order_id: str) -> None:
+        terminal = self._terminal
+        terminal.append(client_order_id)
+        if len(terminal) > self._max_terminal:
+            forgotten = terminal.popleft()
+            order = self._orders.get(forgotten)
+            if order is not None and order.status.is_terminal:
+                del self._orders[forgotten]
+                self._gaps.discard(forgotten)
+                self.stats.forgotten_orders += 1
 
     def _remember_trade(self, trade_key: tuple[str, str, str]) -> None:
         self._trades.add(trade_key)
@@ -266,14 +415,40 @@ class Ledger:
             self._trades.discard(order.popleft())
 
     # -- reading ------------------------------------------------------------------------------------------
+    def take_notes(self) -> list[Note]:
+        """The Notes made since the last call, oldest first (the caller records them)."""
+        notes = self._notes
+        if notes:
+            self._notes = []
+        return notes
+
     def order_status(self, client_order_id: str) -> ExecStatus | None:
         """The order's current state, or None when never seen (or forgotten after it ended)."""
-        return self._orders.get(client_order_id)
+        order = self._orders.get(client_order_id)
+        return None if order is None else order.status
 
     @property
     def open_orders(self) -> int:
         """Orders seen and not yet in a terminal state."""
-        return sum(1 for status in self._orders.values() if not status.is_terminal)
+        return sum(1 for order in self._orders.values() if not order.status.is_terminal)
+
+    def open_order_ids(self) -> list[str]:
+        """The client order ids of the orders seen and not yet in a terminal state, in first-seen order."""
+        return [cid for cid, order in self._orders.items() if not order.status.is_terminal]
+
+    def fill_gaps(self) -> list[FillGap]:
+        """Orders whose applied fills differ from the largest cum_qty their venue reported."""
+        orders = self._orders
+        return [
+            FillGap(order.venue, order.symbol, cid, order.status, order.filled, order.cum_qty)
+            for cid, order in orders.items()
+            if cid in self._gaps
+        ]
+
+    @property
+    def fill_gap_count(self) -> int:
+        """How many orders :meth:`fill_gaps` lists (cheap: for metrics)."""
+        return len(self._gaps)
 
     def _by_symbol(self, board: MarketBoard | None) -> dict[str, int]:
         """Realized PnL (board None) or unrealized PnL at mid, per symbol, in SUBUNITS."""
@@ -292,29 +467,60 @@ class Ledger:
         return totals
 
     def _in_quote(self, totals: dict[str, int]) -> Decimal:
-        total = Decimal(0)
+        total = _ZERO
         for symbol, amount in totals.items():
             total = _EXACT.add(total, _quote(amount, self._units[symbol]))
         return _tidy(total)
 
     def realized_pnl(self) -> Decimal:
-        """Realized PnL over every position, in quote currency (fees not included)."""
+        """Realized PnL of the traded quantities, in quote currency, before fees."""
         return self._in_quote(self._by_symbol(None))
 
     def unrealized_pnl(self, board: MarketBoard) -> Decimal:
-        """Open positions marked at mid = (bid + ask) / 2, exactly; a symbol with no tick yet adds 0."""
+        """Open traded quantities marked at mid = (bid + ask) / 2, exactly; a symbol with no tick yet adds 0."""
         return self._in_quote(self._by_symbol(board))
+
+    def fee_value(self) -> Decimal:
+        """The quote value of every fee that has a price (see the module docstring)."""
+        total = _ZERO
+        for book in self._books.values():
+            total = _EXACT.add(total, book.fee_value)
+        return _tidy(total)
+
+    def fees(self) -> dict[str, Decimal]:
+        """Commissions per asset over every position."""
+        totals: dict[str, Decimal] = {}
+        for book in self._books.values():
+            for asset, amount in book.fees.items():
+                _add(totals, asset, amount)
+        return totals
+
+    def unvalued_fees(self) -> dict[str, Decimal]:
+        """Commissions per asset that have no price here (excluded from every PnL figure)."""
+        totals: dict[str, Decimal] = {}
+        for book in self._books.values():
+            for asset, amount in book.unvalued.items():
+                _add(totals, asset, amount)
+        return totals
+
+    def net_pnl(self, board: MarketBoard) -> Decimal:
+        """Realized + unrealized PnL - the value of the priced fees, in quote currency."""
+        return _tidy(_EXACT.subtract(_EXACT.add(self.realized_pnl(), self.unrealized_pnl(board)), self.fee_value()))
 
     def snapshot(self) -> PositionSnapshot:
         """An immutable view (read-only mappings over copies); cached until the next change."""
         snapshot = self._snapshot
         if snapshot is None:
             self._refresh_views()
+            net: dict[str, int] = {}
+            for (symbol, _venue), steps in self._net.items():
+                net[symbol] = net.get(symbol, 0) + steps
             snapshot = self._snapshot = PositionSnapshot(
                 positions=MappingProxyType(dict(self._views)),
-                net_steps=MappingProxyType(dict(self._net)),
+                net_steps=MappingProxyType(net),
                 done_steps=MappingProxyType(dict(self._done)),
                 realized_pnl=self.realized_pnl(),
+                fee_value=self.fee_value(),
                 fills=self.stats.fills,
             )
         return snapshot

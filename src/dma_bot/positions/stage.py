@@ -2,14 +2,16 @@
 
 Owns nothing but the loop: it takes execution reports from its inbox in batches, folds each into the
 ledger and, after a batch that changed anything, publishes one :class:`PositionSnapshot` in its
-``Latest`` cell for risk and the router. It is a sink: it has no output channel to close. Every
-decision lives in the ledger; this module reads no clock and sees no ticks.
+``Latest`` cell for risk and the router; the ledger's Notes (duplicate, late or illegal reports, fill
+gaps) go to ``notes`` (the recorder) after each batch. It closes no output: the wiring closes the
+recorder's channel after :meth:`run` returns. Every decision lives in the ledger; this module reads no
+clock and sees no ticks.
 """
 
 from __future__ import annotations
 
-from dma_bot.bus import Channel, Latest
-from dma_bot.model.events import ExecReport
+from dma_bot.bus import Channel, Fanout, Latest
+from dma_bot.model.events import ExecReport, Note
 from dma_bot.model.positions import PositionSnapshot
 from dma_bot.positions.ledger import Ledger
 
@@ -17,12 +19,19 @@ __all__ = ["PositionsStage"]
 
 
 class PositionsStage:
-    __slots__ = ("_inbox", "_latest", "ledger", "snapshots_published")
+    __slots__ = ("_inbox", "_latest", "_notes", "ledger", "snapshots_published")
 
-    def __init__(self, ledger: Ledger, inbox: Channel[ExecReport], latest: Latest[PositionSnapshot]) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        inbox: Channel[ExecReport],
+        latest: Latest[PositionSnapshot],
+        notes: Fanout[Note] | None = None,
+    ) -> None:
         self.ledger = ledger
         self._inbox = inbox
         self._latest = latest
+        self._notes = notes
         self.snapshots_published = 0
 
     async def run(self) -> None:
@@ -36,3 +45,6 @@ class PositionsStage:
             if changed:
                 self._latest.publish(ledger.snapshot())
                 self.snapshots_published += 1
+            notes = ledger.take_notes()
+            if notes and self._notes is not None:
+                await self._notes.put_many(notes)

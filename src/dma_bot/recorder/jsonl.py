@@ -2,7 +2,7 @@
 
 Owns the record layout (schema version ``v`` = 1) and the numbering of records: the encoder gives each
 line ``seq`` 1, 2, 3... in the order it encodes them, which is file order, and counts the records of each
-``type`` (``Md``, ``Sig``, ``Ord``, ``Route``, ``Exec``, ``Reject``, ``Start``, ``Stop``) so the ``Stop``
+``type`` (``Md``, ``Sig``, ``Ord``, ``Route``, ``Exec``, ``Reject``, ``Note``, ``Start``, ``Stop``) so the ``Stop``
 record can say how many came before it. Prices and quantities are decimal strings of the symbol's grid
 (``Instrument.format_price``/``format_qty``, memoised per grid size in a bounded cache shared by the symbols on
 that grid), fees ``str(Decimal)``,
@@ -34,6 +34,7 @@ import orjson
 from dma_bot.model.enums import Side
 from dma_bot.model.events import (
     ExecReport,
+    Note,
     Order,
     RejectBatch,
     RiskReject,
@@ -48,7 +49,7 @@ from dma_bot.model.instrument import Instrument
 __all__ = ["EVENT_TYPES", "FORMAT_CACHE_LIMIT", "RECORD_TYPES", "SCHEMA_VERSION", "Event", "JsonlEncoder"]
 
 SCHEMA_VERSION: Final = 1
-EVENT_TYPES: Final = ("Md", "Sig", "Ord", "Route", "Exec", "Reject")
+EVENT_TYPES: Final = ("Md", "Sig", "Ord", "Route", "Exec", "Reject", "Note")
 RECORD_TYPES: Final = (*EVENT_TYPES, "Start", "Stop")
 FORMAT_CACHE_LIMIT: Final = 16384
 """Entries in each grid's string cache (and in the JSON string cache); a full cache is cleared."""
@@ -56,7 +57,7 @@ FORMAT_CACHE_LIMIT: Final = 16384
 _RESERVED: Final = frozenset({"type", "seq", "ts_ns", "v"})
 _APPEND_NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
 
-Event = Tick | TickBatch | Signal | SignalBatch | Order | Route | ExecReport | RiskReject | RejectBatch
+Event = Tick | TickBatch | Signal | SignalBatch | Order | Route | ExecReport | RiskReject | RejectBatch | Note
 
 
 def _json_default(value: object) -> str:
@@ -130,6 +131,7 @@ class JsonlEncoder:
             ExecReport: self._exec,
             RiskReject: self._reject,
             RejectBatch: self._reject_batch,
+            Note: self._note,
         }
 
     @property
@@ -458,6 +460,16 @@ class JsonlEncoder:
             "reason": report.reason, "ts_event_ns": report.ts_event_ns,
         })
         self._commit("Exec", seq)
+        return line
+
+    def _note(self, note: Note) -> bytes:
+        seq = self._seq + 1
+        line = _dumps({
+            "type": "Note", "seq": seq, "ts_ns": note.ts_ns, "v": SCHEMA_VERSION, "kind": note.kind,
+            "venue": note.venue, "symbol": note.symbol, "client_order_id": note.client_order_id,
+            "detail": note.detail,
+        })
+        self._commit("Note", seq)
         return line
 
 

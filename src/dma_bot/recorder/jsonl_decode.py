@@ -15,8 +15,8 @@ from typing import Any, Final
 import orjson
 
 from dma_bot.errors import ProtocolError
-from dma_bot.model.enums import ExecStatus, RejectReason, Side
-from dma_bot.model.events import ExecReport, Order, RiskReject, Route, Signal, Tick
+from dma_bot.model.enums import ExecStatus, NoteKind, RejectReason, Side
+from dma_bot.model.events import ExecReport, Note, Order, RiskReject, Route, Signal, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.recorder.jsonl import EVENT_TYPES, RECORD_TYPES, SCHEMA_VERSION, Event
 
@@ -179,6 +179,14 @@ def _exec_event(r: _Record, instruments: _Instruments) -> ExecReport:
     )
 
 
+def _note_event(r: _Record, instruments: _Instruments) -> Note:
+    texts = {name: r[name] for name in ("venue", "symbol", "client_order_id", "detail")}
+    for name, value in texts.items():
+        if not isinstance(value, str):
+            raise ProtocolError(f"JSONL Note {name}: must be a string, was {value!r}")
+    return Note(kind=NoteKind(r["kind"]), ts_ns=_int(r, "ts_ns"), **texts)
+
+
 _BUILDERS: Final[dict[str, Callable[[_Record, _Instruments], Event]]] = {
     "Md": _md_event,
     "Sig": _sig_event,
@@ -186,4 +194,5 @@ _BUILDERS: Final[dict[str, Callable[[_Record, _Instruments], Event]]] = {
     "Route": _route_event,
     "Exec": _exec_event,
     "Reject": _reject_event,
+    "Note": _note_event,
 }

@@ -1,7 +1,8 @@
-"""The loss limit of pre-trade risk: is realized + unrealized PnL at or below ``-max_loss``?
+"""The loss limit of pre-trade risk: is net PnL (realized + unrealized - fees) at or below ``-max_loss``?
 
-Realized PnL is ``PositionSnapshot.realized_pnl`` (fees are in their own asset and are not counted);
-unrealized PnL marks every venue position at the board mid. ``pnl <= -max_loss`` is a half-space that is
+Realized PnL is ``PositionSnapshot.realized_pnl`` less ``PositionSnapshot.fee_value`` (the fees that have
+a price, valued in the quote asset; unvalued fees are not counted); unrealized PnL marks every venue's
+traded quantity at the board mid. ``pnl <= -max_loss`` is a half-space that is
 linear in the mids, so when the snapshot changes (its ``fills`` count or its ``positions`` mapping) it is
 turned once, with exact Fractions, into integer coefficients per held symbol and one integer threshold; a
 check then only sums ``coefficient * mid2`` over the held symbols and compares, and not even that while the
@@ -43,7 +44,7 @@ class LossLimit:
         self._scale = 1
 
     def breached(self, snapshot: PositionSnapshot) -> bool:
-        """True when realized + unrealized PnL (marked at the board's mids) is at or below -max_loss."""
+        """True when net PnL (unrealized marked at the board's mids) is at or below -max_loss."""
         cached = self._snapshot
         if snapshot is not cached:
             if cached is None or snapshot.fills != cached.fills or snapshot.positions is not cached.positions:
@@ -78,14 +79,14 @@ class LossLimit:
         return total <= bound
 
     def _prepare(self, snapshot: PositionSnapshot) -> None:
-        """pnl = realized + sum over symbols (net * step * tick / 2 * mid2 - step * sum(q * avg)).
+        """pnl = realized - fee value + sum over symbols (net * step * tick / 2 * mid2 - step * sum(q * avg)).
 
         Scaled by the common denominator of the per-symbol ``step * tick / 2`` the mid2 coefficients are
         integers; the breach test ``sum(coefficient * mid2) <= floor(threshold)`` is then exact. The entry
         cost ``sum(q * avg)`` is summed as an integer ratio and becomes one Fraction per symbol."""
         held: dict[str, list[int]] = {}  # symbol -> [net steps, cost numerator, cost denominator]
         for (symbol, _venue), position in snapshot.positions.items():
-            quantity = position.quantity
+            quantity = position.traded_quantity
             if quantity:
                 numerator, denominator = position.average_price.as_integer_ratio()
                 entry = held.get(symbol)
@@ -107,7 +108,7 @@ class LossLimit:
             coefficient = net * unit.numerator * (scale // unit.denominator)
             cost = Fraction(cost_numerator * step.numerator * scale, cost_denominator * step.denominator)
             terms.append((symbol, coefficient, cost))
-        base = (self._negative_max_loss - Fraction(snapshot.realized_pnl)) * scale
+        base = (self._negative_max_loss - Fraction(snapshot.realized_pnl) + Fraction(snapshot.fee_value)) * scale
         numerator, denominator = base.numerator, base.denominator
         for _, _, cost in terms:
             numerator = numerator * cost.denominator + cost.numerator * denominator
@@ -120,7 +121,7 @@ class LossLimit:
         self._scale = scale
 
     def pnl(self) -> Decimal:
-        """Realized + unrealized PnL at the current mids (for the kill-switch reason only)."""
+        """Net PnL at the current mids (for the kill-switch reason only)."""
         scale = self._scale
         value = -self._base / scale - self._max_loss
         for symbol, coefficient, cost in self._terms:
