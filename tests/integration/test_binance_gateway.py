@@ -18,13 +18,13 @@ from dma_bot.bus import Channel, fanout
 from dma_bot.clock import LiveClock
 from dma_bot.errors import StartupError
 from dma_bot.exchange_sim import ExchangeSim, FeeAsset
-from dma_bot.feed.reconnect import Backoff
 from dma_bot.gateways.binance import BinanceGateway
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.model.enums import ExecStatus, Side
 from dma_bot.model.events import ExecReport, Route, Tick
 from dma_bot.model.market import MarketBoard
 from dma_bot.positions.ledger import Ledger
+from dma_bot.retry import Backoff
 
 S = ExecStatus
 SYMBOL = "BTCUSDT"

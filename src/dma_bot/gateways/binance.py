@@ -44,13 +44,13 @@ from dma_bot.binance.signing import HmacSigner
 from dma_bot.bus import Channel, Fanout
 from dma_bot.clock import Clock
 from dma_bot.errors import ProtocolError, StartupError
-from dma_bot.feed.reconnect import Backoff
 from dma_bot.gateways.base import GatewayStats
 from dma_bot.gateways.binance_orders import OrderTable, OrderTableStats, local_reject
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.binance_stream import UserDataStream
 from dma_bot.model.events import ExecReport, Route
 from dma_bot.model.market import MarketBoard
+from dma_bot.retry import Backoff
 
 __all__ = ["BinanceGateway"]
 
