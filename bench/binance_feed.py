@@ -32,10 +32,11 @@ from dma_bot.binance.codec import parse_market_frame
 from dma_bot.bus import Channel, fanout
 from dma_bot.clock import LiveClock
 from dma_bot.feed.binance import BinanceFeed
-from dma_bot.feed.reconnect import Backoff, Watchdog
+from dma_bot.feed.reconnect import Watchdog
 from dma_bot.model.events import Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
+from dma_bot.retry import Backoff
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT")
 INSTRUMENTS = {

@@ -40,7 +40,7 @@ from dma_bot.config import Config
 from dma_bot.errors import ConfigError, ProtocolError, StartupError
 from dma_bot.feed.binance import BinanceFeed, combined_stream_url
 from dma_bot.feed.mock import MockFeed, RandomWalk, RandomWalkParams
-from dma_bot.feed.reconnect import Backoff, Watchdog
+from dma_bot.feed.reconnect import Watchdog
 from dma_bot.gateways.binance import BinanceGateway
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.mock import MockGateway
@@ -56,6 +56,7 @@ from dma_bot.positions.ledger import Ledger
 from dma_bot.positions.stage import PositionsStage
 from dma_bot.recorder.jsonl import JsonlEncoder
 from dma_bot.recorder.writer import RecorderStage
+from dma_bot.retry import Backoff
 from dma_bot.risk.limits import RiskEngine, RiskParams
 from dma_bot.risk.order_ids import ClientOrderIds, run_prefix
 from dma_bot.risk.stage import RiskStage

@@ -12,10 +12,11 @@ from dma_bot.clock import LiveClock
 from dma_bot.errors import StartupError
 from dma_bot.exchange_sim import ExchangeSim
 from dma_bot.feed.binance import BinanceFeed, combined_stream_url
-from dma_bot.feed.reconnect import Backoff, Watchdog
+from dma_bot.feed.reconnect import Watchdog
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.model.events import Tick
 from dma_bot.model.market import MarketBoard
+from dma_bot.retry import Backoff
 from tests.conftest import eventually
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

@@ -15,16 +15,16 @@ from dma_bot.binance.errors import VenueError
 from dma_bot.binance.filters import SymbolRules
 from dma_bot.binance.signing import HmacSigner
 from dma_bot.bus import Channel, fanout
-from dma_bot.clock import LiveClock
+from dma_bot.clock import Clock, LiveClock
 from dma_bot.errors import StartupError
-from dma_bot.exchange_sim import ExchangeSim, FeeAsset
-from dma_bot.feed.reconnect import Backoff
+from dma_bot.exchange_sim import ExchangeSim, FeeAsset, RateLimits
 from dma_bot.gateways.binance import BinanceGateway
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.model.enums import ExecStatus, Side
 from dma_bot.model.events import ExecReport, Route, Tick
 from dma_bot.model.market import MarketBoard
 from dma_bot.positions.ledger import Ledger
+from dma_bot.retry import Backoff
 
 S = ExecStatus
 SYMBOL = "BTCUSDT"
@@ -135,9 +135,10 @@ class Harness:
 
 @asynccontextmanager
 async def gateway_on(
-    sim: ExchangeSim, *, post_faults: Sequence[Fault] = (), secret: str | None = None, **options: Any
+    sim: ExchangeSim, *, post_faults: Sequence[Fault] = (), secret: str | None = None, clock: Clock | None = None,
+    **options: Any
 ) -> AsyncIterator[Harness]:
-    clock = LiveClock()
+    clock = clock or LiveClock()
     signer = HmacSigner(sim.api_key, secret or sim.api_secret)
     async with FlakyRest(sim.rest_url, clock=clock, signer=signer, post_faults=post_faults) as rest:
         rules = await rest.exchange_info([SYMBOL])
@@ -451,3 +452,72 @@ async def test_gateway_keeps_placing_orders_while_one_post_is_slow(sim: Exchange
         await h.finish()
     assert [r.status for r in h.of("slow")] == [S.ACK, S.CANCELED]
     assert [r.status for r in h.of("fast")] == [S.ACK, S.CANCELED]
+
+
+# -- retry policies: the overall deadline -------------------------------------------------------------------
+
+
+class SlowVenueClock:
+    """The live clock, whose monotonic time jumps forward on demand: a venue that takes its time, unslept."""
+
+    def __init__(self) -> None:
+        self._live = LiveClock()
+        self.offset_ns = 0
+
+    def time_ns(self) -> int:
+        return self._live.time_ns()
+
+    def monotonic_ns(self) -> int:
+        return self._live.monotonic_ns() + self.offset_ns
+
+
+async def test_gateway_gives_up_resending_an_order_at_the_send_deadline() -> None:
+    """Every POST takes 10 s of the gateway's clock and is rate limited with Retry-After 0: attempts are
+    plenty, but with a 25 s deadline (from the first POST) the third failure is final: one REJECTED."""
+    clock = SlowVenueClock()
+
+    async def slow_rate_limited(forward: Forward) -> Any:
+        clock.offset_ns += 10_000_000_000
+        return await rate_limited(forward)
+
+    async with (
+        ExchangeSim([SYMBOL], port=0, fee_asset=FeeAsset.QUOTE) as sim,
+        gateway_on(sim, clock=clock, post_faults=[slow_rate_limited] * 10, order_attempts=100,
+                   order_deadline_s=25.0) as h,
+    ):
+        await h.send(h.route("b1", Side.BUY, "49000.00", "0.001"))
+        await h.has("b1", S.REJECTED)
+        await h.finish()
+    assert h.rest.posts == 3 and sim.order(SYMBOL, client_order_id="b1") is None
+    assert [r.reason for r in h.of("b1")] == ["-1015 Too many new orders; current limit is 50 orders per 10 SECOND."]
+    assert h.gateway.retries_by_policy["order.send"] == 2 and h.gateway.gave_up_by_policy["order.send"] == 1
+
+
+async def test_gateway_does_not_wait_for_a_retry_after_that_ends_past_the_deadline() -> None:
+    """The venue's own order limit answers 429 -1015 with Retry-After >= 1 s: a 0.5 s send deadline rejects
+    the order at once (Retry-After is under its 30 s cap: the deadline decided), and nothing is resent."""
+    no_orders = RateLimits(orders_per_10s=0)
+    async with (
+        ExchangeSim([SYMBOL], port=0, fee_asset=FeeAsset.QUOTE, rate_limits=no_orders) as sim,
+        gateway_on(sim, order_deadline_s=0.5, max_retry_after_s=30.0) as h,
+    ):
+        await h.send(h.route("b1", Side.BUY, "49000.00", "0.001"))
+        await h.has("b1", S.REJECTED)
+        await h.finish()
+    assert h.rest.posts == 1 and sim.order(SYMBOL, client_order_id="b1") is None
+    assert h.of("b1")[0].reason.startswith("-1015 Too many new orders")
+    assert h.gateway.gave_up_by_policy["order.send"] == 1 and h.gateway.retries_by_policy["order.send"] == 0
+
+
+async def test_gateway_stops_querying_an_unknown_outcome_at_the_query_deadline(sim: ExchangeSim) -> None:
+    """The POST never arrived and every query finds nothing: 1000 attempts allowed, but 0.05 s apart within a
+    0.5 s deadline there are at most 10 retries before the order is REJECTED as not found."""
+    flat = Backoff(initial_s=0.05, max_s=0.05, jitter=0.0)
+    async with gateway_on(sim, post_faults=[never_sent], retry_backoff=flat, query_attempts=1000,
+                          query_deadline_s=0.5) as h:
+        await h.send(h.route("b1", Side.BUY, "49000.00", "0.001"))
+        await h.has("b1", S.REJECTED)
+        await h.finish()
+    assert [r.reason for r in h.of("b1")] == ["unknown outcome: not found at venue"]
+    assert 1 <= h.gateway.retries_by_policy["order.query"] <= 10
+    assert h.gateway.gave_up_by_policy["order.query"] == 1 and h.rest.posts == 1

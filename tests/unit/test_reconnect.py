@@ -1,41 +1,13 @@
-"""Reconnect policy and watchdog: capped jittered backoff, stale and rollover verdicts."""
+"""The stream watchdog (stale and rollover verdicts) and the combined-stream URL; Backoff is in test_retry.py."""
 
 from __future__ import annotations
-
-import random
 
 import pytest
 
 from dma_bot.feed.binance import combined_stream_url
-from dma_bot.feed.reconnect import Backoff, Verdict, Watchdog
+from dma_bot.feed.reconnect import Verdict, Watchdog
 
 S = 1_000_000_000
-
-
-def test_backoff_grows_exponentially_caps_and_jitters_within_bounds() -> None:
-    backoff = Backoff(initial_s=0.5, max_s=30.0, multiplier=2.0, jitter=0.5)
-    rng = random.Random(1)
-    for attempt in range(1, 40):
-        ceiling = min(30.0, 0.5 * 2 ** (attempt - 1))
-        for _ in range(50):
-            delay = backoff.delay(attempt, rng)
-            assert ceiling * 0.5 <= delay <= ceiling
-    assert max(backoff.delay(100, rng) for _ in range(100)) <= 30.0
-
-
-def test_backoff_is_deterministic_for_a_seed_and_jitter_spreads_delays() -> None:
-    backoff = Backoff()
-    first = [backoff.delay(5, random.Random(7)) for _ in range(3)]
-    assert len(set(first)) == 1
-    rng = random.Random(7)
-    assert len({backoff.delay(5, rng) for _ in range(20)}) > 10
-
-
-def test_backoff_rejects_bad_parameters() -> None:
-    with pytest.raises(ValueError, match="initial_s"):
-        Backoff(initial_s=0)
-    with pytest.raises(ValueError, match="attempt"):
-        Backoff().delay(0, random.Random(1))
 
 
 def test_watchdog_verdicts() -> None:

@@ -4,7 +4,7 @@ symbols, decoded by :mod:`dma_bot.binance.codec` into Ticks.
 The shell only moves bytes and keeps time: it connects (aiohttp's WebSocket client: bench/binance_feed.py
 measured it faster than websockets here), answers pings (aiohttp replies to the server's pings and sends its
 own heartbeat pings), reconnects after any drop with capped, jittered
-exponential backoff (:class:`~dma_bot.feed.reconnect.Backoff`), drops a connection that stayed silent past
+exponential backoff (:class:`~dma_bot.retry.Backoff`), drops a connection that stayed silent past
 the stale threshold or that is about to reach Binance's 24-hour cut (:class:`~dma_bot.feed.reconnect.Watchdog`),
 and reconnects at once on ``serverShutdown``. A malformed frame is counted, logged (first occurrences), and
 skipped: it never stops the feed. On stop it closes the socket and then closes its outputs once.
@@ -28,10 +28,11 @@ from dma_bot.binance.codec import MarketControl, MarketControlKind, parse_market
 from dma_bot.bus import Fanout
 from dma_bot.clock import Clock
 from dma_bot.errors import ProtocolError
-from dma_bot.feed.reconnect import Backoff, Verdict, Watchdog
+from dma_bot.feed.reconnect import Verdict, Watchdog
 from dma_bot.model.events import Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
+from dma_bot.retry import Backoff
 
 __all__ = ["BinanceFeed", "combined_stream_url"]
 

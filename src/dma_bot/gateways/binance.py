@@ -7,6 +7,9 @@ sent) with ``POST /api/v3/order`` (our client id, ``newOrderRespType=ACK``), up 
 once. A final REST error is one REJECTED with the venue's code and message; an unknown outcome (5xx,
 timeout, -1007, transport) is never resent but queried by client id with backoff; 429/418 waits
 Retry-After and resends (the order was not accepted); -1021 resynchronises the clock and resends once.
+Every retried request follows its named :class:`~dma_bot.retry.RetryPolicy` ("order.send", "order.query",
+"order.trades", "order.cancel"): capped jittered backoff, a number of attempts and an overall deadline
+measured on the injected clock; each retry and each give-up is counted by policy name.
 After a stream gap, quantity the order query shows but the stream never told is fetched trade by trade
 from ``GET /api/v3/myTrades`` (so each fill keeps its trade id and commission), falling back to one fill
 from executedQty only when that fails after retries.
@@ -44,13 +47,13 @@ from dma_bot.binance.signing import HmacSigner
 from dma_bot.bus import Channel, Fanout
 from dma_bot.clock import Clock
 from dma_bot.errors import ProtocolError, StartupError
-from dma_bot.feed.reconnect import Backoff
 from dma_bot.gateways.base import GatewayStats
 from dma_bot.gateways.binance_orders import OrderTable, OrderTableStats, local_reject
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.binance_stream import UserDataStream
 from dma_bot.model.events import ExecReport, Route
 from dma_bot.model.market import MarketBoard
+from dma_bot.retry import Backoff, RetryPolicy
 
 __all__ = ["BinanceGateway"]
 
@@ -86,6 +89,8 @@ class BinanceGateway:
         query_attempts: int = 5,
         order_attempts: int = 5,
         max_retry_after_s: float = 30.0,
+        order_deadline_s: float = 30.0,
+        query_deadline_s: float = 30.0,
         startup_timeout_s: float = 30.0,
         stream_wait_s: float = 30.0,
         shutdown_timeout_s: float = 10.0,
@@ -112,10 +117,21 @@ class BinanceGateway:
         self._cancel_on_shutdown = cancel_on_shutdown
         self._board = board
         self._max_in_flight = max_in_flight
-        self._retry_backoff = retry_backoff or Backoff(initial_s=0.2, max_s=2.0)
-        self._query_attempts = query_attempts
-        self._order_attempts = order_attempts
-        self._max_retry_after_s = max_retry_after_s
+        backoff = retry_backoff or Backoff(initial_s=0.2, max_s=2.0)
+        self._send_policy = RetryPolicy(name="order.send", backoff=backoff, max_attempts=order_attempts,
+                                        deadline_s=order_deadline_s, max_retry_after_s=max_retry_after_s)
+        self._cancel_policy = RetryPolicy(name="order.cancel", backoff=backoff, max_attempts=order_attempts,
+                                          deadline_s=order_deadline_s, max_retry_after_s=max_retry_after_s)
+        self._query_policy = RetryPolicy(name="order.query", backoff=backoff, max_attempts=query_attempts,
+                                         deadline_s=query_deadline_s, max_retry_after_s=max_retry_after_s)
+        self._trades_policy = RetryPolicy(name="order.trades", backoff=backoff, max_attempts=query_attempts,
+                                          deadline_s=query_deadline_s, max_retry_after_s=max_retry_after_s)
+        self._last_query_policy = RetryPolicy(name="order.query.shutdown", backoff=backoff, max_attempts=1,
+                                              deadline_s=query_deadline_s, max_retry_after_s=max_retry_after_s)
+        names = [p.name for p in (self._send_policy, self._cancel_policy, self._query_policy, self._trades_policy,
+                                  self._last_query_policy)]
+        self.retries_by_policy: dict[str, int] = dict.fromkeys(names, 0)  # requests sent again, by policy name
+        self.gave_up_by_policy: dict[str, int] = dict.fromkeys(names, 0)  # retryable failures not retried
         self._startup_timeout_s = startup_timeout_s
         self._stream_wait_s = stream_wait_s
         self._shutdown_timeout_s = shutdown_timeout_s
@@ -251,8 +267,10 @@ class BinanceGateway:
     async def _post(self, route: Route, rules: SymbolRules) -> None:
         orders, cid = self._orders, route.client_order_id
         params = build_new_order_params(route, rules.instrument, time_in_force=self._time_in_force, resp_type="ACK")
+        policy = self._send_policy
         clock_synced = False
         attempt = 0
+        started_ns = self._clock.monotonic_ns()
         while True:
             attempt += 1
             try:
@@ -263,9 +281,12 @@ class BinanceGateway:
                     break
                 if e.disposition is Disposition.CLOCK and not clock_synced:
                     clock_synced = True
+                    self.retries_by_policy[policy.name] += 1
                     await self._resync_clock()
                     continue
-                wait_s = self._retry_wait(e, attempt)
+                wait_s = None
+                if e.disposition in (Disposition.RATE_LIMITED, Disposition.RETRYABLE):
+                    wait_s = self._retry_delay(policy, attempt, started_ns, e, cid)
                 if wait_s is None:
                     await self._emit(orders.on_post_rejected(cid, e.code, e.msg, self._clock.time_ns()))
                     return
@@ -282,15 +303,21 @@ class BinanceGateway:
         await self._emit(orders.on_post_unknown(cid))
         await self._query(route.symbol, cid)
 
-    def _retry_wait(self, error: VenueError, attempt: int) -> float | None:
-        """Seconds to wait before sending again, or None when the refusal is final (or retries ran out)."""
-        disposition = error.disposition
-        if disposition not in (Disposition.RATE_LIMITED, Disposition.RETRYABLE) or attempt >= self._order_attempts:
-            return None
-        wait_s = self._retry_backoff.delay(attempt, self._rng)
-        if disposition is Disposition.RATE_LIMITED and error.retry_after_s is not None:
-            wait_s = float(error.retry_after_s)
-        return wait_s if wait_s <= self._max_retry_after_s else None
+    def _retry_delay(
+        self, policy: RetryPolicy, attempt: int, started_ns: int, error: Exception | None, cid: str
+    ) -> float | None:
+        """``policy``'s wait before attempt ``attempt + 1`` of a request first sent at ``started_ns``
+        (monotonic), or None to give up; counted either way."""
+        elapsed_s = (self._clock.monotonic_ns() - started_ns) / 1e9
+        retry_after_s = error.retry_after_s if isinstance(error, VenueError) else None
+        delay = policy.next_delay(attempt, elapsed_s, self._rng, retry_after_s=retry_after_s)
+        if delay is None:
+            self.gave_up_by_policy[policy.name] += 1
+            log.warning("%s order %s: %s gave up after %d attempts in %.2fs (deadline %ss, Retry-After %s): %s",
+                        self.venue, cid, policy.name, attempt, elapsed_s, policy.deadline_s, retry_after_s, error)
+        else:
+            self.retries_by_policy[policy.name] += 1
+        return delay
 
     async def _resync_clock(self) -> None:
         try:
@@ -298,19 +325,23 @@ class BinanceGateway:
         except (VenueError, ProtocolError) as e:
             log.warning("%s: clock resynchronisation failed: %s", self.venue, e)
 
-    async def _query(self, symbol: str, cid: str, *, full: bool | None = None, attempts: int | None = None) -> None:
-        """``GET /api/v3/order`` by client id, retried with backoff, and report what the venue says."""
+    async def _query(
+        self, symbol: str, cid: str, *, full: bool | None = None, policy: RetryPolicy | None = None
+    ) -> None:
+        """``GET /api/v3/order`` by client id, retried by ``policy`` (default "order.query"), and report what
+        the venue says."""
         orders = self._orders
         params = build_query_order_params(symbol, cid)
-        attempts = attempts or self._query_attempts
+        policy = policy or self._query_policy
         error: Exception | None = None
         not_found = False
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        started_ns = self._clock.monotonic_ns()
+        while True:
             status = orders.status(cid)
             if status is None or status.is_terminal:
                 return
-            if attempt > 1:
-                await asyncio.sleep(self._delay_after(error, attempt - 1))
+            attempt += 1
             try:
                 state = parse_query_order(await self._rest.request("GET", _ORDER, params, signed=True))
             except VenueError as e:
@@ -321,18 +352,21 @@ class BinanceGateway:
                     await self._resync_clock()
                 elif e.disposition is Disposition.FINAL and not not_found:
                     break
-                continue
             except ProtocolError as e:
                 error, not_found = e, False
-                continue
-            await self._apply_state(state, full)
-            return
+            else:
+                await self._apply_state(state, full)
+                return
+            delay = self._retry_delay(policy, attempt, started_ns, error, cid)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
         if not_found:
             await self._emit(orders.on_not_found(cid, self._clock.time_ns()))
         else:
             self.query_failures += 1
             log.warning("%s order %s: no answer to the order query after %d attempts: %s", self.venue, cid,
-                        attempts, error)
+                        attempt, error)
 
     async def _apply_state(self, state: OrderState, full: bool | None) -> None:
         trades: list[Trade] | None = None
@@ -354,12 +388,14 @@ class BinanceGateway:
         await self._emit(reports)
 
     async def _my_trades(self, state: OrderState) -> list[Trade] | None:
-        """``GET /api/v3/myTrades`` of one order, retried with backoff; None when it never answered."""
+        """``GET /api/v3/myTrades`` of one order, retried by "order.trades"; None when it never answered."""
         params = build_my_trades_params(state.symbol, state.venue_order_id)
+        policy, cid = self._trades_policy, state.client_order_id
         error: Exception | None = None
-        for attempt in range(1, self._query_attempts + 1):
-            if attempt > 1:
-                await asyncio.sleep(self._delay_after(error, attempt - 1))
+        attempt = 0
+        started_ns = self._clock.monotonic_ns()
+        while True:
+            attempt += 1
             try:
                 return parse_my_trades(await self._rest.request("GET", _MY_TRADES, params, signed=True),
                                        self._instruments)
@@ -371,27 +407,28 @@ class BinanceGateway:
                     break
             except ProtocolError as e:
                 error = e
+            delay = self._retry_delay(policy, attempt, started_ns, error, cid)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
         self.trade_query_failures += 1
         log.warning("%s order %s: no trades from myTrades (%s); reporting the unheard quantity from executedQty",
                     self.venue, state.client_order_id, error)
         return None
 
-    def _delay_after(self, error: Exception | None, attempt: int) -> float:
-        delay = self._retry_backoff.delay(attempt, self._rng)
-        if isinstance(error, VenueError) and error.retry_after_s is not None:
-            delay = min(float(error.retry_after_s), self._max_retry_after_s)
-        return delay
-
     async def _cancel(self, symbol: str, cid: str) -> None:
-        """``DELETE /api/v3/order``; whatever it answers, what the venue says ends up reported."""
+        """``DELETE /api/v3/order``, retried by "order.cancel"; whatever it answers, what the venue says ends up
+        reported."""
         params = build_cancel_order_params(symbol, cid)
+        policy = self._cancel_policy
         error: Exception | None = None
-        for attempt in range(1, self._order_attempts + 1):
+        attempt = 0
+        started_ns = self._clock.monotonic_ns()
+        while True:
             status = self._orders.status(cid)
             if status is None or status.is_terminal:
                 return
-            if attempt > 1:
-                await asyncio.sleep(self._delay_after(error, attempt - 1))
+            attempt += 1
             try:
                 state = parse_cancel_response(await self._rest.request("DELETE", _ORDER, params, signed=True))
             except VenueError as e:
@@ -400,12 +437,16 @@ class BinanceGateway:
                     break
                 if e.disposition is Disposition.CLOCK:
                     await self._resync_clock()
-                continue
             except ProtocolError as e:
                 error = e
                 break
-            await self._apply_state(state, None)
-            return
+            else:
+                await self._apply_state(state, None)
+                return
+            delay = self._retry_delay(policy, attempt, started_ns, error, cid)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
         log.info("%s order %s: cancel answered %s; querying", self.venue, cid, error)
         await self._query(symbol, cid)
 
@@ -423,7 +464,8 @@ class BinanceGateway:
             async with asyncio.timeout(self._shutdown_timeout_s):
                 await self._idle.wait()
         except TimeoutError:
-            await self._bounded(self._query(s, cid, full=True, attempts=1) for s, cid in orders.open_orders())
+            last = self._last_query_policy
+            await self._bounded(self._query(s, cid, full=True, policy=last) for s, cid in orders.open_orders())
             left = orders.open_orders()
             if left:
                 log.error("%s: %d orders not terminal after %ss: %s", self.venue, len(left),

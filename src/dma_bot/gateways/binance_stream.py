@@ -4,7 +4,7 @@ It owns the connection and its lifecycle only: connect, ``userDataStream.subscri
 ok/err; a -1021 resynchronises the clock first), pump messages through :func:`parse_ws_message`, hand
 each ``executionReport`` to its :class:`UserStreamHandler`, and reconnect after a drop,
 ``eventStreamTerminated`` or ``serverShutdown`` with capped jittered backoff
-(:class:`~dma_bot.feed.reconnect.Backoff`; at once after ``serverShutdown``). After every successful
+(:class:`~dma_bot.retry.Backoff`; at once after ``serverShutdown``). After every successful
 (re)subscription it awaits ``handler.on_subscribed()`` (the gateway reconciles there: Binance does not
 replay missed events) and only then reports itself subscribed. On stop it unsubscribes (bounded) and
 closes. It decides nothing about orders. A malformed message is counted, logged (first few) and skipped.
@@ -38,10 +38,10 @@ from dma_bot.binance.errors import Disposition, VenueError
 from dma_bot.binance.signing import HmacSigner
 from dma_bot.clock import Clock
 from dma_bot.errors import ProtocolError, StartupError
-from dma_bot.feed.reconnect import Backoff
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.model.events import ExecReport
 from dma_bot.model.instrument import Instrument
+from dma_bot.retry import Backoff
 
 __all__ = ["UserDataStream", "UserStreamHandler"]
 
