@@ -3,13 +3,22 @@
 The inverse of :mod:`dma_bot.recorder.jsonl` (which owns the layout): ``to_event(decode_record(line),
 instruments) == event`` for every line the encoder writes (a column batch's lines give its rows one by one).
 Off-grid prices, mistyped fields and unknown types are a ProtocolError naming the field.
+
+``decode_record`` is strict: one bad line is an error. A file, though, may hold a line cut short by a full
+disk or a crash (``recorder.writer`` then starts the next section on a new line, its ``Start`` saying
+``"previous_section": {"torn_line": true, ...}``), so :func:`iter_records` and :func:`read_records` skip a
+line that is not a record and count it in :class:`SkippedLines` with its line number and a
+:class:`SkipReason`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from decimal import Context, Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any, Final
 
 import orjson
@@ -20,9 +29,19 @@ from dma_bot.model.events import ExecReport, Note, Order, RiskReject, Route, Sig
 from dma_bot.model.instrument import Instrument
 from dma_bot.recorder.jsonl import EVENT_TYPES, RECORD_TYPES, SCHEMA_VERSION, Event
 
-__all__ = ["decode_record", "to_event"]
+__all__ = [
+    "MAX_SKIPPED_LINE_NUMBERS",
+    "SkipReason",
+    "SkippedLines",
+    "decode_record",
+    "iter_records",
+    "read_records",
+    "to_event",
+]
 
 _PARSE_CONTEXT: Final = Context(prec=60)
+MAX_SKIPPED_LINE_NUMBERS: Final = 1000
+"""Skipped lines whose numbers :class:`SkippedLines` keeps (the counts go on)."""
 
 
 def decode_record(line: bytes | str) -> dict[str, Any]:
@@ -31,14 +50,93 @@ def decode_record(line: bytes | str) -> dict[str, Any]:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as e:
         raise ProtocolError(f"JSONL line: must be one JSON object, was {line[:80]!r}") from e
+    problem = _record_problem(record, line)
+    if problem is not None:
+        raise ProtocolError(problem)
+    return record
+
+
+def _record_problem(record: object, line: bytes | str) -> str | None:
+    """Why a parsed line is not a record of this schema (the ProtocolError text), None if it is one."""
     if not isinstance(record, dict):
-        raise ProtocolError(f"JSONL line: must be one JSON object, was {line[:80]!r}")
+        return f"JSONL line: must be one JSON object, was {line[:80]!r}"
     type_ = record.get("type")
     if type_ not in RECORD_TYPES:
-        raise ProtocolError(f"JSONL type: must be one of {', '.join(RECORD_TYPES)}, was {type_!r}")
+        return f"JSONL type: must be one of {', '.join(RECORD_TYPES)}, was {type_!r}"
     if record.get("v") != SCHEMA_VERSION:
-        raise ProtocolError(f"JSONL v: must be {SCHEMA_VERSION}, was {record.get('v')!r}")
-    return record
+        return f"JSONL v: must be {SCHEMA_VERSION}, was {record.get('v')!r}"
+    return None
+
+
+class SkipReason(StrEnum):
+    TORN = "torn"
+    """Not JSON, and cut short: the file's last line without its newline, or the line just before a
+    ``Start`` whose ``previous_section`` says ``torn_line``."""
+    NOT_JSON = "not_json"
+    """Any other line that is not JSON (an empty line included)."""
+    NOT_A_RECORD = "not_a_record"
+    """JSON, but not an object with a known ``type`` and ``v`` 1."""
+
+
+@dataclass(slots=True)
+class SkippedLines:
+    """The lines a reader skipped: ``counts`` per reason, and ``lines``, the (1-based line number, reason)
+    of the first :data:`MAX_SKIPPED_LINE_NUMBERS` of them, in file order."""
+
+    counts: dict[SkipReason, int] = field(default_factory=lambda: dict.fromkeys(SkipReason, 0))
+    lines: list[tuple[int, SkipReason]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, line_number: int, reason: SkipReason) -> None:
+        self.counts[reason] += 1
+        if len(self.lines) < MAX_SKIPPED_LINE_NUMBERS:
+            self.lines.append((line_number, reason))
+
+
+def _says_torn_before(record: object) -> bool:
+    """``record`` is a Start whose previous section ended inside a line."""
+    if not isinstance(record, dict) or record.get("type") != "Start":
+        return False
+    previous = record.get("previous_section")
+    return isinstance(previous, dict) and previous.get("torn_line") is True
+
+
+def iter_records(lines: Iterable[bytes], skipped: SkippedLines) -> Iterator[dict[str, Any]]:
+    """The records of ``lines`` in order, as :func:`decode_record` checks them; a line that is not a record
+    is skipped and counted in ``skipped``. Lines keep their b"\\n" (a file opened ``"rb"`` gives them so,
+    or ``splitlines(keepends=True)``): a last line without it was cut short. A line that is not JSON is
+    classified once the next line has been read."""
+    unparsed: int | None = None  # number of the last line that was not JSON, waiting for the next line
+    unterminated = False
+    for number, line in enumerate(lines, 1):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            if unparsed is not None:
+                skipped.add(unparsed, SkipReason.NOT_JSON)
+            unparsed, unterminated = number, not line.endswith(b"\n")
+            continue
+        if unparsed is not None:
+            skipped.add(unparsed, SkipReason.TORN if _says_torn_before(record) else SkipReason.NOT_JSON)
+            unparsed = None
+        if _record_problem(record, line) is not None:
+            skipped.add(number, SkipReason.NOT_A_RECORD)
+            continue
+        yield record
+    if unparsed is not None:
+        skipped.add(unparsed, SkipReason.TORN if unterminated else SkipReason.NOT_JSON)
+
+
+def read_records(path: str | os.PathLike[str]) -> tuple[list[dict[str, Any]], SkippedLines]:
+    """Every record of the file at ``path`` and the lines skipped (see :func:`iter_records`); the file is
+    streamed line by line, the records are returned as one list."""
+    skipped = SkippedLines()
+    with open(path, "rb") as file:
+        records = list(iter_records(file, skipped))
+    return records, skipped
 
 
 def to_event(record: Mapping[str, Any], instruments: Mapping[str, Instrument]) -> Event:
