@@ -1,9 +1,11 @@
 """Command line: ``python -m dma_bot.exchange_sim [--host H] [--port P] [--symbols A,B] [--api-key K
---api-secret S] [--seed N] [--quote-interval SECONDS] [--balance ASSET=AMOUNT ...]``.
+--api-secret S] [--seed N] [--quote-interval SECONDS] [--balance ASSET=AMOUNT ...] [--faults FILE]``.
 
-It starts :class:`ExchangeSim`, prints its REST base URL, market-stream URLs, WebSocket API URL and the
-accepted key pair on stdout, and runs until SIGINT or SIGTERM, then exits 0 (a second signal kills it
-at once). Bad arguments exit 2 with a one-line error.
+It starts :class:`ExchangeSim`, prints its REST base URL, market-stream URLs, WebSocket API URL, the
+admin URL and the accepted key pair on stdout, and runs until SIGINT or SIGTERM, then exits 0 (a second
+signal kills it at once). ``--faults FILE`` plays a fault script (JSON lines ``{"at_s": 5, "fault":
+{...}}``, see :mod:`dma_bot.exchange_sim.faults`) from start. Bad arguments or a bad fault script exit 2
+with a one-line error.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
+from dma_bot.exchange_sim.faults import ScheduledFault, parse_script
 from dma_bot.exchange_sim.market import parse_symbols
 from dma_bot.exchange_sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET, ExchangeSim
 
@@ -45,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quote-interval", type=float, default=0.1, help="seconds between quote moves; 0: none")
     parser.add_argument("--ping-interval", type=float, default=20.0)
     parser.add_argument("--balance", type=_balance, action="append", default=[], metavar="ASSET=AMOUNT")
+    parser.add_argument("--faults", metavar="FILE", help='fault script: JSON lines {"at_s": S, "fault": {...}}')
     return parser
 
 
@@ -63,6 +67,10 @@ async def _serve(sim: ExchangeSim) -> None:
         print(f"REST        {sim.rest_url}   (ccxt urls: {sim.api_url})", flush=True)
         print(f"streams     {sim.ws_url}/<stream>   combined: {sim.stream_url}?streams=<a>/<b>", flush=True)
         print(f"WS API      {sim.ws_api_url}", flush=True)
+        print(f"admin       {sim.rest_url}/_sim/faults", flush=True)
+        script = sim.fault_script
+        if script:
+            print(f"faults      {len(script)} scheduled, the last at {script[-1].at_ns / 1e9} s", flush=True)
         print(f"api key     {sim.api_key}", flush=True)
         print(f"api secret  {sim.api_secret}", flush=True)
         await stop.wait()
@@ -76,8 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.ed25519_public_key:
             with open(args.ed25519_public_key, encoding="ascii") as handle:
                 public_key = handle.read()
+        symbols = parse_symbols(args.symbols)
+        script: list[ScheduledFault] = []
+        if args.faults:
+            with open(args.faults, encoding="utf-8") as handle:
+                script = parse_script(handle.read(), args.faults, symbols={s.symbol for s in symbols})
         sim = ExchangeSim(
-            parse_symbols(args.symbols),
+            symbols,
             host=args.host,
             port=args.port,
             api_key=args.api_key,
@@ -88,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             balances=dict(args.balance) or None,
             quote_interval=args.quote_interval or None,
             ping_interval=args.ping_interval,
+            fault_script=script,
         )
     except (ValueError, OSError) as error:
         print(f"exchange_sim: {error}", file=sys.stderr)

@@ -5,7 +5,8 @@ order, trade and execution id counters, and the outbox of user-data events (``ex
 ``outboundAccountPosition``, as wire dicts) that the socket layer drains after each call. Status moves
 as Binance's: NEW -> PARTIALLY_FILLED -> FILLED, CANCELED by the user, EXPIRED for IOC/FOK/MARKET
 leftovers, REJECTED (with an executionReport and a -2010 answer) for insufficient balance or a
-LIMIT_MAKER that would take. Time comes in as ``now_ms`` arguments; nothing here reads a clock or a socket.
+LIMIT_MAKER that would take. :meth:`Exchange.wipe_open_orders` forgets the open orders silently (a venue
+restarted without them). Time comes in as ``now_ms`` arguments; nothing here reads a clock or a socket.
 """
 
 from __future__ import annotations
@@ -348,6 +349,27 @@ class Exchange:
         self._report(order, "CANCELED", now_ms, client_order_id=cancel_id, orig_client_order_id=order.client_order_id)
         self.account_event(now_ms)
         return order, cancel_id
+
+    def wipe_open_orders(self, symbol: str | None = None) -> list[SimOrder]:
+        """Forget every open order (of ``symbol``) with no event, as a venue restarted without them would.
+
+        Their reservations are released (the next account event shows it); their past fills stay in
+        ``myTrades``. Afterwards a query answers -2013 and a cancel -2011, as for an id never seen."""
+        wiped = self.open_orders(symbol)
+        for order in wiped:
+            book = self.books[order.symbol]
+            if order in book.resting:
+                book.remove(order)
+            if order.reserved:
+                config = self.configs[order.symbol]
+                asset = config.quote_asset if order.side is Side.BUY else config.base_asset
+                self.balances.release(asset, order.reserved)
+                order.reserved = _ZERO
+            del self._orders[order.order_id]
+            key = (order.symbol, order.client_order_id)
+            if self._by_client.get(key) is order:
+                del self._by_client[key]
+        return wiped
 
     def set_quote(self, symbol: str, bid: int, ask: int, bid_qty: int, ask_qty: int, now_ms: int) -> None:
         """Install a quote (ticks, steps) and fill the resting orders it reaches."""

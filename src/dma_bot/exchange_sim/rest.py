@@ -7,11 +7,15 @@ errors as ``application/json`` ``{"code","msg"}``; since 2026-04-02 a successful
 costs no weight, a failed one still does. Matching and balances are the engine's; the JSON
 shapes are :mod:`dma_bot.exchange_sim.wire`'s and :mod:`dma_bot.exchange_sim.views`'. The listenKey
 endpoints (``/api/v3/userDataStream``) were switched off for Spot on 2026-02-20: they answer HTTP 410
-with -1020 "This operation is not supported.", so a client still built on them fails loudly.
+with -1020 "This operation is not supported.", so a client still built on them fails loudly. Every
+request goes through the simulator's :class:`~dma_bot.exchange_sim.faults.FaultPlan` first: a matching
+rule answers a Binance error instead (5xx, 429/418 with ``Retry-After``, -1021), answers late, or cuts
+the connection, having carried the request out or not as the rule says.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -23,6 +27,7 @@ from aiohttp import web
 from dma_bot.exchange_sim import views
 from dma_bot.exchange_sim.auth import Credentials, check_timestamp, split_signature
 from dma_bot.exchange_sim.engine import Exchange
+from dma_bot.exchange_sim.faults import BAD_GATEWAY_HTML, Fault, FaultKind, FaultPlan, Surface, Then, fault_error
 from dma_bot.exchange_sim.limits import RateLimiter
 from dma_bot.exchange_sim.validation import ApiError, mandatory, parse_client_order_id, parse_int, parse_new_order
 from dma_bot.exchange_sim.wire import cancel_response, my_trade, new_order_response, order_status
@@ -45,6 +50,8 @@ class RestContext:
     limiter: RateLimiter
     now_ms: Callable[[], int]
     after_change: Callable[[], None]  # publish the engine's outbox to the sockets
+    faults: FaultPlan
+    monotonic_ns: Callable[[], int]
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -77,6 +84,40 @@ class _Endpoint:
         self.is_order = is_order  # place or cancel: free when it succeeds, and reports the order counts
 
     async def handle(self, request: web.Request) -> web.Response:
+        context = self.context
+        signed = self.security == _SIGNED
+        fault = context.faults.request_fault(Surface.REST, request.method, request.path, signed, context.monotonic_ns())
+        if fault is None:
+            return await self._answer(request)
+        return await self._answer_fault(request, fault)
+
+    async def _answer_fault(self, request: web.Request, fault: Fault) -> web.Response:
+        """Answer as ``fault`` says: an error now, a late answer, or a cut connection."""
+        context = self.context
+        if fault.kind is FaultKind.REQUEST_TIMEOUT:
+            assert fault.hold_ns is not None
+            if fault.then is Then.ANSWER:
+                await asyncio.sleep(fault.hold_ns / 1e9)  # the fault itself: an answer that comes late
+                return await self._answer(request)
+            if fault.executed:
+                await self._answer(request)
+            await asyncio.sleep(fault.hold_ns / 1e9)
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=504)  # never reaches the client: its connection is gone
+        if fault.executed:
+            await self._answer(request)
+        if fault.status == 502:
+            return web.Response(status=502, text=BAD_GATEWAY_HTML, content_type="text/html")
+        now_ms = context.now_ms()
+        limits = context.limiter.limits
+        error = fault_error(fault, now_ms, weight_limit=limits.weight_per_minute, orders_per_10s=limits.orders_per_10s)
+        headers = {"X-MBX-USED-WEIGHT-1M": str(context.limiter.used_weight(now_ms))}
+        if error.retry_after_s is not None:
+            headers["Retry-After"] = str(error.retry_after_s)
+        return json_response(error.body(), error.status, headers)
+
+    async def _answer(self, request: web.Request) -> web.Response:
         context = self.context
         now_ms = context.now_ms()
         weight = 1

@@ -7,10 +7,13 @@ bookTicker subscribers). With ``quote_interval`` set, a market task moves every 
 random walk at that period; without it (the default) the market moves only when told to, through
 :meth:`ExchangeSim.set_quote` and :meth:`ExchangeSim.step`, so tests stay deterministic. It also offers
 the helpers tests need: balances and orders, waits for subscriptions, and hooks that drop every
-connection, announce ``serverShutdown`` or end the user-data subscriptions with ``eventStreamTerminated``. Usage::
+connection, announce ``serverShutdown`` or end the user-data subscriptions with ``eventStreamTerminated``.
+Faults are injected through ``sim.faults`` (:class:`~dma_bot.exchange_sim.admin.Faults`), through the
+``/_sim`` admin routes on the same port, or by a ``fault_script`` played from start. Usage::
 
     async with ExchangeSim(symbols=["BTCUSDT"], port=0) as sim:
         client = ccxt.binance(...)  # urls -> sim.api_url; keys sim.api_key / sim.api_secret
+        sim.faults.add({"kind": "request.rate_limited", "retry_after_s": 3, "path": "/api/v3/order"})
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from aiohttp import web
 
 from dma_bot.clock import Clock, LiveClock
 from dma_bot.exchange_sim.accounts import FeeAsset
+from dma_bot.exchange_sim.admin import Faults, admin_routes
 from dma_bot.exchange_sim.auth import Credentials, ed25519_public_key_from_pem
 from dma_bot.exchange_sim.book import SimOrder
 from dma_bot.exchange_sim.engine import Exchange
+from dma_bot.exchange_sim.faults import FaultPlan, Held, ScheduledFault
 from dma_bot.exchange_sim.limits import RateLimiter, RateLimits
 from dma_bot.exchange_sim.market import SymbolConfig, symbol_config
 from dma_bot.exchange_sim.rest import RestContext, build_routes, json_response
@@ -72,6 +77,7 @@ class ExchangeSim:
         rate_limits: RateLimits | None = None,
         outbox_size: int = 10_000,
         clock: Clock | None = None,
+        fault_script: Sequence[ScheduledFault] = (),
     ) -> None:
         configs = [s if isinstance(s, SymbolConfig) else symbol_config(s) for s in symbols]
         public_key: bytes | None = None
@@ -95,13 +101,29 @@ class ExchangeSim:
             start_ms=self.now_ms(),
         )
         self.limiter = RateLimiter(rate_limits or RateLimits())
-        self.streams = StreamHub(self.exchange, ping_interval=ping_interval, outbox_size=outbox_size)
+        self._plan = FaultPlan()
+        monotonic_ns = self._clock.monotonic_ns
+        self.faults = Faults(self._plan, self, monotonic_ns, self.exchange.configs)
+        self._fault_script = sorted(fault_script, key=lambda entry: entry.at_ns)
+        self.streams = StreamHub(
+            self.exchange,
+            ping_interval=ping_interval,
+            outbox_size=outbox_size,
+            faults=self._plan,
+            monotonic_ns=monotonic_ns,
+        )
         self.ws_api = WsApiHub(
-            self.credentials, self.limiter, self.now_ms, ping_interval=ping_interval, outbox_size=outbox_size
+            self.credentials,
+            self.limiter,
+            self.now_ms,
+            ping_interval=ping_interval,
+            outbox_size=outbox_size,
+            faults=self._plan,
+            monotonic_ns=monotonic_ns,
         )
         self._runner: web.AppRunner | None = None
         self._tasks: asyncio.TaskGroup | None = None
-        self._market: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
     def now_ms(self) -> int:
         return self._clock.time_ns() // 1_000_000
@@ -109,8 +131,17 @@ class ExchangeSim:
     # -- lifecycle -----------------------------------------------------------------------------------------
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[_json_not_found])
-        context = RestContext(self.exchange, self.credentials, self.limiter, self.now_ms, self.publish)
+        context = RestContext(
+            self.exchange,
+            self.credentials,
+            self.limiter,
+            self.now_ms,
+            self.publish,
+            self._plan,
+            self._clock.monotonic_ns,
+        )
         app.add_routes(build_routes(context))
+        app.add_routes(admin_routes(self.faults, self))
         app.router.add_get("/ws", self.streams.handle_raw)
         app.router.add_get("/ws/{tail:.*}", self.streams.handle_raw)
         app.router.add_get("/stream", self.streams.handle_combined)
@@ -127,10 +158,18 @@ class ExchangeSim:
             await self._runner.cleanup()
             raise
         self._port = self._runner.addresses[0][1]
-        if self._quote_interval is not None:
+        if self._quote_interval is not None or self._fault_script:
             self._tasks = asyncio.TaskGroup()
             await self._tasks.__aenter__()
-            self._market = self._tasks.create_task(self._run_market(self._quote_interval))
+            if self._quote_interval is not None:
+                self._background.append(self._tasks.create_task(self._run_market(self._quote_interval)))
+            if self._fault_script:
+                start = asyncio.get_running_loop().time()
+                due = [entry for entry in self._fault_script if entry.at_ns == 0]
+                for entry in due:  # in force before anyone can connect
+                    self.faults.apply(entry)
+                later = self._fault_script[len(due) :]
+                self._background.append(self._tasks.create_task(self.faults.play(later, start)))
         return self
 
     async def __aexit__(
@@ -138,8 +177,8 @@ class ExchangeSim:
     ) -> None:
         try:
             if self._tasks is not None:
-                if self._market is not None:
-                    self._market.cancel()
+                for task in self._background:
+                    task.cancel()
                 await self._tasks.__aexit__(kind, error, trace)
         finally:
             await self.streams.close()
@@ -154,8 +193,11 @@ class ExchangeSim:
             self.publish()
 
     def publish(self) -> None:
-        """Hand the engine's outbox to the sockets: user-data events, then changed quotes."""
-        self.ws_api.dispatch(self.exchange.take_events())
+        """Hand the engine's outbox to the sockets, through the fault plan: user-data events, then quotes."""
+        events = self.exchange.take_events()
+        if events and (self.ws_api.subscriptions or self._plan.holds_user_events):
+            events = self._plan.user_events(events, self._clock.monotonic_ns())
+        self.ws_api.dispatch(events)
         self.streams.publish(self.exchange.take_quote_updates())
 
     # -- addresses -----------------------------------------------------------------------------------------
@@ -186,6 +228,11 @@ class ExchangeSim:
     @property
     def ws_api_url(self) -> str:
         return f"ws://{self._host}:{self._port}/ws-api/v3"
+
+    @property
+    def fault_script(self) -> list[ScheduledFault]:
+        """The fault script played from start, in time order."""
+        return list(self._fault_script)
 
     @property
     def api_key(self) -> str:
@@ -259,13 +306,47 @@ class ExchangeSim:
         self.ws_api.server_shutdown(now_ms)
 
     def terminate_user_streams(self) -> None:
-        """Send ``eventStreamTerminated`` on every active user-data subscription (test hook).
+        """End every user-data subscription with ``eventStreamTerminated`` (test hook; the fault user.expire)."""
+        self.expire_user_streams()
 
-        The event is all a client sees when Binance ends its subscription; a client that closes the
-        connection and subscribes again on a new one is served as usual."""
-        self.ws_api.dispatch([{"e": "eventStreamTerminated", "E": self.now_ms()}])
+    def expire_user_streams(self) -> int:
+        """Send ``eventStreamTerminated`` on every active user-data subscription and end it; how many.
+
+        The event is all a client sees when Binance ends its subscription; the connection stays open, and a
+        client that subscribes again (on it or on a new one) is served as usual."""
+        return self.ws_api.expire_subscriptions()
 
     def drop_connections(self) -> None:
         """Cut every WebSocket's TCP connection with no close frame, as a network failure would."""
         self.streams.drop()
         self.ws_api.drop()
+
+    def drop_market_connections(self) -> int:
+        """Cut every market-stream connection with no close frame; how many there were."""
+        return self.streams.drop()
+
+    def drop_user_connections(self) -> int:
+        """Cut every WebSocket API connection with no close frame; how many there were."""
+        return self.ws_api.drop()
+
+    def wipe_open_orders(self, symbol: str | None = None) -> list[SimOrder]:
+        """Forget every open order (of ``symbol``) with no event: the venue restarted without them.
+
+        Afterwards GET /api/v3/order answers -2013 "Order does not exist." and DELETE -2011 "Unknown order
+        sent."; the reserved balances are free again. ``sim.faults.add({"kind": "orders.wipe"})`` does
+        the same and records it as a rule."""
+        return self.exchange.wipe_open_orders(symbol)
+
+    def send_held(self, held: Held) -> None:
+        """Send the frames and events the fault plan still held when its rules were removed."""
+        for symbol, frame in held.market:
+            self.streams.send_held(symbol, frame)
+        self.ws_api.dispatch(held.user)
+
+    def connection_counts(self) -> dict[str, int]:
+        """Open market-stream and WebSocket API connections, and active user-data subscriptions."""
+        return {
+            "market": self.streams.connections,
+            "user": self.ws_api.connections,
+            "user_subscriptions": self.ws_api.subscriptions,
+        }

@@ -7,7 +7,10 @@ engine's quote for that symbol changes. Raw connections get bare events; combine
 ``{"stream": name, "data": event}``. ``/ws/<n>`` with a non-stream tail (ccxt.pro's ``/ws/0``) opens an
 empty raw connection for SUBSCRIBE. Other well-formed stream names are accepted and listed but carry
 no data. Each connection has a bounded outbox drained by its own writer; a client too slow to keep up
-is disconnected, as Binance does. The server sends a ping frame every ``ping_interval`` seconds.
+is disconnected, as Binance does. The server sends a ping frame every ``ping_interval`` seconds. Every
+bookTicker event and every new connection goes through the simulator's
+:class:`~dma_bot.exchange_sim.faults.FaultPlan`, which may silence, break, repeat or reorder frames, or
+cut the connection right after its handshake.
 :class:`Peer` (a socket with its outbox) is shared with :mod:`dma_bot.exchange_sim.ws_api`.
 """
 
@@ -24,6 +27,7 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from dma_bot.exchange_sim.engine import Exchange
+from dma_bot.exchange_sim.faults import Channel, FaultPlan, MarketFrame, render_market_frame
 from dma_bot.exchange_sim.views import book_ticker_event
 
 __all__ = ["Peer", "StreamHub"]
@@ -111,8 +115,18 @@ class _StreamPeer(Peer):
 class StreamHub:
     """Every market-stream connection, their subscriptions, and the bookTicker publisher."""
 
-    def __init__(self, exchange: Exchange, *, ping_interval: float, outbox_size: int) -> None:
+    def __init__(
+        self,
+        exchange: Exchange,
+        *,
+        ping_interval: float,
+        outbox_size: int,
+        faults: FaultPlan,
+        monotonic_ns: Callable[[], int],
+    ) -> None:
         self._exchange = exchange
+        self._faults = faults
+        self._monotonic_ns = monotonic_ns
         self._ping_interval = ping_interval
         self._outbox_size = outbox_size
         self._peers: set[_StreamPeer] = set()
@@ -135,6 +149,8 @@ class StreamHub:
         peer.streams.extend(s for s in streams if _STREAM_RE.match(s))
         self._peers.add(peer)
         self._notify()
+        if self._faults.cut_connection(Channel.MARKET, self._monotonic_ns()):
+            peer.abort()
         try:
             await peer.serve(lambda text: peer.send_json(self._control(peer, text)))
         finally:
@@ -196,23 +212,41 @@ class StreamHub:
 
     # -- publishing ----------------------------------------------------------------------------------------
     def publish(self, symbols: list[str]) -> None:
-        """Send the current bookTicker of each symbol to its subscribers."""
+        """Send the current bookTicker of each symbol to its subscribers (as the fault plan says)."""
         if not symbols or not self._peers:
             return
         for symbol in symbols:
             stream = f"{symbol.lower()}@bookTicker"
+            peers = [peer for peer in self._peers if stream in peer.streams]
+            if not peers:
+                continue
             event = book_ticker_event(self._exchange, symbol)
-            raw: str | None = None
-            wrapped: str | None = None
-            for peer in list(self._peers):
-                if stream not in peer.streams:
-                    continue
-                if peer.combined:
-                    wrapped = wrapped or orjson.dumps({"stream": stream, "data": event}).decode()
-                    peer.send(wrapped)
-                else:
-                    raw = raw or orjson.dumps(event).decode()
-                    peer.send(raw)
+            frames = self._faults.market_frames(symbol, event, self._monotonic_ns())
+            if frames is None:
+                self._send_event(peers, stream, event)
+                continue
+            for frame in frames:
+                raw, wrapped = render_market_frame(frame, stream, False), render_market_frame(frame, stream, True)
+                for peer in peers:
+                    peer.send(wrapped if peer.combined else raw)
+
+    def _send_event(self, peers: list[_StreamPeer], stream: str, event: dict[str, Any]) -> None:
+        raw: str | None = None
+        wrapped: str | None = None
+        for peer in peers:
+            if peer.combined:
+                wrapped = wrapped or orjson.dumps({"stream": stream, "data": event}).decode()
+                peer.send(wrapped)
+            else:
+                raw = raw or orjson.dumps(event).decode()
+                peer.send(raw)
+
+    def send_held(self, symbol: str, frame: MarketFrame) -> None:
+        """Send a frame the fault plan held back (it was cleared before the next frame of ``symbol``)."""
+        stream = f"{symbol.lower()}@bookTicker"
+        for peer in list(self._peers):
+            if stream in peer.streams:
+                peer.send(render_market_frame(frame, stream, peer.combined))
 
     def subscribers(self, stream: str) -> int:
         return sum(stream in peer.streams for peer in self._peers)
@@ -239,9 +273,12 @@ class StreamHub:
             peer.send_json({"stream": "!serverShutdown", "data": event} if peer.combined else event)
             peer.close_after_queued()
 
-    def drop(self) -> None:
-        for peer in list(self._peers):
+    def drop(self) -> int:
+        """Cut every connection with no close frame; how many there were."""
+        peers = list(self._peers)
+        for peer in peers:
             peer.abort()
+        return len(peers)
 
     async def close(self) -> None:
         for peer in list(self._peers):

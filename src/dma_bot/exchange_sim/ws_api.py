@@ -9,6 +9,9 @@ like Binance, whose logon treats every signature as Ed25519), ``session.status``
 ``userDataStream.unsubscribe`` (sends ``eventStreamTerminated`` first). The listenKey methods
 ``userDataStream.start/ping/stop``, switched off on 2026-02-20, answer -1020. Every response echoes the
 request ``id`` with its JSON type and carries ``rateLimits`` unless ``returnRateLimits`` is false.
+Every request and new connection goes through the simulator's
+:class:`~dma_bot.exchange_sim.faults.FaultPlan` first: a matching rule answers a Binance error instead
+(5xx, 429 or 418 with ``error.data.retryAfter``, -1021), answers late, or cuts the connection.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import orjson
 from aiohttp import WSCloseCode, web
 
 from dma_bot.exchange_sim.auth import Credentials, check_timestamp, ws_payload
+from dma_bot.exchange_sim.faults import Channel, Fault, FaultKind, FaultPlan, Surface, Then, fault_error
 from dma_bot.exchange_sim.limits import RateLimiter
 from dma_bot.exchange_sim.validation import ApiError
 from dma_bot.exchange_sim.ws import Peer
@@ -31,6 +35,7 @@ __all__ = ["WsApiHub"]
 _WEIGHTS: Final = {"ping": 1, "time": 1}
 _LISTEN_KEY_METHODS: Final = frozenset({"userDataStream.start", "userDataStream.ping", "userDataStream.stop"})
 _MAX_SUBSCRIPTIONS: Final = 1000
+_INVALID_JSON: Final = object()
 
 
 class _Session(Peer):
@@ -66,7 +71,12 @@ class WsApiHub:
         *,
         ping_interval: float,
         outbox_size: int,
+        faults: FaultPlan,
+        monotonic_ns: Callable[[], int],
     ) -> None:
+        self._faults = faults
+        self._monotonic_ns = monotonic_ns
+        self._timers: set[asyncio.TimerHandle] = set()
         self._credentials = credentials
         self._limiter = limiter
         self._now_ms = now_ms
@@ -83,6 +93,8 @@ class WsApiHub:
             self._limiter.add_weight(2, session.connected_ms)
         self._sessions.add(session)
         self._notify()
+        if self._faults.cut_connection(Channel.USER, self._monotonic_ns()):
+            session.abort()
         try:
             await session.serve(lambda text: self._on_request(session, text))
         finally:
@@ -96,12 +108,27 @@ class WsApiHub:
 
     # -- requests ------------------------------------------------------------------------------------------
     def _on_request(self, session: _Session, text: str) -> None:
+        try:
+            message: Any = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            message = _INVALID_JSON
+        fault = None
+        if isinstance(message, dict) and isinstance(message.get("method"), str):
+            params = message.get("params")
+            signed = isinstance(params, dict) and "timestamp" in params
+            fault = self._faults.request_fault(Surface.WS_API, message["method"], None, signed, self._monotonic_ns())
+        if fault is None:
+            session.send_json(self._respond(session, message))
+        else:
+            self._answer_fault(session, message, fault)
+        self._notify()
+
+    def _respond(self, session: _Session, message: Any) -> dict[str, Any]:
         now_ms = self._now_ms()
         request_id: Any = None
         rate_limits = session.return_rate_limits
         try:
-            message = orjson.loads(text)
-            if not isinstance(message, dict):
+            if message is _INVALID_JSON or not isinstance(message, dict):
                 raise ApiError(-1135, "Invalid JSON Request")
             request_id = message.get("id")
             method = message.get("method")
@@ -113,14 +140,49 @@ class WsApiHub:
             self._limiter.add_weight(_WEIGHTS.get(method, 2), now_ms)
             result = self._call(session, method, params, now_ms)
             response: dict[str, Any] = {"id": request_id, "status": 200, "result": result}
-        except orjson.JSONDecodeError:
-            response = {"id": None, "status": 400, "error": {"code": -1135, "msg": "Invalid JSON Request"}}
         except ApiError as error:
             response = {"id": request_id, "status": error.status, "error": error.body()}
         if rate_limits:
             response["rateLimits"] = self._limiter.ws_api(now_ms)
+        return response
+
+    def _answer_fault(self, session: _Session, message: dict[str, Any], fault: Fault) -> None:
+        """Answer as ``fault`` says: an error now, a late answer, or a cut connection."""
+        if fault.kind is FaultKind.REQUEST_TIMEOUT:
+            assert fault.hold_ns is not None
+            if fault.then is Then.ANSWER:
+                self._later(fault.hold_ns, lambda: self._late_answer(session, message))
+                return
+            if fault.executed:
+                self._respond(session, message)
+            self._later(fault.hold_ns, session.abort)
+            return
+        if fault.executed:
+            self._respond(session, message)
+        now_ms = self._now_ms()
+        limits = self._limiter.limits
+        error = fault_error(fault, now_ms, weight_limit=limits.weight_per_minute, orders_per_10s=limits.orders_per_10s)
+        body: dict[str, Any] = error.body()
+        if error.retry_after_s is not None:
+            body["data"] = {"serverTime": now_ms, "retryAfter": now_ms + error.retry_after_s * 1000}
+        response: dict[str, Any] = {"id": message.get("id"), "status": error.status, "error": body}
+        if session.return_rate_limits:
+            response["rateLimits"] = self._limiter.ws_api(now_ms)
         session.send_json(response)
+        if fault.kind is FaultKind.REQUEST_BANNED:
+            session.close_after_queued()  # Binance disconnects a banned IP's WebSocket API connections
+
+    def _late_answer(self, session: _Session, message: dict[str, Any]) -> None:
+        session.send_json(self._respond(session, message))
         self._notify()
+
+    def _later(self, delay_ns: int, callback: Callable[[], None]) -> None:
+        def run() -> None:
+            self._timers.discard(handle)
+            callback()
+
+        handle = asyncio.get_running_loop().call_later(delay_ns / 1e9, run)
+        self._timers.add(handle)
 
     def _call(self, session: _Session, method: str, params: dict[str, Any], now_ms: int) -> Any:
         if method == "ping":
@@ -217,6 +279,17 @@ class WsApiHub:
         event = {"e": "eventStreamTerminated", "E": now_ms}
         session.send_json({"subscriptionId": subscription_id, "event": event})
 
+    def expire_subscriptions(self) -> int:
+        """End every user-data subscription with ``eventStreamTerminated``; how many there were."""
+        now_ms = self._now_ms()
+        count = 0
+        for session in list(self._sessions):
+            for subscription_id in list(session.subscriptions):
+                self._end_subscription(session, subscription_id, now_ms)
+                count += 1
+        self._notify()
+        return count
+
     # -- delivery ------------------------------------------------------------------------------------------
     def dispatch(self, events: list[dict[str, Any]]) -> None:
         """Send each user-data event to every active subscription, in order."""
@@ -250,11 +323,17 @@ class WsApiHub:
             session.send_json({"event": {"e": "serverShutdown", "E": now_ms}})
             session.close_after_queued()
 
-    def drop(self) -> None:
-        for session in list(self._sessions):
+    def drop(self) -> int:
+        """Cut every connection with no close frame; how many there were."""
+        sessions = list(self._sessions)
+        for session in sessions:
             session.abort()
+        return len(sessions)
 
     async def close(self) -> None:
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
         for session in list(self._sessions):
             with contextlib.suppress(ConnectionError):
                 await session.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
