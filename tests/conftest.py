@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -77,9 +78,18 @@ class Daemon:
         return "\n".join(self.lines)
 
 
-async def start_daemon(env: Mapping[str, str], *args: str, cwd: Path | None = None) -> Daemon:
+async def start_daemon(
+    env: Mapping[str, str], *args: str, cwd: Path | None = None, file_size_limit: int | None = None
+) -> Daemon:
+    """``python -m dma_bot *args`` with ``env``; ``file_size_limit`` caps the bytes any file it writes may hold
+    (RLIMIT_FSIZE: a write past it fails with EFBIG, as a full disk fails with ENOSPC)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DMA_", "MOCK_", "RECORD_", "METRICS_"))}
     full_env.update(env)
+
+    def limit_file_size() -> None:
+        if file_size_limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -90,6 +100,7 @@ async def start_daemon(env: Mapping[str, str], *args: str, cwd: Path | None = No
         stderr=asyncio.subprocess.PIPE,
         env=full_env,
         cwd=str(cwd or ROOT),
+        preexec_fn=limit_file_size if file_size_limit is not None else None,
     )
     daemon = Daemon(process)
     daemon._reader = asyncio.ensure_future(daemon._read())

@@ -74,6 +74,7 @@ log = logging.getLogger("dma_bot")
 
 EXIT_OK = 0
 EXIT_CRASH = 1
+EXIT_UNCLEAN = 3  # drained, but orders are still open at a venue or the recording failed
 EXIT_FORCED = 130
 BINANCE = "BINANCE"
 OPERATOR_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # kill switch: reducing, halted
@@ -173,6 +174,24 @@ class Engine:
     channels: list[Channel[Any]] = field(default_factory=list)
     metrics: Metrics | None = None
     stage_states: dict[str, str] = field(default_factory=dict)
+    recording_failure: OSError | None = None
+
+    def on_recording_failure(self, error: OSError) -> None:
+        """The JSONL file refused a write: halt trading, cancel what rests on Binance venues, drain and stop."""
+        if self.recording_failure is not None:
+            return
+        self.recording_failure = error
+        reason = error.strerror or str(error)
+        self.risk_engine.kill_switch.set(KillSwitchState.HALTED, f"recording failed: {reason}")
+        for gateway in self.gateways:
+            if isinstance(gateway, BinanceGateway):
+                gateway.cancel_on_shutdown = True
+        log.error(
+            "RECORD_FILE %s: write failed (%s): trading halted; draining, cancelling open orders on Binance venues, "
+            "then exit %d (free disk space and restart)",
+            self.config["RECORD_FILE"], reason, EXIT_UNCLEAN,
+        )
+        self.stop.set()
 
     def counters(self) -> Counters:
         stats = self.risk_engine.stats
@@ -206,6 +225,7 @@ class Engine:
         ledger = self.ledger
         snapshot = ledger.snapshot()
         unrealized = ledger.unrealized_pnl(self.board)
+        open_orders = ledger.open_order_ids()
 
         def amounts(by_asset: Mapping[str, Decimal]) -> dict[str, str]:
             return {asset: str(amount) for asset, amount in sorted(by_asset.items())}
@@ -231,7 +251,8 @@ class Engine:
             "fee_value": str(snapshot.fee_value),
             "unvalued_fees": amounts(ledger.unvalued_fees()),
             "net_pnl": str(ledger.net_pnl(self.board)),
-            "open_orders": ledger.open_order_ids(),
+            "open_orders": open_orders,
+            "clean": not open_orders,  # the recorder ANDs this with its own verdict
             "fill_gaps": [
                 {
                     "venue": gap.venue,
@@ -457,6 +478,7 @@ def build_engine(
             clock,
             start_fields=_start_fields(config, instruments),
             stop_fields=engine.stop_fields,
+            on_write_failure=engine.on_recording_failure,
         )
     engine.metrics = Metrics(_metrics_sources(engine))
     return engine
@@ -509,6 +531,10 @@ def _metrics_sources(engine: Engine) -> MetricsSources:
         fees=engine.ledger.fees,
         ledger_anomalies=engine.ledger.stats.anomalies,
         fill_gaps=lambda: engine.ledger.fill_gap_count,
+        gateway_events=lambda: {g.venue: g.counters() for g in engine.gateways},
+        recorder_storage=lambda: (
+            (0, 0) if engine.recorder is None else (engine.recorder.write_failures, engine.recorder.lines_unwritten)
+        ),
         queues=engine.channels,
         streams=lambda: [_feed_health(engine), *_user_stream_health(engine)],
         # simulated venues have no user-data stream: no (re)subscriptions, none failed
@@ -760,6 +786,8 @@ async def _run_engine(
             engine.recorder.close()  # no-op after run(); releases the file if run() never started
         await server.stop()
     if status == EXIT_OK:
+        status = _final_status(engine)
+    if status == EXIT_OK:
         snapshot = engine.ledger.snapshot()
         log.info(
             "stopped cleanly: ticks=%d orders=%d fills=%d realized_pnl=%s unrealized_pnl=%s fees=%s net_pnl=%s",
@@ -771,4 +799,21 @@ async def _run_engine(
             ",".join(f"{amount} {asset}" for asset, amount in sorted(engine.ledger.fees().items())) or "0",
             engine.ledger.net_pnl(engine.board).quantize(_CENTS_OF_CENTS),
         )
+    return status
+
+
+def _final_status(engine: Engine) -> int:
+    """EXIT_UNCLEAN, with one line each, when orders are still open at a venue or the recording failed."""
+    status = EXIT_OK
+    open_orders = engine.ledger.open_order_ids()
+    if open_orders:
+        shown = ", ".join(open_orders[:10]) + (f" and {len(open_orders) - 10} more" if len(open_orders) > 10 else "")
+        log.error("stopped with %d orders not final at their venue: %s (listed in the Stop record's open_orders; "
+                  "check them on the venue)", len(open_orders), shown)
+        status = EXIT_UNCLEAN
+    if engine.recording_failure is not None:
+        recorder = engine.recorder
+        lost = 0 if recorder is None else recorder.lines_unwritten
+        log.error("stopped after a recording failure: %d JSONL lines are not in %s", lost, engine.config["RECORD_FILE"])
+        status = EXIT_UNCLEAN
     return status

@@ -56,6 +56,8 @@ def _sources(executions: ExecutionMetrics) -> MetricsSources:
         fees=lambda: position.fees,
         ledger_anomalies=lambda: {"late_report": 4, "illegal_transition": 1},
         fill_gaps=lambda: 2,
+        gateway_events=lambda: {"BINANCE": {"unknown_outcome": 3, "retry.order.send": 5}},
+        recorder_storage=lambda: (1, 40),
         queues=[Channel("signals", 8)],
         streams=lambda: [
             StreamHealth(venue="MOCK", stream="market", connected=True, reconnects=2, last_event_ns=7_500_000_000)
@@ -97,6 +99,10 @@ def test_exposition_uses_the_original_names_exactly() -> None:
     assert samples['ledger_anomalies_total{kind="late_report"}'] == 4
     assert samples['ledger_anomalies_total{kind="illegal_transition"}'] == 1
     assert samples["ledger_fill_gap_orders"] == 2
+    assert samples['gateway_events_total{event="unknown_outcome",venue="BINANCE"}'] == 3
+    assert samples['gateway_events_total{event="retry.order.send",venue="BINANCE"}'] == 5
+    assert samples["recorder_write_failures_total"] == 1
+    assert samples["recorder_lines_unwritten"] == 40
     assert samples['config_feed_mode{mode="mock"}'] == 1
     assert samples['config_venue_mode{mode="mock"}'] == 1
     assert samples['config_strategy_active{strategy="mean_reversion"}'] == 2

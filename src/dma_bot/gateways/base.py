@@ -8,11 +8,25 @@ the protocol and the counters every gateway keeps; the simulated and Binance gat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from dma_bot.model.events import ExecReport
 
-__all__ = ["Gateway", "GatewayStats"]
+__all__ = ["GATEWAY_EVENTS", "Gateway", "GatewayStats"]
+
+GATEWAY_EVENTS: Final = (
+    "unknown_outcome",  # an order request whose answer was lost: resolved by querying, never by resending
+    "query_failure",  # an order query that got no answer after its retry policy
+    "trade_query_failure",  # trades of an order never answered: the unheard quantity reported without trade ids
+    "bad_answer",  # an order snapshot that contradicts what we sent (skipped)
+    "reconciled_ack",  # an ACK learnt from a query instead of the stream
+    "reconciled_fill",  # a fill without trade id learnt from a query's executedQty
+    "reconciled_trade",  # a fill with trade id and commission learnt from the venue's trade list
+    "late_execution",  # an execution for an order already reported terminal
+    "foreign_execution",  # an execution for a client order id we never sent (another process on the account?)
+    "cumulative_gap",  # the stream skipped quantity: the order was queried in full
+)
+"""Events every gateway counts (metric ``gateway_events_total{venue,event}``); a venue may add its own."""
 
 
 @runtime_checkable

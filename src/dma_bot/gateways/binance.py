@@ -114,7 +114,7 @@ class BinanceGateway:
         self._clock = clock
         self._time_in_force = time_in_force
         self._order_type = "LIMIT_MAKER" if time_in_force == "LIMIT_MAKER" else "LIMIT"
-        self._cancel_on_shutdown = cancel_on_shutdown
+        self.cancel_on_shutdown = cancel_on_shutdown  # settable: a recording failure turns it on
         self._board = board
         self._max_in_flight = max_in_flight
         backoff = retry_backoff or Backoff(initial_s=0.2, max_s=2.0)
@@ -182,6 +182,27 @@ class BinanceGateway:
     @property
     def open_orders(self) -> int:
         return self._orders.open_count()
+
+    def counters(self) -> dict[str, int]:
+        """What the gateway repaired, reconciled or gave up on, by event name (metric ``gateway_events_total``)."""
+        stats = self._orders.stats
+        counts = {
+            "unknown_outcome": self.unknown_outcomes,
+            "query_failure": self.query_failures,
+            "trade_query_failure": self.trade_query_failures,
+            "bad_answer": self.bad_answers,
+            "reconciled_ack": stats.reconciled_acks,
+            "reconciled_fill": stats.reconciled_fills,
+            "reconciled_trade": stats.reconciled_trades,
+            "late_execution": stats.late_executions,
+            "foreign_execution": stats.foreign_executions,
+            "cumulative_gap": stats.cumulative_gaps,
+        }
+        for name, count in self.retries_by_policy.items():
+            counts[f"retry.{name}"] = count
+        for name, count in self.gave_up_by_policy.items():
+            counts[f"gave_up.{name}"] = count
+        return counts
 
     # -- the stage ---------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -452,7 +473,7 @@ class BinanceGateway:
 
     async def _finish_orders(self) -> None:
         orders = self._orders
-        if self._cancel_on_shutdown:
+        if self.cancel_on_shutdown:
             await self._bounded(self._cancel(symbol, cid) for symbol, cid in orders.open_orders())
         elif self._time_in_force != "IOC":
             left = orders.open_orders()

@@ -25,7 +25,7 @@ from typing import Final
 
 from dma_bot.bus import Channel, Fanout, yield_while
 from dma_bot.clock import Clock
-from dma_bot.gateways.base import GatewayStats
+from dma_bot.gateways.base import GATEWAY_EVENTS, GatewayStats
 from dma_bot.gateways.sim_venue import SimVenue
 from dma_bot.model.events import ExecReport, Route
 
@@ -55,6 +55,10 @@ class MockGateway:
     def defer_reports_while(self, busy: Callable[[], bool]) -> None:
         """Let due reports wait while ``busy()`` (at most ``MAX_DEFERRALS`` turns of the loop each time)."""
         self._yield_while = busy
+
+    def counters(self) -> dict[str, int]:
+        """The shared gateway events (all 0: a simulated venue answers every order and loses no report)."""
+        return dict.fromkeys(GATEWAY_EVENTS, 0)
 
     async def run(self) -> None:
         """Submit routes and emit due reports until the inbox ended and no order is open; then close."""

@@ -73,6 +73,8 @@ class MetricsSources:
     fees: Callable[[], Mapping[str, Decimal]]  # commissions per asset
     ledger_anomalies: Callable[[], Mapping[str, int]]  # Note kind -> count
     fill_gaps: Callable[[], int]  # orders whose applied fills differ from the venue's cum_qty
+    gateway_events: Callable[[], Mapping[str, Mapping[str, int]]]  # venue -> event -> count
+    recorder_storage: Callable[[], tuple[int, int]]  # (write failures, lines not in the file)
     queues: Sequence[_Depth]
     streams: Callable[[], Iterable[StreamHealth]]
     subscriptions: Callable[[], Mapping[str, tuple[int, int]]]  # venue -> (ok, err) user-data (re)subscriptions
@@ -101,6 +103,24 @@ class EngineCollector(Collector):
         yield depth
         yield capacity
         yield from self._streams(s)
+        yield from self._books(s)
+
+    @staticmethod
+    def _books(s: MetricsSources) -> Iterator[Metric]:
+        events = _family("gateway_events", "Gateway repairs, reconciliations, retries and give-ups by venue and event",
+                         "counter")
+        for venue, counts in s.gateway_events().items():
+            for event, count in counts.items():
+                events.add_sample("gateway_events_total", {"venue": venue, "event": event}, count)
+        yield events
+        failures, unwritten = s.recorder_storage()
+        written = _family("recorder_write_failures", "Failed writes of the JSONL recording (disk full, I/O error)",
+                          "counter")
+        written.add_sample("recorder_write_failures_total", {}, failures)
+        yield written
+        held = _family("recorder_lines_unwritten", "JSONL lines not (yet) in the file after a write failure", "gauge")
+        held.add_sample("recorder_lines_unwritten", {}, unwritten)
+        yield held
 
     @staticmethod
     def _streams(s: MetricsSources) -> Iterator[Metric]:

@@ -6,7 +6,8 @@ existing file (never more) to say how the previous section ended, and warns when
 than ``min_free_bytes`` free. :meth:`RecorderStage.run` writes a ``Start`` record, then for each inbox
 batch encodes every event (the :class:`JsonlEncoder` owns the format and the ``seq`` numbering) and hands
 the batch to the OS as one joined write. It ends with a ``Stop`` record carrying the per-type counts,
-``stop_fields()`` and ``"clean"``, fsyncs and closes. On cancellation or an error the ``finally`` still
+``stop_fields()`` and ``"clean"`` (false when the stage failed, or when ``stop_fields()`` says
+``"clean": false``, e.g. orders still open), fsyncs and closes. On cancellation or an error the ``finally`` still
 writes every encoded line and a ``Stop`` with ``"clean": false`` before re-raising. It never drops an event
 while the disk takes writes and never closes an output: it is the last sink.
 
@@ -520,7 +521,8 @@ class RecorderStage:
         if self.failed or self.lines_dropped:
             storage["storage"] = {"write_failures": self.write_failures, "lines_dropped": self.lines_dropped}
         try:
-            fields = {**self._stop_fields(), "clean": clean, **storage}
+            own = self._stop_fields()
+            fields = {**own, "clean": clean and own.get("clean", True) is True, **storage}
             return self._encoder.encode_control("Stop", fields, ts_ns=ts_ns), None
         except Exception as e:
             _log.exception("recorder: stop_fields() failed; writing a Stop without its fields")
