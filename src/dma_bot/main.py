@@ -384,7 +384,7 @@ def build_engine(
 
     feed = _feed(config, instruments, routes, board, clock, stop)
 
-    order_ids = ClientOrderIds(run_prefix(clock.time_ns()))
+    order_ids = ClientOrderIds(run_prefix(clock.time_ns(), os.urandom(8)))
     risk_engine = RiskEngine(_risk_params(config), instruments, board, latest, order_ids)
     risk = RiskStage(risk_engine, signals, fanout(orders, *copies), fanout(*copies), clock)
 

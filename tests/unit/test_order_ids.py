@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -56,7 +57,7 @@ def test_client_order_ids_past_the_cap_raise_instead_of_growing() -> None:
 
 def test_client_order_ids_child_of_run_prefix_matches_binance_rule() -> None:
     """A real run prefix with its first ids and each venue suffix stays within Binance's rule."""
-    ids = ClientOrderIds(run_prefix(1_763_000_000_123_456_789))
+    ids = ClientOrderIds(run_prefix(1_763_000_000_123_456_789, b"\xff" * 8))
 
     children = [f"{ids.next()}-{venue}" for venue in ("A", "binance_spot", LONGEST_VENUE)]
 
@@ -77,27 +78,31 @@ def test_client_order_ids_bad_first_raises(first: int) -> None:
         ClientOrderIds("ab", first=first)
 
 
-def test_run_prefix_encodes_wall_seconds_in_base36() -> None:
-    """The prefix is 'd' + base36 of the whole seconds; sub-second nanoseconds do not change it."""
-    wall_ns = 1_700_000_000_999_999_999
+def test_run_prefix_is_wall_milliseconds_then_four_random_characters() -> None:
+    """12 characters: 8 of base36 wall milliseconds (sub-millisecond ns do not count), 4 from the entropy."""
+    wall_ns = 1_700_000_000_123_999_999
 
-    prefix = run_prefix(wall_ns)
+    prefix = run_prefix(wall_ns, bytes([0, 0, 0, 37]))
 
-    assert prefix[0] == "d"
-    assert int(prefix[1:], 36) == 1_700_000_000
-    assert re.fullmatch(r"[a-z0-9]{1,12}", prefix)
-
-
-def test_run_prefix_differs_between_runs_a_second_apart() -> None:
-    """Two runs one second apart get different prefixes; zero seconds is 'd0'."""
-    first = run_prefix(1_700_000_000_000_000_000)
-    second = run_prefix(1_700_000_001_000_000_000)
-
-    assert first != second
-    assert run_prefix(0) == "d0"
+    assert re.fullmatch(r"[a-z0-9]{12}", prefix)
+    assert int(prefix[:8], 36) == 1_700_000_000_123
+    assert prefix[8:] == "0011"  # 37 in base36, four digits
+    assert run_prefix(0, bytes(4)) == "0" * 12
 
 
-def test_run_prefix_negative_time_raises() -> None:
-    """A negative wall time is refused."""
-    with pytest.raises(ValueError, match="wall_ns"):
-        run_prefix(-1)
+def test_run_prefix_differs_between_restarts_and_between_daemons_started_in_the_same_millisecond() -> None:
+    """A restart one millisecond later differs; 2,000 daemons started in one millisecond almost never collide
+    (seeded entropy: 4 base36 characters give 1.7 million prefixes per millisecond)."""
+    rng = random.Random(5)
+    same_ms = {run_prefix(1_765_000_000_000_000_000, rng.randbytes(8)) for _ in range(2_000)}
+    entropy = rng.randbytes(8)
+
+    assert run_prefix(1_765_000_000_000_000_000, entropy) != run_prefix(1_765_000_000_001_000_000, entropy)
+    assert len(same_ms) >= 1_998
+
+
+@pytest.mark.parametrize(("wall_ns", "entropy", "field"), [(-1, bytes(8), "wall_ns"), (0, b"abc", "entropy")])
+def test_run_prefix_bad_input_raises(wall_ns: int, entropy: bytes, field: str) -> None:
+    """A negative wall time or fewer than 4 bytes of entropy is refused, naming the argument."""
+    with pytest.raises(ValueError, match=field):
+        run_prefix(wall_ns, entropy)

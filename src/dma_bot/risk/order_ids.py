@@ -1,4 +1,4 @@
-"""Client order ids for parent orders: a per-run prefix and a counter.
+"""Client order ids for parent orders: a per-run prefix (wall-clock millisecond + randomness) and a counter.
 
 Owns the spelling of parent ids and the guarantee that every child id the router derives from them
 (``f"{parent}-{venue}"``, venue names ``^[A-Za-z0-9_]{1,12}$``) still satisfies Binance's
@@ -25,7 +25,7 @@ class ClientOrderIds:
     """Issues ``f"{prefix}{n}"`` for n = first, first + 1, ...; raises OverflowError past the 23-char cap.
 
     ``first`` exists for tests and for resuming a numbering; the daemon starts at 1 with a fresh
-    :func:`run_prefix`.
+    :func:`run_prefix` (12 characters: numbers up to 10**11 - 1).
     """
 
     __slots__ = ("_last", "_max", "_prefix")
@@ -56,15 +56,24 @@ class ClientOrderIds:
         return f"{self._prefix}{n}"
 
 
-def run_prefix(wall_ns: int) -> str:
-    """A prefix unique per run started at least one second apart: ``"d"`` + base36 of the wall seconds."""
+def run_prefix(wall_ns: int, entropy: bytes) -> str:
+    """A 12-character prefix unique per run: base36 of the wall-clock millisecond (8 characters, zero-padded;
+    it wraps around in 2059) + 4 base36 characters from ``entropy`` (>= 4 random bytes, e.g. ``os.urandom(8)``).
+
+    Two daemons on one account started in the same millisecond still differ unless their 4 random characters
+    match (1 in 1.7 million); restarts never reuse a prefix of an earlier millisecond. Binance refuses a duplicate
+    client order id of an open order (-2010), and a query by client id would find the other run's order."""
     if type(wall_ns) is not int or wall_ns < 0:
         raise ValueError(f"wall_ns: a non-negative int, was {wall_ns!r}")
-    seconds = wall_ns // 1_000_000_000
+    if not isinstance(entropy, bytes) or len(entropy) < 4:
+        raise ValueError(f"entropy: at least 4 random bytes, was {entropy!r}")
+    milliseconds = (wall_ns // 1_000_000) % 36**8
+    return _base36(milliseconds, 8) + _base36(int.from_bytes(entropy, "big") % 36**4, 4)
+
+
+def _base36(value: int, width: int) -> str:
     digits = []
-    while True:
-        seconds, digit = divmod(seconds, 36)
+    for _ in range(width):
+        value, digit = divmod(value, 36)
         digits.append(_BASE36[digit])
-        if seconds == 0:
-            break
-    return "d" + "".join(reversed(digits))
+    return "".join(reversed(digits))
