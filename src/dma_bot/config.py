@@ -323,6 +323,12 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("BINANCE_STALE_S", "30", _int(1, 3600), "drop and reconnect a market stream silent this long, seconds"),
     KeySpec("BINANCE_RECONNECT_MAX_S", "30", _int(1, 3600), "longest wait between reconnect attempts, seconds"),
     KeySpec(
+        "BINANCE_REQUEST_TIMEOUT_S",
+        "10",
+        _int(1, 120),
+        "a REST request unanswered this long is a timeout (an order's outcome then unknown: queried), seconds",
+    ),
+    KeySpec(
         "BINANCE_CONNECTION_MAX_AGE_S",
         "84600",
         _int(60, 86_000),

@@ -669,7 +669,11 @@ async def run_daemon(
                 signer = HmacSigner(config["BINANCE_API_KEY"].reveal(), config["BINANCE_API_SECRET"].reveal())
             rest = await resources.enter_async_context(
                 BinanceRest(
-                    config["BINANCE_REST_URL"], clock=clock, signer=signer, recv_window_ms=config["BINANCE_RECV_WINDOW"]
+                    config["BINANCE_REST_URL"],
+                    clock=clock,
+                    signer=signer,
+                    recv_window_ms=config["BINANCE_RECV_WINDOW"],
+                    timeout_s=config["BINANCE_REQUEST_TIMEOUT_S"],
                 )
             )
             rules = await load_rules(config, rest)

@@ -1,0 +1,140 @@
+"""The real daemon process against exchange_sim with faults injected at the server, over real sockets.
+
+Each test runs one daemon on the `.env.sim` protocol (REST orders, WebSocket API user data, bookTicker), lets it
+trade, injects a series of faults one after another and waits after each until trading has visibly resumed
+(more fills). After SIGTERM: exit 0, every Route ends in a final Exec in the JSONL, and the Stop record's
+positions (net of commissions taken in the base asset) equal the venue's balance changes.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from dma_bot.exchange_sim import ExchangeSim
+from dma_bot.exchange_sim.market import DEFAULT_SYMBOLS, SymbolConfig
+from tests.conftest import ROOT, Daemon, eventually, start_daemon
+from tests.integration.test_daemon_binance_venue import _env
+from tests.integration.test_daemon_mock import _assert_complete_and_consistent, _metric_values, _read_jsonl, _scrape
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+BASES = ("BTC", "ETH")
+BALANCES = {"USDT": Decimal("10000000"), "BTC": Decimal("100"), "ETH": Decimal("1000")}
+
+Fault = Mapping[str, Any] | Callable[[ExchangeSim], object]
+
+
+async def _fills(port: int) -> float:
+    values = _metric_values(await _scrape(port))
+    return sum(v for k, v in values.items() if k.startswith("exec_reports_total{") and '"filled"' in k)
+
+
+async def _trade_through(
+    faults: list[Fault], tmp_path: Path, daemons: list[Daemon], *, thin: bool = False, **env: str
+) -> dict[str, Any]:
+    """Run the daemon, apply each fault after a few fills, wait for fills to resume; return what was seen.
+    ``thin``: the venue shows less than one order's quantity at the touch, so orders fill in parts."""
+    record = tmp_path / "events.jsonl"
+    symbols: list[str | SymbolConfig] = list(SYMBOLS)
+    if thin:
+        symbols = [replace(DEFAULT_SYMBOLS[s], touch_qty=DEFAULT_SYMBOLS[s].step_size * 60) for s in SYMBOLS]
+    async with ExchangeSim(symbols=symbols, port=0, quote_interval=0.005, balances=dict(BALANCES)) as sim:
+        before = {asset: sum(sim.balance(asset)) for asset in BASES}
+        daemon = await start_daemon({**_env(sim, record), **env}, "--env", str(ROOT / ".env.sim"))
+        daemons.append(daemon)
+        port = await daemon.wait_ready()
+        for fault in [None, *faults]:
+            if fault is not None:
+                fault(sim) if callable(fault) else sim.faults.add(fault)
+            floor = await _fills(port) + 3
+
+            async def resumed(floor: float = floor) -> bool:
+                return await _fills(port) >= floor
+
+            await eventually(resumed, timeout=60, what=f"fills to resume after {fault}")
+        metrics = _metric_values(await _scrape(port))
+        daemon.signal(signal.SIGTERM)
+        code = await daemon.finish(timeout=60)
+        assert code == 0, daemon.stderr
+        after = {asset: sum(sim.balance(asset)) for asset in BASES}
+        fired = [(rule["fault"]["kind"], rule["fired"]) for rule in sim.faults.snapshot()]
+    records = _read_jsonl(record)
+    _assert_complete_and_consistent(records)
+    stop = records[-1]
+    held: dict[str, Decimal] = dict.fromkeys(BASES, Decimal(0))
+    for position in stop["positions"]:
+        held[position["symbol"].removesuffix("USDT")] += Decimal(position["quantity"])
+    for asset in BASES:
+        assert after[asset] - before[asset] == held[asset], (asset, after[asset] - before[asset], held[asset])
+    assert stop["clean"] is True
+    return {"records": records, "metrics": metrics, "fired": fired, "stderr": daemon.stderr}
+
+
+async def test_daemon_survives_request_faults_and_books_equal_the_account(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """5xx with an unknown outcome, 429 with Retry-After, 418, -1021 and a request held past its timeout on
+    POST /api/v3/order: each order ends final (never resent blind), and the books still equal the account."""
+    post = {"method": "POST", "path": "/api/v3/order"}
+    seen = await _trade_through(
+        [
+            {"kind": "request.server_error", "status": 503, "times": 2, **post},
+            {"kind": "request.server_error", "status": 500, "executed": True, "times": 1, **post},
+            {"kind": "request.rate_limited", "retry_after_s": 1, "times": 2, **post},
+            {"kind": "request.banned", "retry_after_s": 1, "times": 1, **post},
+            {"kind": "request.timestamp", "times": 1, **post},
+            {"kind": "request.timeout", "hold_s": 1.5, "then": "drop", "executed": True, "times": 1, **post},
+        ],
+        tmp_path,
+        daemons,
+        BINANCE_REQUEST_TIMEOUT_S="1",
+    )
+    assert len(seen["fired"]) == 6 and all(count >= 1 for _, count in seen["fired"]), seen["fired"]
+    events = {k: v for k, v in seen["metrics"].items() if k.startswith("gateway_events_total{")}
+    assert events['gateway_events_total{event="unknown_outcome",venue="BINANCE"}'] >= 2
+
+
+async def test_daemon_survives_user_data_faults_and_books_equal_the_account(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """Dropped and expired user-data subscriptions, duplicated and reordered execution reports, a trade
+    delivered after its order's terminal report: every fill is booked once and the books equal the account."""
+    seen = await _trade_through(
+        [
+            {"kind": "user.duplicate", "exec_type": "TRADE", "times": 4},
+            {"kind": "user.out_of_order", "mode": "trade_after_terminal", "times": 2},
+            {"kind": "user.out_of_order", "mode": "swap", "times": 2},
+            {"kind": "user.drop"},
+            {"kind": "user.expire"},
+        ],
+        tmp_path,
+        daemons,
+        thin=True,
+    )
+    assert all(count >= 1 for _, count in seen["fired"]), seen["fired"]
+    events = seen["metrics"]
+    assert events['gateway_events_total{event="late_execution",venue="BINANCE"}'] >= 1  # repeats absorbed
+    assert seen["metrics"]['binance_listenkey_keepalive_ok_total{venue="BINANCE"}'] >= 3  # resubscribed twice
+
+
+async def test_daemon_survives_market_data_faults(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """A dropped market stream, a silent one, malformed, duplicate and out-of-order frames: the feed skips what
+    it cannot parse, reconnects, and trading resumes with the books equal to the account."""
+    seen = await _trade_through(
+        [
+            {"kind": "market.malformed", "style": "bad_price", "times": 3},
+            {"kind": "market.malformed", "style": "truncated", "times": 3},
+            {"kind": "market.duplicate", "times": 10},
+            {"kind": "market.out_of_order", "times": 10},
+            {"kind": "market.drop"},
+        ],
+        tmp_path,
+        daemons,
+    )
+    assert all(count >= 1 for _, count in seen["fired"]), seen["fired"]
+    assert seen["metrics"]['binance_ws_reconnects_total{stream="market",venue="BINANCE"}'] >= 1
+    assert "Traceback" not in seen["stderr"]
