@@ -291,6 +291,12 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("RECORD_FILE", "events_mock.jsonl", _text, "append-only JSONL event log; empty = off"),
     KeySpec("STATUS_INTERVAL_S", "10", _int(0, 86_400), "seconds between status lines on stderr; 0 = off"),
     KeySpec("HEALTH_MAX_TICK_AGE_S", "5", _int(1, 86_400), "/healthz is 503 when a symbol has not ticked this long"),
+    KeySpec(
+        "HEALTH_MAX_ANSWER_WAIT_S",
+        "5",
+        _int(1, 3600),
+        "/healthz is 503 when a venue leaves a request unanswered this long, seconds",
+    ),
     KeySpec("LOG_LEVEL", "info", _log_level, "error, warn, info, debug (RUST_LOG is accepted as an alias)"),
     KeySpec("DMA_QUEUE_SIZE", "8192", _int(16, 10_000_000), "capacity of every queue between stages"),
     # -- Binance ------------------------------------------------------------------------------------

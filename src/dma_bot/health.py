@@ -5,8 +5,10 @@ read-only accessors (built by the wiring), so the same rules serve the HTTP endp
 and tests.
 
 Healthy (HTTP 200) means: the feed is connected, every symbol has ticked within ``max_tick_age_ns``,
-every gateway is running and the kill switch is not halted. A kill switch in *reducing* still answers
-200 with ``"status": "degraded"`` (the bot works, flattening); anything else is 503 ``"unhealthy"``.
+every gateway is running, every venue link is up (a Binance venue's user-data stream subscribed, and no
+REST request waiting for an answer longer than ``max_answer_wait_ns``) and the kill switch is not halted.
+A kill switch in *reducing* still answers 200 with ``"status": "degraded"`` (the bot works, flattening);
+anything else is 503 ``"unhealthy"``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,18 @@ from typing import Any
 
 from dma_bot.model.enums import KillSwitchState
 
-__all__ = ["EngineView", "StatusLine", "evaluate_health"]
+__all__ = ["EngineView", "StatusLine", "VenueLink", "evaluate_health"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VenueLink:
+    """One venue connection as health sees it: a Binance venue's user-data stream and REST API."""
+
+    venue: str
+    stream_connected: bool
+    last_event_ns: int | None  # the stream's last frame
+    last_answer_ns: int | None  # the REST API's last answer
+    oldest_waiting_since_ns: int | None  # the oldest REST request still without an answer, when sent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +42,29 @@ class EngineView:
     stage_states: Callable[[], Mapping[str, str]]  # stage name -> starting | running | stopped | crashed
     kill_switch: Callable[[], KillSwitchState]
     max_tick_age_ns: int
+    venue_links: Callable[[], Sequence[VenueLink]] = tuple
+    max_answer_wait_ns: int = 5_000_000_000
+
+
+def _seconds(now_ns: int, then_ns: int | None) -> float | None:
+    return None if then_ns is None else round(max(now_ns - then_ns, 0) / 1e9, 3)
+
+
+def _venue_links(view: EngineView, now_ns: int, problems: list[str]) -> dict[str, Any]:
+    links: dict[str, Any] = {}
+    for link in view.venue_links():
+        waiting = _seconds(now_ns, link.oldest_waiting_since_ns)
+        if not link.stream_connected:
+            problems.append(f"venue {link.venue} user-data stream down")
+        if waiting is not None and waiting * 1e9 > view.max_answer_wait_ns:
+            problems.append(f"venue {link.venue} has not answered a request for {waiting:.1f}s")
+        links[link.venue] = {
+            "user_stream_connected": link.stream_connected,
+            "seconds_since_last_event": _seconds(now_ns, link.last_event_ns),
+            "seconds_since_last_answer": _seconds(now_ns, link.last_answer_ns),
+            "oldest_request_waiting_s": waiting,
+        }
+    return links
 
 
 def evaluate_health(view: EngineView, now_ns: int) -> tuple[bool, dict[str, Any]]:
@@ -53,6 +89,7 @@ def evaluate_health(view: EngineView, now_ns: int) -> tuple[bool, dict[str, Any]
     for venue, state in gateways.items():
         if state != "running":
             problems.append(f"gateway {venue} {state}")
+    venues = _venue_links(view, now_ns, problems)
     kill = view.kill_switch()
     if kill is KillSwitchState.HALTED:
         problems.append("kill switch halted")
@@ -62,6 +99,7 @@ def evaluate_health(view: EngineView, now_ns: int) -> tuple[bool, dict[str, Any]
         "status": status,
         "feed": {"connected": connected, "seconds_since_last_tick": ages},
         "gateways": gateways,
+        "venues": venues,
         "kill_switch": kill.value,
         "problems": problems,
     }

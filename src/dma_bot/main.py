@@ -45,7 +45,7 @@ from dma_bot.gateways.binance import BinanceGateway
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.mock import MockGateway
 from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
-from dma_bot.health import Counters, EngineView, StatusLine, evaluate_health
+from dma_bot.health import Counters, EngineView, StatusLine, VenueLink, evaluate_health
 from dma_bot.metrics import ExecutionMetrics, ExecutionObserver, Metrics, MetricsServer, MetricsSources, StreamHealth
 from dma_bot.model.enums import KillSwitchState
 from dma_bot.model.events import ExecReport, Route, Tick
@@ -218,7 +218,23 @@ class Engine:
             stage_states=lambda: self.stage_states,
             kill_switch=lambda: self.risk_engine.kill_switch.state,
             max_tick_age_ns=self.config["HEALTH_MAX_TICK_AGE_S"] * 1_000_000_000,
+            venue_links=self.venue_links,
+            max_answer_wait_ns=self.config["HEALTH_MAX_ANSWER_WAIT_S"] * 1_000_000_000,
         )
+
+    def venue_links(self) -> list[VenueLink]:
+        """Each Binance venue's user-data stream and REST API, for /healthz (simulated venues have none)."""
+        return [
+            VenueLink(
+                venue=g.venue,
+                stream_connected=g.stream_connected,
+                last_event_ns=g.last_event_ns,
+                last_answer_ns=g.rest.last_answer_ns,
+                oldest_waiting_since_ns=g.rest.oldest_waiting_since_ns,
+            )
+            for g in self.gateways
+            if isinstance(g, BinanceGateway)
+        ]
 
     def stop_fields(self) -> dict[str, Any]:
         """Final books for the JSONL Stop record (exact decimal strings; fees per asset, never added up)."""

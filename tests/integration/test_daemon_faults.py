@@ -15,6 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from dma_bot.exchange_sim import ExchangeSim
 from dma_bot.exchange_sim.market import DEFAULT_SYMBOLS, SymbolConfig
 from tests.conftest import ROOT, Daemon, eventually, start_daemon
@@ -138,3 +140,36 @@ async def test_daemon_survives_market_data_faults(tmp_path: Path, daemons: list[
     assert all(count >= 1 for _, count in seen["fired"]), seen["fired"]
     assert seen["metrics"]['binance_ws_reconnects_total{stream="market",venue="BINANCE"}'] >= 1
     assert "Traceback" not in seen["stderr"]
+
+
+async def _health(port: int) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as response:
+        return response.status, await response.json()
+
+
+async def test_healthz_reports_user_stream_outage_and_frozen_venue(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """/healthz is 503 naming the venue while its user-data stream is down and while it leaves a request
+    unanswered past HEALTH_MAX_ANSWER_WAIT_S, and 200 again once the venue is back."""
+    record = tmp_path / "events.jsonl"
+    async with ExchangeSim(symbols=SYMBOLS, port=0, quote_interval=0.005, balances=dict(BALANCES)) as sim:
+        env = {**_env(sim, record), "HEALTH_MAX_ANSWER_WAIT_S": "1", "BINANCE_RECONNECT_MAX_S": "1"}
+        daemon = await start_daemon(env, "--env", str(ROOT / ".env.sim"))
+        daemons.append(daemon)
+        port = await daemon.wait_ready()
+
+        async def status_is(code: int, problem: str = "") -> bool:
+            status, body = await _health(port)
+            return status == code and (not problem or any(problem in p for p in body["problems"]))
+
+        await eventually(lambda: status_is(200), timeout=30, what="healthy after start-up")
+        sim.faults.add({"kind": "user.drop", "for_s": 2.0})
+        await eventually(lambda: status_is(503, "user-data stream down"), timeout=30, what="503 while stream down")
+        await eventually(lambda: status_is(200), timeout=30, what="healthy after the stream is back")
+        sim.faults.add({"kind": "request.timeout", "hold_s": 4.0, "then": "answer", "method": "POST",
+                        "path": "/api/v3/order", "times": 1})
+        await eventually(lambda: status_is(503, "has not answered a request"), timeout=30, what="503 while frozen")
+        _, body = await _health(port)
+        assert body["venues"]["BINANCE"]["oldest_request_waiting_s"] > 1
+        await eventually(lambda: status_is(200), timeout=30, what="healthy after the venue answers")
+        daemon.signal(signal.SIGTERM)
+        assert await daemon.finish(timeout=60) == 0, daemon.stderr

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
-from dma_bot.health import Counters, EngineView, StatusLine, evaluate_health
+from dma_bot.health import Counters, EngineView, StatusLine, VenueLink, evaluate_health
 from dma_bot.model.enums import KillSwitchState
 
 SECOND = 1_000_000_000
@@ -76,3 +77,35 @@ def test_status_line_rates_between_readings() -> None:
     )
     assert line == "status: ticks/s 1,000 ticks 2,000 signals 30 orders 5 fills 7 rejects 25 pnl -1.23"
     assert "\x1b" not in line and "\r" not in line
+
+
+def _linked(link: VenueLink) -> EngineView:
+    return replace(_view(), venue_links=lambda: [link], max_answer_wait_ns=5 * SECOND)
+
+
+def test_health_venue_with_user_stream_down_is_unhealthy() -> None:
+    """A Binance venue whose user-data stream is down cannot report fills: 503, named in the problems."""
+    link = VenueLink(venue="BINANCE", stream_connected=False, last_event_ns=90 * SECOND, last_answer_ns=101 * SECOND,
+                     oldest_waiting_since_ns=None)
+
+    healthy, body = evaluate_health(_linked(link), 102 * SECOND)
+
+    assert not healthy
+    assert body["status"] == "unhealthy"
+    assert "venue BINANCE user-data stream down" in body["problems"]
+    assert body["venues"]["BINANCE"] == {"user_stream_connected": False, "seconds_since_last_event": 12.0,
+                                        "seconds_since_last_answer": 1.0, "oldest_request_waiting_s": None}
+
+
+def test_health_frozen_venue_is_unhealthy_once_a_request_waits_too_long() -> None:
+    """A request unanswered for longer than the bound makes the venue unhealthy; a young one does not."""
+    frozen = VenueLink(venue="BINANCE", stream_connected=True, last_event_ns=None, last_answer_ns=80 * SECOND,
+                       oldest_waiting_since_ns=96 * SECOND)
+
+    young_ok, _ = evaluate_health(_linked(frozen), 100 * SECOND)
+    healthy, body = evaluate_health(_linked(frozen), 102 * SECOND)
+
+    assert young_ok
+    assert not healthy
+    assert body["problems"] == ["venue BINANCE has not answered a request for 6.0s"]
+    assert body["venues"]["BINANCE"]["seconds_since_last_answer"] == 22.0

@@ -180,6 +180,11 @@ class BinanceGateway:
         return self._orders.stats
 
     @property
+    def rest(self) -> BinanceRest:
+        """The REST client (read-only use: health reads its last answer and oldest waiting request)."""
+        return self._rest
+
+    @property
     def open_orders(self) -> int:
         return self._orders.open_count()
 

@@ -62,6 +62,9 @@ class BinanceRest:
         self._session: aiohttp.ClientSession | None = None
         self.used_weight_1m = 0
         self.clock_offset_ms = 0
+        self.last_answer_ns: int | None = None  # wall clock of the last HTTP answer, whatever its status
+        self._waiting: dict[int, int] = {}  # request number -> wall clock it was sent
+        self._sent = 0
 
     async def __aenter__(self) -> Self:
         self._session = aiohttp.ClientSession(timeout=self._timeout, json_serialize=lambda o: orjson.dumps(o).decode())
@@ -73,6 +76,11 @@ class BinanceRest:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    @property
+    def oldest_waiting_since_ns(self) -> int | None:
+        """Wall clock at which the oldest request still without an answer was sent (None: none waiting)."""
+        return min(self._waiting.values(), default=None)
 
     def now_ms(self) -> int:
         """The venue's time as we believe it: local wall clock plus the measured offset."""
@@ -93,9 +101,13 @@ class BinanceRest:
         else:
             query = "&".join(f"{key}={value}" for key, value in params)
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        self._sent += 1
+        number = self._sent
+        self._waiting[number] = self._clock.time_ns()
         try:
             async with self._session.request(method, url, headers=headers) as response:
                 body = await response.read()
+                self.last_answer_ns = self._clock.time_ns()
                 weight = response.headers.get("X-MBX-USED-WEIGHT-1M")
                 if weight is not None and weight.isdigit():
                     self.used_weight_1m = int(weight)
@@ -103,6 +115,8 @@ class BinanceRest:
                     raise parse_error(response.status, body, retry_after=response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as e:
             raise VenueError(None, f"{method} {path}: {type(e).__name__}: {e}", None) from e
+        finally:
+            del self._waiting[number]
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError as e:
