@@ -19,7 +19,7 @@ from dma_bot.binance.codec import (
 )
 from dma_bot.binance.filters import parse_exchange_info
 from dma_bot.errors import ProtocolError
-from dma_bot.gateways.binance_orders import OrderTable, local_reject
+from dma_bot.gateways.binance_orders import UNKNOWN_AT_VENUE_REASON, OrderTable, local_reject
 from dma_bot.model.enums import ExecStatus, Side
 from dma_bot.model.events import ExecReport, Route
 from dma_bot.positions.ledger import Ledger
@@ -395,6 +395,93 @@ def test_snapshot_with_an_off_grid_quantity_is_a_protocol_error() -> None:
     table = subscribed_table()
     with pytest.raises(ProtocolError, match="executedQty"):
         table.on_order_state(snapshot("0.000001", "0.065"), NOW)
+
+
+# -- an order the venue no longer knows ----------------------------------------------------------------------
+
+
+def acked_table(*routes: Route) -> OrderTable:
+    """Our order(s) ACKed by the POST's answer (venue order 4293153), the stream subscribed."""
+    table = subscribed_table(*routes)
+    for r in routes or (route(),):
+        table.on_post_answered(r.client_order_id, rest_ack(r))
+    return table
+
+
+def test_an_acknowledged_order_not_found_is_canceled_with_the_reason_once_its_trades_are_read() -> None:
+    """ACKed, then -2013: the shell must read myTrades (acknowledged_order_id says which order) and ask again
+    first; with no trade the order ends CANCELED, nothing filled, the reason saying why, counted."""
+    table = acked_table()
+    assert table.acknowledged_order_id(CID) == "4293153" and table.retry_not_found(CID)
+    out = table.on_not_found(CID, NOW, trades=[])
+    assert statuses(out) == [S.CANCELED]
+    assert (out[0].cum_qty, out[0].leaves_qty, out[0].last_qty, out[0].venue_order_id) == (0, 0, 0, "4293153")
+    assert out[0].reason == UNKNOWN_AT_VENUE_REASON and out[0].ts_ns == NOW
+    assert table.open_count() == 0 and table.stats.unknown_at_venue == 1
+    assert table.acknowledged_order_id(CID) == "" and not table.retry_not_found(CID)
+    assert table.on_not_found(CID, NOW, trades=[]) == []
+
+
+def test_a_lost_order_reports_every_unreported_trade_with_its_id_and_commission_before_the_cancel() -> None:
+    """Trade 3001 heard on the stream, 3002 made while we were not listening, then the venue lost the order:
+    3002 becomes its own fill (id, price, commission), then CANCELED at 150 steps; the Ledger agrees."""
+    table = acked_table()
+    heard = table.on_execution(event("execution_report_partially_filled"))
+    out = table.on_not_found(CID, NOW, trades=[trade(3002, 50, 6_499_999), trade(3001, 100)])
+    assert statuses(out) == [S.PARTIALLY_FILLED, S.CANCELED]
+    assert (out[0].trade_id, out[0].last_qty, out[0].last_price, out[0].cum_qty, out[0].fee, out[0].fee_asset) == (
+        "3002", 50, 6_499_999, 150, Decimal("0.0000050"), "BTC")
+    assert out[1].cum_qty == 150 and out[1].reason == UNKNOWN_AT_VENUE_REASON
+    ledger = Ledger(SYMBOLS)
+    for report in heard + out:
+        ledger.apply(report)
+    assert ledger.snapshot().positions[("BTCUSDT", VENUE)].traded_quantity == 150
+    assert ledger.stats.illegal_transitions == 0 and table.stats.reconciled_trades == 1
+
+
+def test_a_lost_order_whose_trades_fill_it_ends_filled_not_canceled() -> None:
+    """The venue filled it before it forgot it: FILLED from myTrades, no CANCELED after."""
+    table = acked_table()
+    out = table.on_not_found(CID, NOW, trades=[trade(3001, 100), trade(3002, 200)])
+    assert [(r.status, r.trade_id, r.cum_qty) for r in out] == [(S.PARTIALLY_FILLED, "3001", 100),
+                                                                (S.FILLED, "3002", 300)]
+    assert table.open_count() == 0 and table.stats.unknown_at_venue == 1
+
+
+def test_a_lost_order_whose_trades_are_unknown_is_left_open_never_guessed() -> None:
+    """myTrades did not answer: no fill and no cancel are invented; the next query with trades settles it."""
+    table = acked_table()
+    assert table.on_not_found(CID, NOW) == []
+    assert table.status(CID) is S.ACK and table.open_count() == 1 and table.stats.missing_at_venue == 1
+    assert statuses(table.on_not_found(CID, NOW, trades=[trade(3001, 100)])) == [S.PARTIALLY_FILLED, S.CANCELED]
+
+
+def test_a_lost_orders_trade_of_another_order_is_a_protocol_error_before_anything_changes() -> None:
+    table = acked_table()
+    with pytest.raises(ProtocolError, match="trade 9 of order 1"):
+        table.on_not_found(CID, NOW, trades=[trade(9, 100, order_id="1")])
+    assert table.status(CID) is S.ACK and table.stats.unknown_at_venue == 0
+
+
+def test_a_lost_orders_quantity_reported_without_trade_id_covers_its_oldest_trades() -> None:
+    """100 steps were reconciled id-less after a gap; myTrades then shows that trade and one more: only
+    the newer one is a fill, then the cancel."""
+    table = gapped_table()
+    table.on_order_state(snapshot("0.00200000", "130.00000000"), NOW)  # trade 3002 reported without its id
+    out = table.on_not_found(CID, NOW, trades=[trade(3001, 100), trade(3002, 100), trade(3003, 50)])
+    assert [(r.status, r.trade_id, r.last_qty, r.cum_qty) for r in out] == [(S.PARTIALLY_FILLED, "3003", 50, 250),
+                                                                            (S.CANCELED, None, 0, 250)]
+    assert table.stats.covered_trades == 1
+
+
+def test_not_found_asks_again_only_for_orders_that_may_exist() -> None:
+    """A POST in flight: "does not exist" means "not yet" (never asked again, nothing decided); an answered
+    order the venue acknowledged may lag behind a query right after placing, so it is asked again."""
+    table = subscribed_table(route("inflight"), route())
+    table.on_post_answered(CID, rest_ack())
+    assert not table.retry_not_found("inflight") and table.acknowledged_order_id("inflight") == ""
+    assert table.on_not_found("inflight", NOW, trades=[]) == [] and table.status("inflight") is S.PENDING_NEW
+    assert table.retry_not_found(CID) and table.acknowledged_order_id(CID) == "4293153"
 
 
 # -- the table -----------------------------------------------------------------------------------------------

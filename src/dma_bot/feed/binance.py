@@ -7,7 +7,10 @@ own heartbeat pings), reconnects after any drop with capped, jittered
 exponential backoff (:class:`~dma_bot.retry.Backoff`), drops a connection that stayed silent past
 the stale threshold or that is about to reach Binance's 24-hour cut (:class:`~dma_bot.feed.reconnect.Watchdog`),
 and reconnects at once on ``serverShutdown``. A malformed frame is counted, logged (first occurrences), and
-skipped: it never stops the feed. On stop it closes the socket and then closes its outputs once.
+skipped: it never stops the feed. A connection that was up and is lost, and the next connection after
+it, are facts for the record: with ``notes`` it puts a ``Note`` MARKET_STREAM_DOWN (why) and
+MARKET_STREAM_UP (after how long). On stop it closes the socket and then closes its outputs once (``notes``
+too: build it with its own ``fanout(...)``).
 
 ``BINANCE_WS_URL`` keeps the original presets' meaning, the stream base ending in ``/ws``;
 :func:`combined_stream_url` turns it into ``.../stream?streams=btcusdt@bookTicker/...``.
@@ -29,7 +32,8 @@ from dma_bot.bus import Fanout
 from dma_bot.clock import Clock
 from dma_bot.errors import ProtocolError
 from dma_bot.feed.reconnect import Verdict, Watchdog
-from dma_bot.model.events import Tick
+from dma_bot.model.enums import NoteKind
+from dma_bot.model.events import Note, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.retry import Backoff
@@ -40,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _LOGGED_BAD_FRAMES: Final = 10
 _MAX_STREAMS_PER_CONNECTION: Final = 1024
+_NS_PER_MS: Final = 1_000_000
 
 
 def combined_stream_url(ws_base: str, symbols: Sequence[str]) -> str:
@@ -71,6 +76,7 @@ class BinanceFeed:
         seed: int = 0,
         venue: str = "BINANCE",
         open_timeout_s: float = 10.0,
+        notes: Fanout[Note] | None = None,
     ) -> None:
         missing = [symbol for symbol in instruments if symbol not in routes]
         if missing:
@@ -86,6 +92,8 @@ class BinanceFeed:
         self._watchdog = watchdog
         self._rng = random.Random(seed)
         self._open_timeout_s = open_timeout_s
+        self._notes = notes
+        self._down_since_ns: int | None = None  # monotonic: when a connection that was up was lost
         self.ticks_by_symbol: dict[str, int] = dict.fromkeys(instruments, 0)
         self.connected = False
         self.reconnects = 0
@@ -102,12 +110,20 @@ class BinanceFeed:
             await self._run(session)
         for route in {id(r): r for r in self._routes.values()}.values():
             await route.close()
+        if self._notes is not None:
+            await self._notes.close()
+
+    async def _note(self, kind: NoteKind, detail: str) -> None:
+        if self._notes is not None:
+            await self._notes.put(Note(kind=kind, venue=self.venue, symbol="", client_order_id="", detail=detail,
+                                       ts_ns=self._clock.time_ns()))
 
     async def _run(self, session: aiohttp.ClientSession) -> None:
         attempt = 0
         timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=5.0)
         while not self._stop.is_set():
             started_ns = self._clock.monotonic_ns()
+            was_up = False
             try:
                 async with asyncio.timeout(self._open_timeout_s):
                     ws = await session.ws_connect(
@@ -115,8 +131,13 @@ class BinanceFeed:
                     )
                 async with ws:
                     self.connections += 1
-                    self.connected = True
+                    self.connected = was_up = True
                     log.info("binance feed connected: %s", self.url)
+                    if self._down_since_ns is not None:
+                        down_ms = (self._clock.monotonic_ns() - self._down_since_ns) // _NS_PER_MS
+                        self._down_since_ns = None
+                        await self._note(NoteKind.MARKET_STREAM_UP, f"market stream connected again after {down_ms} "
+                                                                    "ms down")
                     try:
                         self.last_close_reason = await self._session(ws)
                     finally:
@@ -125,6 +146,9 @@ class BinanceFeed:
                 self.last_close_reason = f"{type(e).__name__}: {e}"
             if self._stop.is_set():
                 break
+            if was_up:
+                self._down_since_ns = self._clock.monotonic_ns()
+                await self._note(NoteKind.MARKET_STREAM_DOWN, f"market stream lost: {self.last_close_reason}")
             up_s = (self._clock.monotonic_ns() - started_ns) / 1e9
             if up_s >= self._backoff.reset_after_s or self.last_close_reason.startswith(("rollover", "serverShutdown")):
                 attempt = 0

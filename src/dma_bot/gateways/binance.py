@@ -13,10 +13,21 @@ measured on the injected clock; each retry and each give-up is counted by policy
 After a stream gap, quantity the order query shows but the stream never told is fetched trade by trade
 from ``GET /api/v3/myTrades`` (so each fill keeps its trade id and commission), falling back to one fill
 from executedQty only when that fails after retries.
+An order the venue acknowledged and then no longer knows (-2013 to a query, asked again by "order.query"
+in case the query lags; also after a cancel answered -2011) is settled from its ``myTrades``: its unreported
+trades are fills, then CANCELED "not known at venue (-2013): ...". That is found by the queries after every
+(re)subscription and by the cancels at shutdown.
+A route is refused locally, never queued, when it is older than ``max_order_age_ms`` since its signal at
+the moment it would be sent (also before a resend after 429 or -1021) ("stale: ..."), or while the
+user-data stream is not subscribed ("venue unreachable: ...": its fills could not be heard; routes flow
+again as soon as it is resubscribed, while the reconciliation runs: the new subscription holds its events).
 Every decision about what to report (one ACK, fills once, reconciliation after a stream gap) belongs to
 :class:`~dma_bot.gateways.binance_orders.OrderTable`; every report leaves through one ordered outbox, so
-the reports of an order keep their order. When the inbox ends it cancels its open orders (if
-``cancel_on_shutdown``), waits, bounded, until each is terminal, unsubscribes, and closes ``out`` once.
+the reports of an order keep their order. Connection facts go to the optional ``notes`` as
+:class:`~dma_bot.model.events.Note` s: the stream lost (why), resubscribed (after how long), the
+reconciliation that followed (orders queried, fills found), each order unknown at the venue. When the
+inbox ends it cancels its open orders (if ``cancel_on_shutdown``), waits, bounded, until each is terminal,
+unsubscribes, and closes ``out`` once, then ``notes`` once (build it with its own ``fanout(...)``).
 """
 
 from __future__ import annotations
@@ -47,11 +58,12 @@ from dma_bot.binance.signing import HmacSigner
 from dma_bot.bus import Channel, Fanout
 from dma_bot.clock import Clock
 from dma_bot.errors import ProtocolError, StartupError
-from dma_bot.gateways.base import GatewayStats
-from dma_bot.gateways.binance_orders import OrderTable, OrderTableStats, local_reject
+from dma_bot.gateways.base import GatewayStats, local_reject, route_too_old
+from dma_bot.gateways.binance_orders import OrderTable, OrderTableStats
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.binance_stream import UserDataStream
-from dma_bot.model.events import ExecReport, Route
+from dma_bot.model.enums import NoteKind
+from dma_bot.model.events import ExecReport, Note, Route
 from dma_bot.model.market import MarketBoard
 from dma_bot.retry import Backoff, RetryPolicy
 
@@ -62,6 +74,7 @@ log = logging.getLogger(__name__)
 _ORDER: Final = "/api/v3/order"
 _MY_TRADES: Final = "/api/v3/myTrades"
 _NO_SUCH_ORDER: Final = -2013
+_NS_PER_MS: Final = 1_000_000
 _TIME_IN_FORCE: Final = ("GTC", "IOC", "LIMIT_MAKER")
 
 
@@ -92,20 +105,25 @@ class BinanceGateway:
         order_deadline_s: float = 30.0,
         query_deadline_s: float = 30.0,
         startup_timeout_s: float = 30.0,
-        stream_wait_s: float = 30.0,
         shutdown_timeout_s: float = 10.0,
+        max_order_age_ms: int = 0,
+        notes: Fanout[Note] | None = None,
         seed: int = 0,
     ) -> None:
         if time_in_force not in _TIME_IN_FORCE:
             raise ValueError(f"time_in_force: one of {', '.join(_TIME_IN_FORCE)}, was {time_in_force!r}")
         if max_in_flight < 1 or query_attempts < 1 or order_attempts < 1:
             raise ValueError("max_in_flight, query_attempts and order_attempts: at least 1")
+        if isinstance(max_order_age_ms, bool) or not isinstance(max_order_age_ms, int) or max_order_age_ms < 0:
+            raise ValueError(f"max_order_age_ms: an integer >= 0 (0 = off), was {max_order_age_ms!r}")
         self.venue = venue
         self.stats = GatewayStats()
         self.unknown_outcomes = 0  # POSTs whose answer was lost: resolved by querying, never by resending
         self.query_failures = 0  # queries that never got an answer after every attempt
         self.bad_answers = 0  # order snapshots that contradict what we sent (skipped, logged)
         self.trade_query_failures = 0  # myTrades never answered: the unheard quantity was reported id-less
+        self.stale_routes = 0  # routes older than max_order_age_ms when they would have been sent: rejected
+        self.unreachable_rejects = 0  # routes rejected at once because the user-data stream was down
         self._rules = dict(rules)
         self._instruments = {symbol: rule.instrument for symbol, rule in self._rules.items()}
         self._rest = rest
@@ -133,8 +151,11 @@ class BinanceGateway:
         self.retries_by_policy: dict[str, int] = dict.fromkeys(names, 0)  # requests sent again, by policy name
         self.gave_up_by_policy: dict[str, int] = dict.fromkeys(names, 0)  # retryable failures not retried
         self._startup_timeout_s = startup_timeout_s
-        self._stream_wait_s = stream_wait_s
         self._shutdown_timeout_s = shutdown_timeout_s
+        self._max_order_age_ns = max_order_age_ms * _NS_PER_MS
+        self._notes = notes
+        self._subscribed = False  # the venue accepted our user-data subscription and it has not been lost since
+        self._down_since_ns: int | None = None  # monotonic: when the user-data stream was lost (None: never lost)
         self._rng = random.Random(seed)
         self._orders = OrderTable(venue)
         self._outbox: deque[ExecReport] = deque()
@@ -202,6 +223,9 @@ class BinanceGateway:
             "late_execution": stats.late_executions,
             "foreign_execution": stats.foreign_executions,
             "cumulative_gap": stats.cumulative_gaps,
+            "unknown_at_venue": stats.unknown_at_venue,
+            "stale_route": self.stale_routes,
+            "unreachable_reject": self.unreachable_rejects,
         }
         for name, count in self.retries_by_policy.items():
             counts[f"retry.{name}"] = count
@@ -225,6 +249,8 @@ class BinanceGateway:
             finally:
                 await self.stream.stop()
         await self._out.close()
+        if self._notes is not None:
+            await self._notes.close()
 
     async def _take_routes(self) -> None:
         slots = asyncio.Semaphore(self._max_in_flight)
@@ -236,13 +262,13 @@ class BinanceGateway:
                     placing.create_task(self._release_after(self._place(route), slots))
 
     @staticmethod
-    async def _release_after(job: Coroutine[Any, Any, None], slots: asyncio.Semaphore) -> None:
+    async def _release_after(job: Coroutine[Any, Any, object], slots: asyncio.Semaphore) -> None:
         try:
             await job
         finally:
             slots.release()
 
-    async def _bounded(self, jobs: Iterable[Coroutine[Any, Any, None]]) -> None:
+    async def _bounded(self, jobs: Iterable[Coroutine[Any, Any, object]]) -> None:
         slots = asyncio.Semaphore(self._max_in_flight)
         async with asyncio.TaskGroup() as group:
             for job in jobs:
@@ -257,6 +283,19 @@ class BinanceGateway:
         if rules is None:
             reason = f"local symbol: one of {', '.join(self._rules)}, was {route.symbol}"
             await self._emit([local_reject(route, reason, self._clock.time_ns())])
+            return
+        now_ns = self._clock.time_ns()
+        stale = route_too_old(route, now_ns, self._max_order_age_ns)
+        if stale:
+            self.stale_routes += 1
+            await self._emit([local_reject(route, stale, now_ns)])
+            return
+        if not self._subscribed:
+            # Without the stream its fills could not be heard, and a route kept until it is back would go
+            # out at an old price: refused now, so the engine decides again with what it knows then. (While
+            # the reconciliation after a resubscription runs, the stream is live: its events wait for us.)
+            self.unreachable_rejects += 1
+            await self._emit([local_reject(route, self._unreachable_reason(), now_ns)])
             return
         try:
             price, quantity = prepare_limit_order(
@@ -274,17 +313,15 @@ class BinanceGateway:
             return
         if (price, quantity) != (route.price, route.quantity):
             route = route._replace(price=price, quantity=quantity)
-        if not self.stream.subscribed:
-            try:
-                async with asyncio.timeout(self._stream_wait_s):
-                    await self.stream.wait_subscribed()
-            except TimeoutError:
-                reason = f"local stream: the user-data stream subscribed within {self._stream_wait_s}s, was not"
-                await self._emit([local_reject(route, reason, self._clock.time_ns())])
-                return
         self._orders.register(route, rules.instrument)
         self._idle.clear()
         await self._post(route, rules)
+
+    def _unreachable_reason(self) -> str:
+        since = self._down_since_ns
+        if since is None:  # before the first subscription, or after stop(): no route is taken then
+            return "venue unreachable: user-data stream not subscribed"
+        return f"venue unreachable: user-data stream down since {(self._clock.monotonic_ns() - since) // _NS_PER_MS} ms"
 
     def _reference_price(self, rules: SymbolRules) -> Decimal | None:
         mid2 = self._board.mid2(rules.symbol) if self._board is not None else None
@@ -296,26 +333,35 @@ class BinanceGateway:
         policy = self._send_policy
         clock_synced = False
         attempt = 0
+        refused = ""  # the venue's last refusal: the order was not taken, so sending it again is a new decision
         started_ns = self._clock.monotonic_ns()
         while True:
             attempt += 1
+            if refused:
+                if await self._reject_if_stale(route, self._clock.time_ns(), f"; not sent again after {refused}"):
+                    return
+                self.retries_by_policy[policy.name] += 1
             try:
                 body = await self._rest.request("POST", _ORDER, params, signed=True)
                 reports = parse_order_response(body, self.venue, self._instruments, self._clock.time_ns(), route=route)
             except VenueError as e:
                 if e.disposition is Disposition.UNKNOWN_OUTCOME:
                     break
+                refused = f"{e.code} {e.msg}"
                 if e.disposition is Disposition.CLOCK and not clock_synced:
                     clock_synced = True
-                    self.retries_by_policy[policy.name] += 1
                     await self._resync_clock()
                     continue
                 wait_s = None
                 if e.disposition in (Disposition.RATE_LIMITED, Disposition.RETRYABLE):
-                    wait_s = self._retry_delay(policy, attempt, started_ns, e, cid)
+                    wait_s = self._retry_delay(policy, attempt, started_ns, e, cid, count=False)
                 if wait_s is None:
                     await self._emit(orders.on_post_rejected(cid, e.code, e.msg, self._clock.time_ns()))
                     return
+                resend_ns = self._clock.time_ns() + int(wait_s * 1e9)
+                if await self._reject_if_stale(route, resend_ns, f" at its resend in {wait_s:.3f}s; not sent again "
+                                                                 f"after {refused}"):
+                    return  # no point waiting out a Retry-After for a price that will be too old by then
                 await asyncio.sleep(wait_s)
                 continue
             except ProtocolError as e:
@@ -329,11 +375,23 @@ class BinanceGateway:
         await self._emit(orders.on_post_unknown(cid))
         await self._query(route.symbol, cid)
 
+    async def _reject_if_stale(self, route: Route, at_ns: int, why: str) -> bool:
+        """A registered order the venue refused: REJECTED (True) when a resend at ``at_ns`` would be too old."""
+        stale = route_too_old(route, at_ns, self._max_order_age_ns)
+        if not stale:
+            return False
+        self.stale_routes += 1
+        now_ns = self._clock.time_ns()
+        await self._emit(self._orders.on_post_rejected(route.client_order_id, None, stale + why, now_ns))
+        return True
+
     def _retry_delay(
-        self, policy: RetryPolicy, attempt: int, started_ns: int, error: Exception | None, cid: str
+        self, policy: RetryPolicy, attempt: int, started_ns: int, error: Exception | None, cid: str, *,
+        count: bool = True,
     ) -> float | None:
         """``policy``'s wait before attempt ``attempt + 1`` of a request first sent at ``started_ns``
-        (monotonic), or None to give up; counted either way."""
+        (monotonic), or None to give up; a give-up is counted, a retry too unless ``count`` is False (the
+        caller counts it when it does send again)."""
         elapsed_s = (self._clock.monotonic_ns() - started_ns) / 1e9
         retry_after_s = error.retry_after_s if isinstance(error, VenueError) else None
         delay = policy.next_delay(attempt, elapsed_s, self._rng, retry_after_s=retry_after_s)
@@ -341,7 +399,7 @@ class BinanceGateway:
             self.gave_up_by_policy[policy.name] += 1
             log.warning("%s order %s: %s gave up after %d attempts in %.2fs (deadline %ss, Retry-After %s): %s",
                         self.venue, cid, policy.name, attempt, elapsed_s, policy.deadline_s, retry_after_s, error)
-        else:
+        elif count:
             self.retries_by_policy[policy.name] += 1
         return delay
 
@@ -353,9 +411,9 @@ class BinanceGateway:
 
     async def _query(
         self, symbol: str, cid: str, *, full: bool | None = None, policy: RetryPolicy | None = None
-    ) -> None:
+    ) -> list[ExecReport]:
         """``GET /api/v3/order`` by client id, retried by ``policy`` (default "order.query"), and report what
-        the venue says."""
+        the venue says; returns the reports emitted."""
         orders = self._orders
         params = build_query_order_params(symbol, cid)
         policy = policy or self._query_policy
@@ -366,7 +424,7 @@ class BinanceGateway:
         while True:
             status = orders.status(cid)
             if status is None or status.is_terminal:
-                return
+                return []
             attempt += 1
             try:
                 state = parse_query_order(await self._rest.request("GET", _ORDER, params, signed=True))
@@ -381,23 +439,54 @@ class BinanceGateway:
             except ProtocolError as e:
                 error, not_found = e, False
             else:
-                await self._apply_state(state, full)
-                return
+                return await self._apply_state(state, full)
             delay = self._retry_delay(policy, attempt, started_ns, error, cid)
             if delay is None:
                 break
             await asyncio.sleep(delay)
         if not_found:
-            await self._emit(orders.on_not_found(cid, self._clock.time_ns()))
-        else:
-            self.query_failures += 1
-            log.warning("%s order %s: no answer to the order query after %d attempts: %s", self.venue, cid,
-                        attempt, error)
+            return await self._not_found(symbol, cid)
+        self.query_failures += 1
+        log.warning("%s order %s: no answer to the order query after %d attempts: %s", self.venue, cid,
+                    attempt, error)
+        return []
 
-    async def _apply_state(self, state: OrderState, full: bool | None) -> None:
+    async def _not_found(self, symbol: str, cid: str) -> list[ExecReport]:
+        """The venue says the order does not exist. One it had acknowledged was lost (a restart, a wipe):
+        its trades are read first, so every fill it made is reported before the order is settled."""
+        orders = self._orders
+        order_id = orders.acknowledged_order_id(cid)
+        if not order_id:
+            reports = orders.on_not_found(cid, self._clock.time_ns())
+            await self._emit(reports)
+            return reports
+        before = orders.status(cid)
+        trades = await self._my_trades(symbol, order_id, cid) if order_id.isdigit() else None
+        try:
+            reports = orders.on_not_found(cid, self._clock.time_ns(), trades=trades)
+        except ProtocolError as e:
+            self.bad_answers += 1
+            log.warning("%s order %s: myTrades answer skipped: %s", self.venue, cid, e)
+            trades = None
+            reports = orders.on_not_found(cid, self._clock.time_ns())
+        await self._emit(reports)
+        if trades is None:
+            detail = f"not known at venue (-2013) while {before}; its trades unknown (no usable myTrades): left open"
+        else:
+            fills = sum(1 for r in reports if r.last_qty > 0)
+            detail = (f"not known at venue (-2013) while {before}: {fills} unreported fills in myTrades, "
+                      f"ended {orders.status(cid)}")
+        log.warning("%s order %s: %s", self.venue, cid, detail)
+        await self._note(NoteKind.UNKNOWN_AT_VENUE, detail, symbol=symbol, client_order_id=cid)
+        return reports
+
+    async def _apply_state(self, state: OrderState, full: bool | None) -> list[ExecReport]:
         trades: list[Trade] | None = None
         if self._orders.wants_trades(state, full=full):
-            trades = await self._my_trades(state)
+            trades = await self._my_trades(state.symbol, state.venue_order_id, state.client_order_id)
+            if trades is None:
+                log.warning("%s order %s: reporting the unheard quantity from executedQty", self.venue,
+                            state.client_order_id)
         try:
             try:
                 reports = self._orders.on_order_state(state, self._clock.time_ns(), full=full, trades=trades)
@@ -410,13 +499,15 @@ class BinanceGateway:
         except ProtocolError as e:
             self.bad_answers += 1
             log.warning("%s order %s: answer skipped: %s", self.venue, state.client_order_id, e)
-            return
+            return []
         await self._emit(reports)
+        return reports
 
-    async def _my_trades(self, state: OrderState) -> list[Trade] | None:
-        """``GET /api/v3/myTrades`` of one order, retried by "order.trades"; None when it never answered."""
-        params = build_my_trades_params(state.symbol, state.venue_order_id)
-        policy, cid = self._trades_policy, state.client_order_id
+    async def _my_trades(self, symbol: str, order_id: str, cid: str) -> list[Trade] | None:
+        """``GET /api/v3/myTrades`` of venue order ``order_id``, retried by "order.trades"; None when it never
+        answered (counted)."""
+        params = build_my_trades_params(symbol, order_id)
+        policy = self._trades_policy
         error: Exception | None = None
         attempt = 0
         started_ns = self._clock.monotonic_ns()
@@ -438,8 +529,7 @@ class BinanceGateway:
                 break
             await asyncio.sleep(delay)
         self.trade_query_failures += 1
-        log.warning("%s order %s: no trades from myTrades (%s); reporting the unheard quantity from executedQty",
-                    self.venue, state.client_order_id, error)
+        log.warning("%s order %s: no trades from myTrades (%s)", self.venue, cid, error)
         return None
 
     async def _cancel(self, symbol: str, cid: str) -> None:
@@ -514,13 +604,48 @@ class BinanceGateway:
         else:
             self._idle.clear()
 
+    # -- notes -------------------------------------------------------------------------------------------
+    async def _note(self, kind: NoteKind, detail: str, *, symbol: str = "", client_order_id: str = "") -> None:
+        if self._notes is not None:
+            await self._notes.put(Note(kind=kind, venue=self.venue, symbol=symbol, client_order_id=client_order_id,
+                                       detail=detail, ts_ns=self._clock.time_ns()))
+
     # -- UserStreamHandler (called by the stream only) ---------------------------------------------------
     async def on_subscribed(self) -> None:
-        """Reconcile every order we believe open: the venue does not replay what the stream missed."""
-        await self._bounded(self._query(symbol, cid) for symbol, cid in self._orders.stream_subscribed())
+        """Reconcile every order we believe open: the venue does not replay what the stream missed.
 
-    def on_disconnected(self) -> None:
+        After a loss (not at the first subscription) the facts go to ``notes``: resubscribed after how long,
+        then how many orders were queried and what they showed."""
+        open_orders = self._orders.stream_subscribed()
+        self._subscribed = True
+        since, self._down_since_ns = self._down_since_ns, None
+        if since is None:
+            await self._bounded(self._query(symbol, cid) for symbol, cid in open_orders)
+            return
+        down_ms = (self._clock.monotonic_ns() - since) // _NS_PER_MS
+        await self._note(NoteKind.USER_STREAM_UP, f"user-data stream resubscribed after {down_ms} ms down; "
+                                                  f"reconciling {len(open_orders)} open orders")
+        found: list[ExecReport] = []
+        lost_before = self._orders.stats.unknown_at_venue
+
+        async def reconcile(symbol: str, cid: str) -> None:
+            found.extend(await self._query(symbol, cid))
+
+        await self._bounded(reconcile(symbol, cid) for symbol, cid in open_orders)
+        fills = sum(1 for r in found if r.last_qty > 0)
+        lost = self._orders.stats.unknown_at_venue - lost_before
+        detail = (f"{len(open_orders)} open orders queried after the resubscription: {fills} fills found, "
+                  f"{lost} unknown at venue, {self._orders.open_count()} open now")
+        log.info("%s: %s", self.venue, detail)
+        await self._note(NoteKind.RECONCILED, detail)
+
+    async def on_disconnected(self, reason: str) -> None:
         self._orders.stream_lost()
+        self._subscribed = False
+        if self.stream.stopping:
+            return
+        self._down_since_ns = self._clock.monotonic_ns()
+        await self._note(NoteKind.USER_STREAM_DOWN, f"user-data stream lost: {reason}")
 
     async def on_execution(self, report: ExecReport) -> None:
         await self._emit(self._orders.on_execution(report))

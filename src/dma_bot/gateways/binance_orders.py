@@ -17,6 +17,11 @@ found nothing) it returns the :class:`ExecReport` s to emit, in order, and never
   quantity those trades do not cover (or all of it, when ``myTrades`` failed) becomes one fill without
   trade id (priced by the missing quote over the missing quantity, commission unknown and reported as
   0). Then the terminal state.
+* An order the venue acknowledged and then no longer knows (a query answers -2013 "Order does not exist",
+  also after a cancel answered -2011: the venue restarted or lost it) is settled rather than left open
+  forever: the shell reads its ``myTrades`` first, each trade not yet reported becomes its fill (with trade
+  id and commission), and the order ends CANCELED with :data:`UNKNOWN_AT_VENUE_REASON`. Without the trade
+  list nothing is guessed: the order stays open, counted, for the next query to settle.
 
 It does no I/O, reads no clock (``now_ns`` comes in) and knows no asyncio: the shell in
 :mod:`dma_bot.gateways.binance` does the requests and the waiting. Executions for client ids it never
@@ -35,11 +40,19 @@ from typing import Final
 
 from dma_bot.binance.codec import OrderState, Trade
 from dma_bot.errors import ProtocolError
-from dma_bot.model.enums import ExecStatus, is_legal_transition
+from dma_bot.gateways.base import local_reject
+from dma_bot.model.enums import ExecStatus, Side, is_legal_transition
 from dma_bot.model.events import ExecReport, Route
 from dma_bot.model.instrument import Instrument
 
-__all__ = ["DEFAULT_MAX_FINISHED_ORDERS", "OrderTable", "OrderTableStats", "PostState", "local_reject"]
+__all__ = [
+    "DEFAULT_MAX_FINISHED_ORDERS",
+    "UNKNOWN_AT_VENUE_REASON",
+    "OrderTable",
+    "OrderTableStats",
+    "PostState",
+    "local_reject",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -51,7 +64,10 @@ _ACK: Final = ExecStatus.ACK
 _PARTIAL: Final = ExecStatus.PARTIALLY_FILLED
 _FILLED: Final = ExecStatus.FILLED
 _REJECTED: Final = ExecStatus.REJECTED
+_CANCELED: Final = ExecStatus.CANCELED
 _NEVER_SYNCED: Final = -1
+UNKNOWN_AT_VENUE_REASON: Final = "not known at venue (-2013): reconciled as canceled; filled quantity per myTrades"
+"""The reason of the CANCELED that ends an order the venue acknowledged and then no longer knew."""
 
 
 class PostState(StrEnum):
@@ -82,7 +98,8 @@ class OrderTableStats:
     reconciled_terminals: int = 0
     inexact_fill_prices: int = 0  # a reconciled fill whose average price is off the tick grid (rounded)
     not_found_rejects: int = 0
-    missing_at_venue: int = 0  # an order we know exists that a query did not find
+    unknown_at_venue: int = 0  # an acknowledged order the venue no longer knows: its trades reported, then CANCELED
+    missing_at_venue: int = 0  # such an order whose trades could not be read: left open (never guessed)
     illegal_transitions: int = 0
 
 
@@ -115,29 +132,6 @@ class _Order:
         self.last_event_ns = 0
         self.sync_epoch = epoch  # the stream epoch since which we have heard everything about it
         self.deferred_reject: ExecReport | None = None
-
-
-def local_reject(route: Route, reason: str, now_ns: int) -> ExecReport:
-    """The REJECTED report for a route refused before it was sent (never reached the venue)."""
-    return ExecReport(
-        venue=route.venue,
-        symbol=route.symbol,
-        client_order_id=route.client_order_id,
-        venue_order_id="",
-        side=route.side,
-        status=_REJECTED,
-        order_qty=route.quantity,
-        last_qty=0,
-        last_price=0,
-        cum_qty=0,
-        leaves_qty=0,
-        fee=_ZERO,
-        fee_asset="",
-        trade_id=None,
-        reason=reason,
-        ts_event_ns=now_ns,
-        ts_ns=now_ns,
-    )
 
 
 class OrderTable:
@@ -217,9 +211,23 @@ class OrderTable:
         return self._connected and not order.status.is_terminal and order.sync_epoch != self._epoch
 
     def retry_not_found(self, client_order_id: str) -> bool:
-        """Whether "order does not exist" is worth asking again: only for a POST of unknown outcome."""
+        """Whether "order does not exist" is worth asking again: for a POST of unknown outcome, and for an
+        order the venue acknowledged (a query right after the placement can lag behind the matching engine:
+        it is settled as lost only when asking again keeps finding nothing). Never for a POST in flight."""
         order = self._orders.get(client_order_id)
-        return order is not None and order.post is PostState.UNKNOWN and order.status is _PENDING_NEW
+        if order is None or order.status.is_terminal:
+            return False
+        return (order.post is PostState.UNKNOWN and order.status is _PENDING_NEW) or order.status is not _PENDING_NEW
+
+    def acknowledged_order_id(self, client_order_id: str) -> str:
+        """The venue's order id of an open order the venue acknowledged, else "".
+
+        For such an order "does not exist" means the venue lost it (a restart, a wipe): before
+        :meth:`on_not_found` settles it, the shell reads that order id's ``myTrades``."""
+        order = self._orders.get(client_order_id)
+        if order is None or order.status.is_terminal or order.status is _PENDING_NEW:
+            return ""
+        return order.venue_order_id
 
     def take_queries(self) -> list[tuple[str, str]]:
         """Orders the stream showed a gap for, to be queried (each once)."""
@@ -271,8 +279,18 @@ class OrderTable:
             order.post = PostState.UNKNOWN
         return out
 
-    def on_not_found(self, client_order_id: str, now_ns: int) -> list[ExecReport]:
-        """Queries found no such order. For a POST of unknown outcome that means it never arrived."""
+    def on_not_found(
+        self, client_order_id: str, now_ns: int, *, trades: Sequence[Trade] | None = None
+    ) -> list[ExecReport]:
+        """Queries found no such order (-2013, also after a cancel answered -2011).
+
+        For a POST of unknown outcome that means it never arrived: REJECTED. For an order the venue had
+        acknowledged (:meth:`acknowledged_order_id`), the venue lost it: ``trades`` is that order's
+        ``myTrades``; each trade not yet reported becomes its fill (trade id, price, commission), and unless
+        they fill it, the order ends CANCELED with :data:`UNKNOWN_AT_VENUE_REASON`, its cumulative quantity
+        what was reported. Without ``trades`` (myTrades failed) nothing is guessed: the order stays open,
+        counted in ``missing_at_venue``. A trade of another order or side is a ProtocolError raised before
+        anything changes. For a POST still in flight, "does not exist" means "not yet": nothing."""
         order = self._orders.get(client_order_id)
         if order is None or order.status.is_terminal:
             return []
@@ -280,10 +298,44 @@ class OrderTable:
         if order.post is PostState.UNKNOWN and order.status is _PENDING_NEW:
             self.stats.not_found_rejects += 1
             self._advance(order, local_reject(order.route, "unknown outcome: not found at venue", now_ns), out)
+        elif order.status is not _PENDING_NEW:
+            if trades is None:
+                self.stats.missing_at_venue += 1
+                _log.warning("order %s: the venue does not know it (status %s) and its trades are unknown: left "
+                             "open", client_order_id, order.status)
+                return out
+            route = order.route
+            _check_trades(client_order_id, order.venue_order_id, route.symbol, route.side, trades)
+            self.stats.unknown_at_venue += 1
+            self._trade_fills(order, order.venue_order_id, trades, route.quantity, now_ns, out)
+            if not order.status.is_terminal:
+                self._advance(order, self._lost_report(order, now_ns), out)
         elif order.post is PostState.ANSWERED:
             self.stats.missing_at_venue += 1
             _log.warning("order %s: the venue does not find it (status %s)", client_order_id, order.status)
         return out
+
+    def _lost_report(self, order: _Order, now_ns: int) -> ExecReport:
+        route = order.route
+        return ExecReport(
+            venue=self.venue,
+            symbol=route.symbol,
+            client_order_id=route.client_order_id,
+            venue_order_id=order.venue_order_id,
+            side=route.side,
+            status=_CANCELED,
+            order_qty=route.quantity,
+            last_qty=0,
+            last_price=0,
+            cum_qty=order.filled,
+            leaves_qty=0,
+            fee=_ZERO,
+            fee_asset="",
+            trade_id=None,
+            reason=UNKNOWN_AT_VENUE_REASON,
+            ts_event_ns=now_ns,
+            ts_ns=now_ns,
+        )
 
     # -- the stream's executionReports ------------------------------------------------------------------
     def on_execution(self, report: ExecReport) -> list[ExecReport]:
@@ -298,6 +350,10 @@ class OrderTable:
             order.venue_order_id = report.venue_order_id
         if order.status.is_terminal:
             self.stats.late_executions += 1
+            if report.last_qty > 0 and report.cum_qty > order.filled:
+                _log.warning("order %s: a fill (trade %s, cumulative %d steps) beyond the %d reported before it "
+                             "was reported %s: not reported", report.client_order_id, report.trade_id,
+                             report.cum_qty, order.filled, order.status)
             return []
         out: list[ExecReport] = []
         status = report.status
@@ -382,11 +438,7 @@ class OrderTable:
         if state.side is not order.route.side:
             raise ProtocolError(f"order {state.client_order_id}: side {order.route.side}, was {state.side}")
         executed = _steps(order.instrument, state.executed_qty, state.client_order_id)
-        for trade in trades or ():
-            if (trade.venue_order_id, trade.symbol, trade.side) != (state.venue_order_id, state.symbol, state.side):
-                raise ProtocolError(f"order {state.client_order_id}: trades of order {state.venue_order_id} "
-                                    f"({state.symbol} {state.side}), was trade {trade.trade_id} of order "
-                                    f"{trade.venue_order_id} ({trade.symbol} {trade.side})")
+        _check_trades(state.client_order_id, state.venue_order_id, state.symbol, state.side, trades or ())
         if state.ts_event_ns > order.last_event_ns:
             order.last_event_ns = state.ts_event_ns
         if not order.venue_order_id:
@@ -404,7 +456,7 @@ class OrderTable:
             return out
         if full:
             if executed > order.filled and trades:
-                self._trade_fills(order, state, trades, executed, now_ns, out)
+                self._trade_fills(order, state.venue_order_id, trades, executed, now_ns, out)
             if executed > order.filled and not order.status.is_terminal:
                 self._reconciled_fill(order, state, executed, now_ns, out)
             if state.status.is_terminal and not order.status.is_terminal:
@@ -443,10 +495,10 @@ class OrderTable:
         )
 
     def _trade_fills(
-        self, order: _Order, state: OrderState, trades: Sequence[Trade], executed: int, now_ns: int,
+        self, order: _Order, venue_order_id: str, trades: Sequence[Trade], executed: int, now_ns: int,
         out: list[ExecReport],
     ) -> None:
-        """One fill per trade of the order we have not reported, oldest first, up to ``executed``.
+        """One fill per trade of the order we have not reported, oldest first, up to ``executed`` steps.
 
         Quantity we reported without a trade id (an earlier fallback) covers the oldest unknown trades:
         those are marked seen, never reported again."""
@@ -465,7 +517,7 @@ class OrderTable:
                 venue=self.venue,
                 symbol=route.symbol,
                 client_order_id=route.client_order_id,
-                venue_order_id=state.venue_order_id,
+                venue_order_id=venue_order_id,
                 side=route.side,
                 status=status,
                 order_qty=route.quantity,
@@ -535,6 +587,14 @@ class OrderTable:
         finished.append(order.route.client_order_id)
         if len(finished) > self._max_finished:
             self._orders.pop(finished.popleft(), None)
+
+
+def _check_trades(client_order_id: str, order_id: str, symbol: str, side: Side, trades: Sequence[Trade]) -> None:
+    """Every trade must be of venue order ``order_id`` on ``symbol`` and ``side``: else a ProtocolError."""
+    for trade in trades:
+        if (trade.venue_order_id, trade.symbol, trade.side) != (order_id, symbol, side):
+            raise ProtocolError(f"order {client_order_id}: trades of order {order_id} ({symbol} {side}), was trade "
+                                f"{trade.trade_id} of order {trade.venue_order_id} ({trade.symbol} {trade.side})")
 
 
 def _steps(instrument: Instrument, quantity: Decimal, client_order_id: str) -> int:

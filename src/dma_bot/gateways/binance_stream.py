@@ -58,8 +58,10 @@ class UserStreamHandler(Protocol):
         """A (re)subscription succeeded: reconcile before the stream reports itself subscribed."""
         ...
 
-    def on_disconnected(self) -> None:
-        """The subscription is gone: events are being missed until the next on_subscribed."""
+    async def on_disconnected(self, reason: str) -> None:
+        """The subscription is gone (``reason``: why): events are being missed until the next on_subscribed.
+
+        Also called once when :meth:`UserDataStream.stop` ends it (``stopping`` is then True)."""
         ...
 
     async def on_execution(self, report: ExecReport) -> None: ...
@@ -130,6 +132,11 @@ class UserDataStream:
         self.last_close_reason = ""
 
     # -- waiting ------------------------------------------------------------------------------------------
+    @property
+    def stopping(self) -> bool:
+        """:meth:`stop` was called: the session ends because we asked it to."""
+        return self._stopping
+
     @property
     def subscribed(self) -> bool:
         """Subscribed, and the reconciliation that follows a subscription has finished."""
@@ -322,7 +329,7 @@ class UserDataStream:
         with contextlib.suppress(ConnectionClosed, OSError):
             await ws.close()
         if was_connected:
-            self._handler.on_disconnected()
+            await self._handler.on_disconnected(reason)
         self._notify()
 
     async def _pause(self) -> None:

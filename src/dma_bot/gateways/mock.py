@@ -6,7 +6,9 @@ whichever comes first, and puts each due report on its output. With ``defer_repo
 "the engine's hot path has work waiting") due reports wait for that work, at most ``MAX_DEFERRALS`` turns:
 the simulated venue stands for a remote one, so its report generation must not delay the engine's own path
 from a tick to an order (routes are still taken at once). Every decision (latency, partial fills,
-fees, rejects, ids) is the venue core's. It needs a clock that moves with the event loop (``LiveClock``);
+fees, rejects, ids) is the venue core's, except the one every gateway shares: a route older than
+``max_order_age_ms`` since its signal when it arrives is REJECTED locally ("stale: ..."), never submitted
+(:func:`~dma_bot.gateways.base.route_too_old`). It needs a clock that moves with the event loop (``LiveClock``);
 a backtest drives ``SimVenue`` directly in its own loop instead.
 
 Waiting for "routes or a deadline" uses ``asyncio.timeout`` around ``Channel.get_batch()`` and starts no
@@ -25,21 +27,28 @@ from typing import Final
 
 from dma_bot.bus import Channel, Fanout, yield_while
 from dma_bot.clock import Clock
-from dma_bot.gateways.base import GATEWAY_EVENTS, GatewayStats
+from dma_bot.gateways.base import GATEWAY_EVENTS, GatewayStats, local_reject, route_too_old
 from dma_bot.gateways.sim_venue import SimVenue
 from dma_bot.model.events import ExecReport, Route
 
 __all__ = ["MockGateway"]
 
 _NS_PER_S: Final = 1_000_000_000
+_NS_PER_MS: Final = 1_000_000
 
 
 class MockGateway:
     """Gateway for the simulated venue ``venue``; ``self.venue`` is its name, as the Gateway protocol says."""
 
-    __slots__ = ("_clock", "_inbox", "_out", "_yield_while", "sim_venue", "stats", "venue")
+    __slots__ = ("_clock", "_inbox", "_max_age_ns", "_out", "_yield_while", "sim_venue", "stale_routes", "stats",
+                 "venue")
 
-    def __init__(self, venue: SimVenue, inbox: Channel[Route], out: Fanout[ExecReport], clock: Clock) -> None:
+    def __init__(
+        self, venue: SimVenue, inbox: Channel[Route], out: Fanout[ExecReport], clock: Clock, *,
+        max_order_age_ms: int = 0,
+    ) -> None:
+        if isinstance(max_order_age_ms, bool) or not isinstance(max_order_age_ms, int) or max_order_age_ms < 0:
+            raise ValueError(f"max_order_age_ms: an integer >= 0 (0 = off), was {max_order_age_ms!r}")
         self.venue = venue.name
         self.sim_venue = venue
         self.stats = GatewayStats()
@@ -47,6 +56,8 @@ class MockGateway:
         self._out = out
         self._clock = clock
         self._yield_while: Callable[[], bool] | None = None
+        self._max_age_ns = max_order_age_ms * _NS_PER_MS
+        self.stale_routes = 0  # routes older than max_order_age_ms on arrival: rejected, never submitted
 
     @property
     def inbox(self) -> Channel[Route]:
@@ -57,8 +68,11 @@ class MockGateway:
         self._yield_while = busy
 
     def counters(self) -> dict[str, int]:
-        """The shared gateway events (all 0: a simulated venue answers every order and loses no report)."""
-        return dict.fromkeys(GATEWAY_EVENTS, 0)
+        """The shared gateway events: stale routes, and 0 for the rest (a simulated venue answers every order
+        and loses no report)."""
+        counts = dict.fromkeys(GATEWAY_EVENTS, 0)
+        counts["stale_route"] = self.stale_routes
+        return counts
 
     async def run(self) -> None:
         """Submit routes and emit due reports until the inbox ended and no order is open; then close."""
@@ -86,9 +100,17 @@ class MockGateway:
                 inbox_open = False
             elif batch:
                 now = clock.time_ns()
-                for route in batch:
-                    sim.submit(route, now)
                 stats.routes_received += len(batch)
+                stale: list[ExecReport] = []
+                for route in batch:
+                    reason = route_too_old(route, now, self._max_age_ns)
+                    if reason:
+                        stale.append(local_reject(route, reason, now))
+                    else:
+                        sim.submit(route, now)
+                if stale:
+                    self.stale_routes += len(stale)
+                    await self._emit(stale)
         await self._out.close()
 
     async def _next_batch(self, wait_ns: int | None) -> list[Route] | None:

@@ -96,6 +96,12 @@ class NoteKind(StrEnum):
     FILL_OVERRUN = "fill_overrun"  # applied fills exceed the venue's cum_qty or the order's quantity
     FILL_BY_CUM_QTY = "fill_by_cum_qty"  # a fill without a trade id whose cum_qty step differs from its last_qty
     UNKNOWN_SYMBOL = "unknown_symbol"  # a report for a symbol without an instrument: skipped
+    USER_STREAM_DOWN = "user_stream_down"  # a venue's user-data stream was lost (detail: why)
+    USER_STREAM_UP = "user_stream_up"  # it was subscribed again (detail: how long it was down)
+    RECONCILED = "reconciled"  # the reconciliation after a resubscription ended (orders queried, fills found)
+    UNKNOWN_AT_VENUE = "unknown_at_venue"  # an acknowledged order the venue no longer knows (detail: what became of it)
+    MARKET_STREAM_DOWN = "market_stream_down"  # the market-data connection was lost (detail: why)
+    MARKET_STREAM_UP = "market_stream_up"  # it is connected again (detail: how long it was down)
 
 
 class KillSwitchState(StrEnum):
