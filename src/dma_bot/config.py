@@ -265,6 +265,12 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("MAX_NOTIONAL", "20000000", _POS, "largest order notional (price x quantity), quote currency"),
     KeySpec("MAX_QPS", "50", _int(1, 100_000), "orders per second (token bucket rate)"),
     KeySpec("RISK_BURST", "50", _int(1, 100_000), "token bucket capacity (orders allowed at once)"),
+    KeySpec(
+        "RISK_MAX_ORDER_AGE_MS",
+        "2000",
+        _int(0, 600_000),
+        "a gateway rejects an order older than this since its signal instead of sending it, ms (0 = off)",
+    ),
     KeySpec("RISK_MAX_DEVIATION_BPS", "100", _int(0, 10_000), "max distance of the price from the mid, bps; 0 = off"),
     KeySpec("RISK_MAX_POSITION", "100", _POS, "max absolute position per symbol incl. open orders, base units"),
     KeySpec("RISK_MAX_LOSS", "10000", _NONNEG, "realized+unrealized loss that switches to reducing; 0 = off"),

@@ -302,7 +302,9 @@ def _feed(
     board: MarketBoard,
     clock: Clock,
     stop: asyncio.Event,
+    record: tuple[Channel[Any], ...],
 ) -> MockFeed | BinanceFeed:
+    """The configured feed; a Binance feed puts its connection Notes on ``record`` (a producer of its own)."""
     symbols: tuple[str, ...] = config["SYMBOLS"]
     if config["FEED_MODE"] == "mock":
         first = instruments[symbols[0]]
@@ -326,6 +328,7 @@ def _feed(
             max_age_ns=config["BINANCE_CONNECTION_MAX_AGE_S"] * 1_000_000_000,
         ),
         seed=config["MOCK_SEED"],
+        notes=fanout(*record) if record else None,
     )
 
 
@@ -398,7 +401,7 @@ def build_engine(
             workers.append((f"strategy.{name}.{index}", worker))
     routes = {symbol: fanout(*tick_targets[symbol], *copies) for symbol in symbols}
 
-    feed = _feed(config, instruments, routes, board, clock, stop)
+    feed = _feed(config, instruments, routes, board, clock, stop, copies)
 
     order_ids = ClientOrderIds(run_prefix(clock.time_ns(), os.urandom(8)))
     risk_engine = RiskEngine(_risk_params(config), instruments, board, latest, order_ids)
@@ -431,6 +434,8 @@ def build_engine(
                     recv_window_ms=config["BINANCE_RECV_WINDOW"],
                     reconnect_backoff=Backoff(max_s=config["BINANCE_RECONNECT_MAX_S"]),
                     seed=config["MOCK_SEED"],
+                    max_order_age_ms=config["RISK_MAX_ORDER_AGE_MS"],
+                    notes=fanout(*copies) if copies else None,
                 )
             )
             continue
@@ -447,7 +452,7 @@ def build_engine(
             instruments,
             seed=config["MOCK_VENUE_SEED"] + index,
         )
-        gateways.append(MockGateway(sim, venue_inbox, out, clock))
+        gateways.append(MockGateway(sim, venue_inbox, out, clock, max_order_age_ms=config["RISK_MAX_ORDER_AGE_MS"]))
     router_stage = RouterStage(router, orders, venue_outputs, latest, clock)
     # Bookkeeping goes behind the path from a tick to an order at the venue: while ticks, signals, orders
     # or routes wait, the recorder, positions and metrics consumers yield (a bounded number of turns).

@@ -302,6 +302,38 @@ def test_reconciliation_reports_each_missed_trade_with_its_id_and_commission_onc
     assert late == [] and table.stats.late_executions == 1
 
 
+def test_trade_newer_than_the_order_snapshot_is_reported_with_its_commission_not_hidden() -> None:
+    """myTrades is read after the order query: the order traded in between, so a trade is newer than the
+    snapshot's executedQty. It is still a fact: reported with its id and commission, the stream's copy is then a
+    duplicate, and the next stream fill continues from it. (It used to be marked seen unreported: the stream's
+    copy was refused and a later reconciliation reported its quantity id-less, without its commission.)"""
+    table = gapped_table()
+    trades = [trade(3001, 100), trade(3002, 50), trade(3003, 30)]  # 3003 came after the snapshot at 150
+
+    out = table.on_order_state(snapshot("0.00150000", "97.50000000"), NOW, trades=trades)
+    late = table.on_execution(event("execution_report_partially_filled")._replace(
+        trade_id="3003", last_qty=30, cum_qty=180, leaves_qty=120))
+    rest = table.on_execution(event("execution_report_filled")._replace(
+        trade_id="3004", last_qty=120, cum_qty=300))
+
+    assert [(r.trade_id, r.last_qty, r.cum_qty, r.fee) for r in out] == [
+        ("3002", 50, 150, Decimal("0.0000050")), ("3003", 30, 180, Decimal("0.0000030"))]
+    assert late == [] and table.stats.duplicate_trades == 1
+    assert [(r.trade_id, r.last_qty, r.cum_qty, r.status) for r in rest] == [("3004", 120, 300, S.FILLED)]
+    assert table.stats.reconciled_fills == 0 and table.stats.covered_trades == 0
+
+
+def test_trade_beyond_the_order_quantity_is_not_reported_nor_marked_seen() -> None:
+    """A myTrades entry that would overfill the order is a contradiction: counted, not reported."""
+    table = gapped_table()
+    trades = [trade(3001, 100), trade(3002, 150), trade(3003, 100)]
+
+    out = table.on_order_state(snapshot("0.00250000", "162.50000000"), NOW, trades=trades)
+
+    assert [(r.trade_id, r.last_qty) for r in out] == [("3002", 150)]
+    assert table.stats.overfilling_trades == 1
+
+
 def test_reconciliation_reports_what_my_trades_does_not_cover_without_a_trade_id() -> None:
     """myTrades lags executedQty: its trades are reported with ids, the rest as one id-less fill."""
     table = gapped_table()

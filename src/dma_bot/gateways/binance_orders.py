@@ -95,6 +95,7 @@ class OrderTableStats:
     reconciled_fills: int = 0  # fills without trade id, from executedQty (myTrades failed or fell short)
     reconciled_trades: int = 0  # fills with trade id and commission, from myTrades
     covered_trades: int = 0  # myTrades entries whose quantity was already reported without a trade id
+    overfilling_trades: int = 0  # myTrades entries beyond the order's quantity (a contradiction: not reported)
     reconciled_terminals: int = 0
     inexact_fill_prices: int = 0  # a reconciled fill whose average price is off the tick grid (rounded)
     not_found_rejects: int = 0
@@ -307,7 +308,7 @@ class OrderTable:
             route = order.route
             _check_trades(client_order_id, order.venue_order_id, route.symbol, route.side, trades)
             self.stats.unknown_at_venue += 1
-            self._trade_fills(order, order.venue_order_id, trades, route.quantity, now_ns, out)
+            self._trade_fills(order, order.venue_order_id, trades, now_ns, out)
             if not order.status.is_terminal:
                 self._advance(order, self._lost_report(order, now_ns), out)
         elif order.post is PostState.ANSWERED:
@@ -456,7 +457,7 @@ class OrderTable:
             return out
         if full:
             if executed > order.filled and trades:
-                self._trade_fills(order, state.venue_order_id, trades, executed, now_ns, out)
+                self._trade_fills(order, state.venue_order_id, trades, now_ns, out)
             if executed > order.filled and not order.status.is_terminal:
                 self._reconciled_fill(order, state, executed, now_ns, out)
             if state.status.is_terminal and not order.status.is_terminal:
@@ -495,22 +496,32 @@ class OrderTable:
         )
 
     def _trade_fills(
-        self, order: _Order, venue_order_id: str, trades: Sequence[Trade], executed: int, now_ns: int,
-        out: list[ExecReport],
+        self, order: _Order, venue_order_id: str, trades: Sequence[Trade], now_ns: int, out: list[ExecReport]
     ) -> None:
-        """One fill per trade of the order we have not reported, oldest first, up to ``executed`` steps.
+        """One fill per trade of the order we have not reported, oldest first.
 
         Quantity we reported without a trade id (an earlier fallback) covers the oldest unknown trades:
-        those are marked seen, never reported again."""
+        those are marked seen, never reported again. A trade is a fact even when it is newer than the
+        snapshot's ``executed`` (myTrades is read after the order query, and the order may have traded in
+        between): it is reported with its id and commission, and the stream's copy is then a duplicate.
+        Marking such a trade seen without reporting it would lose its commission: the stream's copy would be
+        refused as a duplicate and its quantity reported later id-less. A trade beyond the order's quantity is
+        a contradiction: left unreported, never marked seen."""
         route = order.route
         for trade in sorted(trades, key=lambda t: int(t.trade_id)):
             if trade.trade_id in order.trade_ids:
                 continue
-            if order.unidentified > 0 or order.status.is_terminal or order.filled + trade.qty > executed:
+            if order.unidentified > 0 or order.status.is_terminal:
                 order.unidentified = max(0, order.unidentified - trade.qty)
                 self.stats.covered_trades += 1
                 order.trade_ids.add(trade.trade_id)
                 continue
+            if order.filled + trade.qty > route.quantity:
+                self.stats.overfilling_trades += 1
+                _log.warning("order %s: myTrades trade %s of %d steps would fill %d of %d: not reported",
+                             route.client_order_id, trade.trade_id, trade.qty, order.filled + trade.qty,
+                             route.quantity)
+                break
             cum = order.filled + trade.qty
             status = _FILLED if cum == route.quantity else _PARTIAL
             report = ExecReport(
