@@ -96,6 +96,8 @@ class NoteKind(StrEnum):
     FILL_OVERRUN = "fill_overrun"  # applied fills exceed the venue's cum_qty or the order's quantity
     FILL_BY_CUM_QTY = "fill_by_cum_qty"  # a fill without a trade id whose cum_qty step differs from its last_qty
     UNKNOWN_SYMBOL = "unknown_symbol"  # a report for a symbol without an instrument: skipped
+    POSITION_DRIFT = "position_drift"  # the venue's balance of an asset differs from the ledger's by over one step
+    OPEN_ORDER_MISMATCH = "open_order_mismatch"  # open in our books but not at the venue, or the reverse
 
 
 class KillSwitchState(StrEnum):
