@@ -15,8 +15,11 @@ from ``GET /api/v3/myTrades`` (so each fill keeps its trade id and commission), 
 from executedQty only when that fails after retries.
 Every decision about what to report (one ACK, fills once, reconciliation after a stream gap) belongs to
 :class:`~dma_bot.gateways.binance_orders.OrderTable`; every report leaves through one ordered outbox, so
-the reports of an order keep their order. When the inbox ends it cancels its open orders (if
-``cancel_on_shutdown``), waits, bounded, until each is terminal, unsubscribes, and closes ``out`` once.
+the reports of an order keep their order. After every (re)subscription, once the open orders are
+reconciled, it reads the account's balances and open orders ("account.read") and puts one
+:class:`~dma_bot.model.events.AccountSnapshot` on ``out`` for the ledger to reconcile against. When the
+inbox ends it cancels its open orders (if ``cancel_on_shutdown``), waits, bounded, until each is terminal,
+unsubscribes, and closes ``out`` once.
 """
 
 from __future__ import annotations
@@ -27,17 +30,23 @@ import random
 from collections import deque
 from collections.abc import Coroutine, Iterable, Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from dma_bot.binance.codec import (
+    ACCOUNT_PATH,
+    OPEN_ORDERS_PATH,
     OrderState,
     Trade,
+    build_account_params,
     build_cancel_order_params,
     build_my_trades_params,
     build_new_order_params,
     build_query_order_params,
+    parse_account,
     parse_cancel_response,
     parse_my_trades,
+    parse_open_orders,
     parse_order_response,
     parse_query_order,
 )
@@ -51,7 +60,7 @@ from dma_bot.gateways.base import GatewayStats
 from dma_bot.gateways.binance_orders import OrderTable, OrderTableStats, local_reject
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.binance_stream import UserDataStream
-from dma_bot.model.events import ExecReport, Route
+from dma_bot.model.events import AccountSnapshot, ExecReport, Route
 from dma_bot.model.market import MarketBoard
 from dma_bot.retry import Backoff, RetryPolicy
 
@@ -77,7 +86,7 @@ class BinanceGateway:
         ws_api_url: str,
         signer: HmacSigner,
         inbox: Channel[Route],
-        out: Fanout[ExecReport],
+        out: Fanout[ExecReport | AccountSnapshot],
         clock: Clock,
         time_in_force: Literal["GTC", "IOC", "LIMIT_MAKER"] = "GTC",
         cancel_on_shutdown: bool = True,
@@ -106,6 +115,7 @@ class BinanceGateway:
         self.query_failures = 0  # queries that never got an answer after every attempt
         self.bad_answers = 0  # order snapshots that contradict what we sent (skipped, logged)
         self.trade_query_failures = 0  # myTrades never answered: the unheard quantity was reported id-less
+        self.account_read_failures = 0  # account or open orders never answered: no AccountSnapshot that time
         self._rules = dict(rules)
         self._instruments = {symbol: rule.instrument for symbol, rule in self._rules.items()}
         self._rest = rest
@@ -128,8 +138,10 @@ class BinanceGateway:
                                           deadline_s=query_deadline_s, max_retry_after_s=max_retry_after_s)
         self._last_query_policy = RetryPolicy(name="order.query.shutdown", backoff=backoff, max_attempts=1,
                                               deadline_s=query_deadline_s, max_retry_after_s=max_retry_after_s)
+        self._account_policy = RetryPolicy(name="account.read", backoff=backoff, max_attempts=query_attempts,
+                                           deadline_s=query_deadline_s, max_retry_after_s=max_retry_after_s)
         names = [p.name for p in (self._send_policy, self._cancel_policy, self._query_policy, self._trades_policy,
-                                  self._last_query_policy)]
+                                  self._last_query_policy, self._account_policy)]
         self.retries_by_policy: dict[str, int] = dict.fromkeys(names, 0)  # requests sent again, by policy name
         self.gave_up_by_policy: dict[str, int] = dict.fromkeys(names, 0)  # retryable failures not retried
         self._startup_timeout_s = startup_timeout_s
@@ -191,6 +203,7 @@ class BinanceGateway:
             "query_failure": self.query_failures,
             "trade_query_failure": self.trade_query_failures,
             "bad_answer": self.bad_answers,
+            "account_read_failure": self.account_read_failures,
             "reconciled_ack": stats.reconciled_acks,
             "reconciled_fill": stats.reconciled_fills,
             "reconciled_trade": stats.reconciled_trades,
@@ -492,6 +505,55 @@ class BinanceGateway:
                 log.error("%s: %d orders not terminal after %ss: %s", self.venue, len(left),
                           self._shutdown_timeout_s, ", ".join(cid for _, cid in left))
 
+    # -- account read (reconciliation) --------------------------------------------------------------------
+    async def _read_account(self) -> None:
+        """``GET /api/v3/account`` and ``GET /api/v3/openOrders``, put on ``out`` as one AccountSnapshot behind
+        the reports emitted before it; a read that never answers (or answers nonsense) is counted and logged,
+        and nothing is sent: the ledger compares again at the next subscription."""
+        bodies = []
+        for path, params in ((ACCOUNT_PATH, build_account_params()), (OPEN_ORDERS_PATH, [])):
+            body = await self._signed_get(path, params, self._account_policy)
+            if body is None:
+                self.account_read_failures += 1
+                return
+            bodies.append(body)
+        try:
+            balances, open_orders = parse_account(bodies[0]), parse_open_orders(bodies[1])
+        except ProtocolError as e:
+            self.bad_answers += 1
+            self.account_read_failures += 1
+            log.warning("%s: account read skipped: %s", self.venue, e)
+            return
+        ids = tuple(sorted(cid for symbol, cids in open_orders.items() if symbol in self._rules for cid in cids))
+        account = AccountSnapshot(venue=self.venue, balances=MappingProxyType(balances), open_order_ids=ids,
+                                  ts_ns=self._clock.time_ns())
+        async with self._emit_lock:
+            await self._out.put(account)
+
+    async def _signed_get(self, path: str, params: list[tuple[str, str]], policy: RetryPolicy) -> Any:
+        """One signed GET retried by ``policy``; its JSON body, or None when it never answered."""
+        error: Exception | None = None
+        attempt = 0
+        started_ns = self._clock.monotonic_ns()
+        while True:
+            attempt += 1
+            try:
+                return await self._rest.request("GET", path, params, signed=True)
+            except VenueError as e:
+                error = e
+                if e.disposition is Disposition.CLOCK:
+                    await self._resync_clock()
+                elif e.disposition is Disposition.FINAL:
+                    break
+            except ProtocolError as e:
+                error = e
+            delay = self._retry_delay(policy, attempt, started_ns, error, path)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+        log.warning("%s: no answer from %s after %d attempts: %s", self.venue, path, attempt, error)
+        return None
+
     # -- reports -----------------------------------------------------------------------------------------
     async def _emit(self, reports: list[ExecReport]) -> None:
         """Reports leave in the order the core decided them, whichever task decided them."""
@@ -511,8 +573,10 @@ class BinanceGateway:
 
     # -- UserStreamHandler (called by the stream only) ---------------------------------------------------
     async def on_subscribed(self) -> None:
-        """Reconcile every order we believe open: the venue does not replay what the stream missed."""
+        """Reconcile every order we believe open (the venue does not replay what the stream missed), then read
+        the account for the ledger to reconcile against (at start-up too: this is the first subscription)."""
         await self._bounded(self._query(symbol, cid) for symbol, cid in self._orders.stream_subscribed())
+        await self._read_account()
 
     def on_disconnected(self) -> None:
         self._orders.stream_lost()
