@@ -274,6 +274,8 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("RISK_MAX_DEVIATION_BPS", "100", _int(0, 10_000), "max distance of the price from the mid, bps; 0 = off"),
     KeySpec("RISK_MAX_POSITION", "100", _POS, "max absolute position per symbol incl. open orders, base units"),
     KeySpec("RISK_MAX_LOSS", "10000", _NONNEG, "realized+unrealized loss that switches to reducing; 0 = off"),
+    KeySpec("RISK_MAX_DRIFT", "100", _NONNEG,
+            "account drift (quote value of one asset's difference) that switches to reducing; 0 = off"),
     # -- router --------------------------------------------------------------------------------------
     KeySpec("VENUES", "A:5:3:70,B:7:2:50,C:2:6:90", _venues, "venue table NAME:FEE_BPS:LATENCY_MS:LIQUIDITY"),
     KeySpec("ROUTER_TOP_N", "2", _int(1, 64), "venues an order is split across"),

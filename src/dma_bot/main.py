@@ -466,7 +466,7 @@ def build_engine(
         if isinstance(gateway, MockGateway):
             gateway.defer_reports_while(any_waiting([c for c in hot if c is not gateway.inbox]))
 
-    ledger = Ledger(instruments, board=board)
+    ledger = Ledger(instruments, board=board, max_drift=config["RISK_MAX_DRIFT"])
     executions = ExecutionMetrics()
     engine = Engine(
         config=config,
@@ -563,6 +563,7 @@ def _metrics_sources(engine: Engine) -> MetricsSources:
             g.venue: (g.subscriptions_ok, g.subscriptions_err) if isinstance(g, BinanceGateway) else (0, 0)
             for g in engine.gateways
         },
+        simulated_venues=[g.venue for g in engine.gateways if isinstance(g, MockGateway)],
         now_ns=engine.clock.time_ns,
     )
 

@@ -21,7 +21,7 @@ from dma_bot.exchange_sim import ExchangeSim, FeeAsset, RateLimits
 from dma_bot.gateways.binance import BinanceGateway
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.model.enums import ExecStatus, Side
-from dma_bot.model.events import ExecReport, Route, Tick
+from dma_bot.model.events import AccountSnapshot, ExecReport, Route, Tick
 from dma_bot.model.market import MarketBoard
 from dma_bot.positions.ledger import Ledger
 from dma_bot.retry import Backoff
@@ -42,11 +42,14 @@ class FlakyRest(BinanceRest):
         self.clock_syncs = 0
         self.my_trades_calls = 0
         self.my_trades_down = False
+        self.account_faults: list[VenueError] = []  # raised, in order, by the next account reads
 
     async def request(self, method: str, path: str, params: Any = (), *, signed: bool = False) -> Any:
         async def forward() -> Any:
             return await super(FlakyRest, self).request(method, path, params, signed=signed)
 
+        if path == "/api/v3/account" and self.account_faults:
+            raise self.account_faults.pop(0)
         if path == "/api/v3/myTrades":
             self.my_trades_calls += 1
             if self.my_trades_down:
@@ -83,11 +86,21 @@ async def clock_skewed(forward: Forward) -> Any:
 class Harness:
     gateway: BinanceGateway
     inbox: Channel[Route]
-    out: Channel[ExecReport]
+    out: Channel[ExecReport | AccountSnapshot]
     rules: dict[str, SymbolRules]
     rest: FlakyRest
     reports: list[ExecReport] = field(default_factory=list)
+    accounts: list[AccountSnapshot] = field(default_factory=list)  # the account reads, kept apart from reports
+    events: list[ExecReport | AccountSnapshot] = field(default_factory=list)  # both, in output order
     closed: bool = False
+
+    def _take(self, batch: Sequence[ExecReport | AccountSnapshot]) -> None:
+        self.events += batch
+        for event in batch:
+            if type(event) is AccountSnapshot:
+                self.accounts.append(event)
+            else:
+                self.reports.append(event)  # type: ignore[arg-type]
 
     def route(self, cid: str, side: Side, price: str, quantity: str) -> Route:
         instrument = self.rules[SYMBOL].instrument
@@ -111,10 +124,15 @@ class Harness:
                 while not done(self.reports):
                     batch = await self.out.get_batch()
                     assert batch is not None, f"output closed before: {what}"
-                    self.reports += batch
+                    self._take(batch)
         except TimeoutError:
             pytest.fail(f"timed out waiting for {what}; got {[(r.client_order_id, r.status) for r in self.reports]}")
         return self.reports
+
+    async def accounts_read(self, count: int) -> list[AccountSnapshot]:
+        """Collect output until ``count`` account reads have come."""
+        await self.until(f"{count} account reads", lambda _: len(self.accounts) >= count)
+        return self.accounts
 
     async def has(self, cid: str, status: ExecStatus) -> list[ExecReport]:
         return await self.until(f"{cid} {status}", lambda rs: any(r.client_order_id == cid and r.status is status
@@ -126,7 +144,7 @@ class Harness:
         await self.inbox.close()
         async with asyncio.timeout(15):
             while (batch := await self.out.get_batch()) is not None:
-                self.reports += batch
+                self._take(batch)
         return self.reports
 
     def of(self, cid: str) -> list[ExecReport]:
@@ -143,7 +161,7 @@ async def gateway_on(
     async with FlakyRest(sim.rest_url, clock=clock, signer=signer, post_faults=post_faults) as rest:
         rules = await rest.exchange_info([SYMBOL])
         inbox: Channel[Route] = Channel("routes.BINANCE", 64)
-        out: Channel[ExecReport] = Channel("exec_reports", 4096, producers=0)
+        out: Channel[ExecReport | AccountSnapshot] = Channel("exec_reports", 4096, producers=0)
         options = {"reconnect_backoff": Backoff(initial_s=0.02, max_s=0.1),
                    "retry_backoff": Backoff(initial_s=0.01, max_s=0.05), **options}
         gateway = BinanceGateway(rules=rules, rest=rest, ws_api_url=sim.ws_api_url, signer=signer, inbox=inbox,
@@ -521,3 +539,81 @@ async def test_gateway_stops_querying_an_unknown_outcome_at_the_query_deadline(s
     assert [r.reason for r in h.of("b1")] == ["unknown outcome: not found at venue"]
     assert 1 <= h.gateway.retries_by_policy["order.query"] <= 10
     assert h.gateway.gave_up_by_policy["order.query"] == 1 and h.rest.posts == 1
+
+
+# -- account reads for the ledger's reconciliation ----------------------------------------------------------
+
+
+def account_total(sim: ExchangeSim, asset: str) -> Decimal:
+    free, locked = sim.balance(asset)
+    return free + locked
+
+
+def replay_drifts(h: Harness, max_drift: Decimal) -> tuple[list[dict[tuple[str, str], Decimal]], Ledger]:
+    """The gateway's output in order through a real Ledger: the drift it shows after each account read."""
+    ledger = Ledger({SYMBOL: h.rules[SYMBOL].instrument}, max_drift=max_drift)
+    drifts = []
+    for event in h.events:
+        if type(event) is AccountSnapshot:
+            ledger.apply_account(event)
+            drifts.append(dict(ledger.snapshot().drift))
+        else:
+            ledger.apply(event)  # type: ignore[arg-type]
+    return drifts, ledger
+
+
+async def test_gateway_reads_the_account_at_start_and_after_each_resubscription(sim: ExchangeSim) -> None:
+    """One account read at start-up, before any order; another after a resubscription, behind the fill it
+    reconciled from myTrades and listing the order still resting. Replayed in output order, the ledger's
+    expectation equals the venue's balances exactly (drift 0 in BTC and in USDT, which pays the commission);
+    a balance changed behind our back then shows, at the next read, as exactly that drift."""
+    totals = {asset: account_total(sim, asset) for asset in ("BTC", "USDT")}
+    async with gateway_on(sim) as h:
+        (first,) = await h.accounts_read(1)
+        assert (first.venue, dict(first.balances), first.open_order_ids) == ("BINANCE", totals, ())
+        assert h.events == [first]  # before any order
+        await h.send(h.route("b1", Side.BUY, "49990.00", "0.001"))
+        await h.has("b1", S.ACK)
+        sim.set_quote(SYMBOL, "49989.00", "49990.00", ask_qty="0.0004")
+        await h.has("b1", S.PARTIALLY_FILLED)
+        sim.drop_user_connections()
+        sim.set_quote(SYMBOL, "49989.00", "49990.00", ask_qty="0.0003")  # a fill the stream cannot tell
+        second = (await h.accounts_read(2))[1]
+        assert second.open_order_ids == ("b1",)
+        assert dict(second.balances) == {asset: account_total(sim, asset) for asset in ("BTC", "USDT")}
+        reconciled = [r for r in h.of("b1") if r.reason == "reconciled from myTrades"]
+        assert [r.last_qty for r in reconciled] == [30]
+        assert h.events.index(reconciled[0]) < h.events.index(second)
+        free, _ = sim.balance("USDT")
+        sim.set_balance("USDT", free + Decimal("1000"))  # behind the daemon's back
+        sim.drop_user_connections()
+        third = (await h.accounts_read(3))[2]
+        await h.finish()
+    drifts, ledger = replay_drifts(h, max_drift=Decimal("500"))
+    assert drifts[:2] == [{("BINANCE", "BTC"): 0, ("BINANCE", "USDT"): 0}] * 2
+    assert drifts[2] == {("BINANCE", "BTC"): 0, ("BINANCE", "USDT"): Decimal("1000")}
+    assert third.open_order_ids == ("b1",)
+    assert ledger.snapshot().drift_breached  # 1000 USDT of drift beyond a bound of 500
+    notes = ledger.take_notes()
+    assert [(n.kind, n.detail.split(":")[0]) for n in notes] == [("position_drift", "USDT")]
+    assert h.gateway.subscriptions_ok == 3 and h.gateway.counters()["account_read_failure"] == 0
+
+
+async def test_gateway_retries_the_account_read_and_counts_one_that_never_answers(sim: ExchangeSim) -> None:
+    """A 503 on the account read is retried ("account.read"); a refusal (-2015, no permission) is counted and
+    sends no AccountSnapshot at that subscription; orders trade all the same."""
+    async with gateway_on(sim) as h:
+        await h.accounts_read(1)
+        h.rest.account_faults = [
+            VenueError(-1008, "Server is currently overloaded with other requests. Please try again.", 503),
+            VenueError(-2015, "Invalid API-key, IP, or permissions for action.", 401),
+        ]
+        sim.drop_user_connections()
+        await h.gateway.stream.wait_subscriptions(2)
+        await h.send(h.route("b1", Side.BUY, "49000.00", "0.001"))
+        await h.has("b1", S.ACK)
+        await h.finish()
+    assert len(h.accounts) == 1 and h.rest.account_faults == []
+    assert h.gateway.retries_by_policy["account.read"] == 1
+    assert h.gateway.counters()["account_read_failure"] == 1
+    assert [r.status for r in h.of("b1")] == [S.ACK, S.CANCELED]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dma_bot.config import KEYS, Secret, load_config, read_env_file
+from dma_bot.config import KEYS, Secret, help_table, load_config, read_env_file
 from dma_bot.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,6 +103,8 @@ def test_environment_overrides_file() -> None:
         ({"SYMBOL": "XRPUSDT"}, None),  # becomes SYMBOLS: allowed
         ({"SYMBOLS": "BTCUSDT", "SYMBOL": "XRPUSDT"}, "SYMBOL: one of SYMBOLS (BTCUSDT), was 'XRPUSDT'"),
         ({"MOCK_START_PRICE": "100.005"}, "MOCK_START_PRICE: a multiple of MOCK_TICK_SIZE (0.01), was 100.005"),
+        ({"RISK_MAX_DRIFT": "-1"}, "RISK_MAX_DRIFT: a decimal >= 0, was '-1'"),
+        ({"RISK_MAX_DRIFT": "lots"}, "RISK_MAX_DRIFT: a decimal >= 0, was 'lots'"),
     ],
 )
 def test_load_config_bad_value_names_key_allowed_and_given(values: dict[str, str], message: str | None) -> None:
@@ -115,6 +117,13 @@ def test_load_config_bad_value_names_key_allowed_and_given(values: dict[str, str
     text = str(info.value)
     assert message in text
     assert "\n" not in text
+
+
+def test_risk_max_drift_is_a_quote_amount_defaulting_to_100_and_0_turns_it_off() -> None:
+    assert load_config({}, {})["RISK_MAX_DRIFT"] == Decimal(100)
+    assert load_config({"RISK_MAX_DRIFT": "0"}, {})["RISK_MAX_DRIFT"] == Decimal(0)
+    assert load_config({}, {"RISK_MAX_DRIFT": "2.5"})["RISK_MAX_DRIFT"] == Decimal("2.5")
+    assert "RISK_MAX_DRIFT" in help_table()
 
 
 def test_unknown_key_in_file_is_an_error_with_a_hint() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ import pytest
 
 from dma_bot.errors import ProtocolError
 from dma_bot.model.enums import ExecStatus, NoteKind, RejectReason, Side
-from dma_bot.model.events import ExecReport, Note, Order, RiskReject, Route, Signal, Tick
+from dma_bot.model.events import AccountSnapshot, ExecReport, Note, Order, RiskReject, Route, Signal, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.recorder.jsonl import (
     EVENT_TYPES,
@@ -40,13 +41,16 @@ REJECT = RiskReject("ma_crossover", "BTCUSDT", Side.BUY, 6600000, 100, RejectRea
                     "price 66000.00 is 153 bps from mid", 20, 21)
 NOTE = Note(kind=NoteKind.LATE_REPORT, venue="A", symbol="BTCUSDT", client_order_id="o-1-A",
             detail="partially_filled (cum_qty 50) after filled (cum_qty 200): state kept", ts_ns=22)
+ACCOUNT = AccountSnapshot(venue="BINANCE", balances=MappingProxyType({"BTC": Decimal("1.50000000"),
+                                                                     "USDT": Decimal("100")}),
+                          open_order_ids=("o-1-BINANCE", "o-2-BINANCE"), ts_ns=23)
 
 
 def test_jsonl_encoder_each_type_has_its_exact_line_and_contiguous_seq() -> None:
     """Every event type encodes to its exact documented line, numbered 1, 2, 3... in encode order."""
     encoder = JsonlEncoder(INSTRUMENTS)
 
-    lines = [encoder.encode(event) for event in (TICK, SIGNAL, ORDER, ROUTE, EXEC, REJECT, NOTE)]
+    lines = [encoder.encode(event) for event in (TICK, SIGNAL, ORDER, ROUTE, EXEC, REJECT, NOTE, ACCOUNT)]
 
     assert lines == [
         b'{"type":"Md","seq":1,"ts_ns":1700000000000100000,"v":1,"symbol":"BTCUSDT","bid":"65000.12",'
@@ -68,10 +72,12 @@ def test_jsonl_encoder_each_type_has_its_exact_line_and_contiguous_seq() -> None
         b'{"type":"Note","seq":7,"ts_ns":22,"v":1,"kind":"late_report","venue":"A","symbol":"BTCUSDT",'
         b'"client_order_id":"o-1-A","detail":"partially_filled (cum_qty 50) after filled (cum_qty 200): '
         b'state kept"}\n',
+        b'{"type":"Account","seq":8,"ts_ns":23,"v":1,"venue":"BINANCE","balances":{"BTC":"1.50000000",'
+        b'"USDT":"100"},"open_order_ids":["o-1-BINANCE","o-2-BINANCE"]}\n',
     ]
-    assert encoder.seq == 7
+    assert encoder.seq == 8
     assert encoder.counts == {"Md": 1, "Sig": 1, "Ord": 1, "Route": 1, "Exec": 1, "Reject": 1, "Note": 1,
-                              "Start": 0, "Stop": 0}
+                              "Account": 1, "Start": 0, "Stop": 0}
 
 
 def test_jsonl_md_line_escapes_symbol_and_formats_coarse_grids() -> None:
@@ -100,7 +106,7 @@ def test_jsonl_control_records_carry_fields_and_stop_counts_exclude_itself() -> 
     record = orjson.loads(stop)
     assert (record["type"], record["seq"], record["ts_ns"], record["clean"]) == ("Stop", 4, 9, True)
     assert record["counts"] == {"Md": 2, "Sig": 0, "Ord": 0, "Route": 0, "Exec": 0, "Reject": 0, "Note": 0,
-                                "Start": 1}
+                                "Account": 0, "Start": 1}
     assert encoder.counts["Stop"] == 1
 
 
@@ -176,6 +182,12 @@ def _random_event(rng: random.Random, type_: str) -> Event:
     if type_ == "Note":
         return Note(kind=rng.choice(list(NoteKind)), venue=_random_text(rng), symbol=symbol, client_order_id=text,
                     detail=_random_text(rng), ts_ns=ts)
+    if type_ == "Account":
+        balances = {_random_text(rng): Decimal(rng.randrange(0, 10**12)).scaleb(-rng.randrange(0, 12))
+                    for _ in range(rng.randrange(0, 5))}
+        ids = tuple(_random_text(rng) for _ in range(rng.randrange(0, 4)))
+        return AccountSnapshot(venue=_random_text(rng), balances=MappingProxyType(balances), open_order_ids=ids,
+                               ts_ns=ts)
     fee = Decimal(rng.randrange(-10**6, 10**9)).scaleb(-rng.randrange(0, 12))
     return ExecReport(venue="B", symbol=symbol, client_order_id=text, venue_order_id=str(ts),
                       side=side, status=rng.choice(list(ExecStatus)), last_qty=quantity, last_price=price,
@@ -242,6 +254,39 @@ def test_jsonl_to_event_refuses_off_grid_and_mistyped_fields(changes: dict[str, 
     """Off-grid prices, non-string decimals, mistyped ints, unknown symbols and control records raise."""
     with pytest.raises(ProtocolError, match=message):
         to_event(_md_record(**changes), INSTRUMENTS)
+
+
+def test_jsonl_account_record_round_trips_exactly_with_its_decimal_spellings() -> None:
+    """An Account line comes back as the very AccountSnapshot: balances equal, spelled alike, read-only."""
+    account = to_event(decode_record(JsonlEncoder(INSTRUMENTS).encode(ACCOUNT)), INSTRUMENTS)
+
+    assert account == ACCOUNT and type(account) is AccountSnapshot
+    assert [str(amount) for amount in account.balances.values()] == ["1.50000000", "100"]
+    with pytest.raises(TypeError):
+        account.balances["BTC"] = Decimal(0)  # type: ignore[index]
+
+
+def _account_record(**changes: Any) -> dict[str, Any]:
+    record = decode_record(JsonlEncoder(INSTRUMENTS).encode(ACCOUNT))
+    record.update(changes)
+    return record
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"venue": 7}, "Account venue: must be a string, was 7"),
+        ({"balances": [["BTC", "1"]]}, "Account balances: must be an object of asset -> decimal string"),
+        ({"balances": {"BTC": 1.5}}, r"Account balances\.BTC: must be a decimal string, was 1\.5"),
+        ({"balances": {"BTC": "1.5.0"}}, r"Account balances\.BTC: must be a decimal string"),
+        ({"balances": {"BTC": "Infinity"}}, r"Account balances\.BTC: must be a finite decimal string"),
+        ({"open_order_ids": "o-1"}, "Account open_order_ids: must be a list of strings"),
+        ({"open_order_ids": ["o-1", 2]}, "Account open_order_ids: must be a list of strings"),
+    ],
+)
+def test_jsonl_account_record_refuses_mistyped_fields(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ProtocolError, match=message):
+        to_event(_account_record(**changes), INSTRUMENTS)
 
 
 def test_jsonl_to_event_reports_missing_field() -> None:

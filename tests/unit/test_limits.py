@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from decimal import Context, Decimal
 from fractions import Fraction
@@ -10,7 +11,7 @@ import pytest
 
 from dma_bot.bus import Latest
 from dma_bot.model.enums import KillSwitchState, RejectReason, Side
-from dma_bot.model.events import Order, RiskReject, Signal, Tick
+from dma_bot.model.events import Order, RejectBatch, RiskReject, Signal, Tick, signal_batch_of
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot, VenuePosition
@@ -451,6 +452,57 @@ def test_kill_switch_trip_escalates_only_from_active() -> None:
 
     assert (first, again, from_halted) == (True, False, False)
     assert switch.state is KillSwitchState.HALTED
+
+
+# -- account drift --------------------------------------------------------------------------------------
+def drifted(snapshot: PositionSnapshot, reason: str = "BINANCE USDT drift -500 worth 500, beyond max 100",
+            fills: int = 2) -> PositionSnapshot:
+    return dataclasses.replace(snapshot, drift={("BINANCE", "USDT"): Decimal(-500)}, drift_breached=bool(reason),
+                               drift_reason=reason, fills=fills)
+
+
+def test_account_drift_breach_trips_reducing_naming_the_drift() -> None:
+    """A snapshot whose drift breached RISK_MAX_DRIFT moves the kill switch to reducing at the next decision,
+    also with the loss limit off: growing orders are refused, flattening ones pass."""
+    long_btc = holding((BTC, 3000, "100"))
+    harness = Harness(params(max_loss=Decimal(0)), snapshot=long_btc)
+    assert reason_of(harness.check()) is None
+
+    harness.positions.publish(drifted(long_btc))
+    growing = harness.check()
+    flattening = harness.check(side=Side.SELL, quantity=1000)
+
+    assert reason_of(growing) is RejectReason.KILL_SWITCH_REDUCING
+    assert reason_of(flattening) is None
+    assert harness.engine.kill_switch.state is KillSwitchState.REDUCING
+    assert harness.engine.kill_switch.reason == "position drift: BINANCE USDT drift -500 worth 500, beyond max 100"
+
+
+def test_account_drift_that_clears_leaves_the_switch_reducing_and_unbreached_drift_trips_nothing() -> None:
+    """Drift shown but not breached trades on; once tripped, a later agreeing read does not reactivate."""
+    harness = Harness()
+    harness.positions.publish(drifted(EMPTY_SNAPSHOT, reason="", fills=0))
+    assert reason_of(harness.check()) is None and harness.engine.kill_switch.state is KillSwitchState.ACTIVE
+
+    harness.positions.publish(drifted(EMPTY_SNAPSHOT, fills=0))
+    harness.check()
+    harness.positions.publish(drifted(EMPTY_SNAPSHOT, reason="", fills=0))
+
+    assert reason_of(harness.check()) is RejectReason.KILL_SWITCH_REDUCING
+
+
+def test_account_drift_breach_trips_in_check_batch_too() -> None:
+    """The column-wise path asks the same question before deciding: a whole batch of buys is refused."""
+    harness = Harness(snapshot=drifted(EMPTY_SNAPSHOT))
+    signals = [Signal("mr", BTC.symbol, Side.BUY, 10_000, 1000, NOW - 2, NOW - 1) for _ in range(16)]
+    batch = signal_batch_of(signals)
+    assert batch is not None
+
+    decisions = harness.engine.check_batch(batch, NOW)
+
+    assert harness.engine.kill_switch.state is KillSwitchState.REDUCING
+    rows = [row for d in decisions for row in (d.rows() if isinstance(d, RejectBatch) else [d])]
+    assert len(rows) == 16 and {reason_of(row) for row in rows} == {RejectReason.KILL_SWITCH_REDUCING}
 
 
 # -- loss limit -----------------------------------------------------------------------------------------

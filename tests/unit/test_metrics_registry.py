@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from types import MappingProxyType
 
 from dma_bot.bus import Channel
-from dma_bot.metrics import ExecutionMetrics, Metrics, MetricsSources, StreamHealth
+from dma_bot.metrics import ExecutionMetrics, ExecutionObserver, Metrics, MetricsSources, StreamHealth
 from dma_bot.model import ExecReport, ExecStatus, Instrument, KillSwitchState, Route, Side
+from dma_bot.model.events import AccountSnapshot
 from dma_bot.model.positions import PositionSnapshot, VenuePosition
 
-INSTRUMENTS = {"BTCUSDT": Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"))}
+INSTRUMENTS = {"BTCUSDT": Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"),
+                                     base_asset="BTC", quote_asset="USDT")}
 
 
 def _route(cid: str, ts_signal_ns: int) -> Route:
@@ -36,7 +39,8 @@ def _sources(executions: ExecutionMetrics) -> MetricsSources:
     )
     snapshot = PositionSnapshot(
         positions=MappingProxyType({("BTCUSDT", "A"): position}), realized_pnl=Decimal("2.5"),
-        fee_value=Decimal("0.25"), fills=1
+        fee_value=Decimal("0.25"), fills=1,
+        drift=MappingProxyType({("BINANCE", "BTC"): Decimal("0.002"), ("BINANCE", "USDT"): Decimal("-12.5")}),
     )
     return MetricsSources(
         feed_mode="mock",
@@ -63,6 +67,7 @@ def _sources(executions: ExecutionMetrics) -> MetricsSources:
             StreamHealth(venue="MOCK", stream="market", connected=True, reconnects=2, last_event_ns=7_500_000_000)
         ],
         subscriptions=lambda: {"A": (3, 1)},
+        simulated_venues=("A",),
         now_ns=lambda: 10_000_000_000,
     )
 
@@ -99,6 +104,12 @@ def test_exposition_uses_the_original_names_exactly() -> None:
     assert samples['ledger_anomalies_total{kind="late_report"}'] == 4
     assert samples['ledger_anomalies_total{kind="illegal_transition"}'] == 1
     assert samples["ledger_fill_gap_orders"] == 2
+    assert samples['position_drift{asset="BTC",venue="BINANCE"}'] == 0.002
+    assert samples['position_drift{asset="USDT",venue="BINANCE"}'] == -12.5
+    # a simulated venue is its own account: 0 for each asset of the instruments, never read from anywhere
+    assert samples['position_drift{asset="BTC",venue="A"}'] == 0
+    assert samples['position_drift{asset="USDT",venue="A"}'] == 0
+    assert sum(key.startswith("position_drift{") for key in samples) == 4
     assert samples['gateway_events_total{event="unknown_outcome",venue="BINANCE"}'] == 3
     assert samples['gateway_events_total{event="retry.order.send",venue="BINANCE"}'] == 5
     assert samples["recorder_write_failures_total"] == 1
@@ -142,3 +153,20 @@ def test_latency_counts_first_ack_only() -> None:
     executions.on_exec(_report("unknown", ExecStatus.ACK, 9_000_000))
     assert executions.latency_count == 1
     assert executions.reports == {("ack", "A"): 2, ("filled", "A"): 1}
+
+
+async def test_observer_counts_routes_and_reports_and_skips_account_reads() -> None:
+    """A venue's AccountSnapshot travels with its reports: the observer neither counts nor chokes on it."""
+    executions = ExecutionMetrics()
+    inbox: Channel[Route | ExecReport | AccountSnapshot] = Channel("exec.metrics", 8)
+    account = AccountSnapshot(venue="A", balances=MappingProxyType({"USDT": Decimal(1)}), open_order_ids=(),
+                              ts_ns=1)
+    for event in (_route("c1", 0), account, _report("c1", ExecStatus.ACK, 1_000_000)):
+        await inbox.put(event)
+    await inbox.close()
+
+    async with asyncio.timeout(5):
+        await ExecutionObserver(executions, inbox).run()
+
+    assert executions.routes_by_venue == {"A": 1}
+    assert executions.reports == {("ack", "A"): 1} and executions.latency_count == 1

@@ -83,7 +83,8 @@ async def test_recorder_writes_start_events_in_order_and_clean_stop(tmp_path: Pa
     assert [to_event(r, INSTRUMENTS) for r in records[1:-1]] == EVENTS
     stop = records[-1]
     assert stop["clean"] is True and stop["exec_reports"] == 1
-    assert stop["counts"] == {"Md": 2, "Sig": 1, "Ord": 0, "Route": 0, "Exec": 1, "Reject": 0, "Note": 0, "Start": 1}
+    assert stop["counts"] == {"Md": 2, "Sig": 1, "Ord": 0, "Route": 0, "Exec": 1, "Reject": 0, "Note": 0, "Account": 0,
+                             "Start": 1}
     assert stage.records_written == 6
     assert stage.last_flush_ns == START_NS
 

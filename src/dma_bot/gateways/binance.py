@@ -23,7 +23,10 @@ user-data stream is not subscribed ("venue unreachable: ...": its fills could no
 again as soon as it is resubscribed, while the reconciliation runs: the new subscription holds its events).
 Every decision about what to report (one ACK, fills once, reconciliation after a stream gap) belongs to
 :class:`~dma_bot.gateways.binance_orders.OrderTable`; every report leaves through one ordered outbox, so
-the reports of an order keep their order. Connection facts go to the optional ``notes`` as
+the reports of an order keep their order. After every (re)subscription, once the open orders are
+reconciled, it reads the account's balances and open orders ("account.read") and puts one
+:class:`~dma_bot.model.events.AccountSnapshot` on ``out`` for the ledger to reconcile against.
+Connection facts go to the optional ``notes`` as
 :class:`~dma_bot.model.events.Note` s: the stream lost (why), resubscribed (after how long), the
 reconciliation that followed (orders queried, fills found), each order unknown at the venue. When the
 inbox ends it cancels its open orders (if ``cancel_on_shutdown``), waits, bounded, until each is terminal,
@@ -38,17 +41,23 @@ import random
 from collections import deque
 from collections.abc import Coroutine, Iterable, Mapping
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from dma_bot.binance.codec import (
+    ACCOUNT_PATH,
+    OPEN_ORDERS_PATH,
     OrderState,
     Trade,
+    build_account_params,
     build_cancel_order_params,
     build_my_trades_params,
     build_new_order_params,
     build_query_order_params,
+    parse_account,
     parse_cancel_response,
     parse_my_trades,
+    parse_open_orders,
     parse_order_response,
     parse_query_order,
 )
@@ -63,7 +72,7 @@ from dma_bot.gateways.binance_orders import OrderTable, OrderTableStats
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.binance_stream import UserDataStream
 from dma_bot.model.enums import NoteKind
-from dma_bot.model.events import ExecReport, Note, Route
+from dma_bot.model.events import AccountSnapshot, ExecReport, Note, Route
 from dma_bot.model.market import MarketBoard
 from dma_bot.retry import Backoff, RetryPolicy
 
@@ -90,7 +99,7 @@ class BinanceGateway:
         ws_api_url: str,
         signer: HmacSigner,
         inbox: Channel[Route],
-        out: Fanout[ExecReport],
+        out: Fanout[ExecReport | AccountSnapshot],
         clock: Clock,
         time_in_force: Literal["GTC", "IOC", "LIMIT_MAKER"] = "GTC",
         cancel_on_shutdown: bool = True,
@@ -124,6 +133,7 @@ class BinanceGateway:
         self.trade_query_failures = 0  # myTrades never answered: the unheard quantity was reported id-less
         self.stale_routes = 0  # routes older than max_order_age_ms when they would have been sent: rejected
         self.unreachable_rejects = 0  # routes rejected at once because the user-data stream was down
+        self.account_read_failures = 0  # account or open orders never answered: no AccountSnapshot that time
         self._rules = dict(rules)
         self._instruments = {symbol: rule.instrument for symbol, rule in self._rules.items()}
         self._rest = rest
@@ -146,8 +156,10 @@ class BinanceGateway:
                                           deadline_s=query_deadline_s, max_retry_after_s=max_retry_after_s)
         self._last_query_policy = RetryPolicy(name="order.query.shutdown", backoff=backoff, max_attempts=1,
                                               deadline_s=query_deadline_s, max_retry_after_s=max_retry_after_s)
+        self._account_policy = RetryPolicy(name="account.read", backoff=backoff, max_attempts=query_attempts,
+                                           deadline_s=query_deadline_s, max_retry_after_s=max_retry_after_s)
         names = [p.name for p in (self._send_policy, self._cancel_policy, self._query_policy, self._trades_policy,
-                                  self._last_query_policy)]
+                                  self._last_query_policy, self._account_policy)]
         self.retries_by_policy: dict[str, int] = dict.fromkeys(names, 0)  # requests sent again, by policy name
         self.gave_up_by_policy: dict[str, int] = dict.fromkeys(names, 0)  # retryable failures not retried
         self._startup_timeout_s = startup_timeout_s
@@ -217,6 +229,7 @@ class BinanceGateway:
             "query_failure": self.query_failures,
             "trade_query_failure": self.trade_query_failures,
             "bad_answer": self.bad_answers,
+            "account_read_failure": self.account_read_failures,
             "reconciled_ack": stats.reconciled_acks,
             "reconciled_fill": stats.reconciled_fills,
             "reconciled_trade": stats.reconciled_trades,
@@ -587,6 +600,55 @@ class BinanceGateway:
                 log.error("%s: %d orders not terminal after %ss: %s", self.venue, len(left),
                           self._shutdown_timeout_s, ", ".join(cid for _, cid in left))
 
+    # -- account read (reconciliation) --------------------------------------------------------------------
+    async def _read_account(self) -> None:
+        """``GET /api/v3/account`` and ``GET /api/v3/openOrders``, put on ``out`` as one AccountSnapshot behind
+        the reports emitted before it; a read that never answers (or answers nonsense) is counted and logged,
+        and nothing is sent: the ledger compares again at the next subscription."""
+        bodies = []
+        for path, params in ((ACCOUNT_PATH, build_account_params()), (OPEN_ORDERS_PATH, [])):
+            body = await self._signed_get(path, params, self._account_policy)
+            if body is None:
+                self.account_read_failures += 1
+                return
+            bodies.append(body)
+        try:
+            balances, open_orders = parse_account(bodies[0]), parse_open_orders(bodies[1])
+        except ProtocolError as e:
+            self.bad_answers += 1
+            self.account_read_failures += 1
+            log.warning("%s: account read skipped: %s", self.venue, e)
+            return
+        ids = tuple(sorted(cid for symbol, cids in open_orders.items() if symbol in self._rules for cid in cids))
+        account = AccountSnapshot(venue=self.venue, balances=MappingProxyType(balances), open_order_ids=ids,
+                                  ts_ns=self._clock.time_ns())
+        async with self._emit_lock:
+            await self._out.put(account)
+
+    async def _signed_get(self, path: str, params: list[tuple[str, str]], policy: RetryPolicy) -> Any:
+        """One signed GET retried by ``policy``; its JSON body, or None when it never answered."""
+        error: Exception | None = None
+        attempt = 0
+        started_ns = self._clock.monotonic_ns()
+        while True:
+            attempt += 1
+            try:
+                return await self._rest.request("GET", path, params, signed=True)
+            except VenueError as e:
+                error = e
+                if e.disposition is Disposition.CLOCK:
+                    await self._resync_clock()
+                elif e.disposition is Disposition.FINAL:
+                    break
+            except ProtocolError as e:
+                error = e
+            delay = self._retry_delay(policy, attempt, started_ns, error, path)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
+        log.warning("%s: no answer from %s after %d attempts: %s", self.venue, path, attempt, error)
+        return None
+
     # -- reports -----------------------------------------------------------------------------------------
     async def _emit(self, reports: list[ExecReport]) -> None:
         """Reports leave in the order the core decided them, whichever task decided them."""
@@ -612,7 +674,8 @@ class BinanceGateway:
 
     # -- UserStreamHandler (called by the stream only) ---------------------------------------------------
     async def on_subscribed(self) -> None:
-        """Reconcile every order we believe open: the venue does not replay what the stream missed.
+        """Reconcile every order we believe open (the venue does not replay what the stream missed), then read
+        the account for the ledger to reconcile against (at start-up too: this is the first subscription).
 
         After a loss (not at the first subscription) the facts go to ``notes``: resubscribed after how long,
         then how many orders were queried and what they showed."""
@@ -621,6 +684,7 @@ class BinanceGateway:
         since, self._down_since_ns = self._down_since_ns, None
         if since is None:
             await self._bounded(self._query(symbol, cid) for symbol, cid in open_orders)
+            await self._read_account()
             return
         down_ms = (self._clock.monotonic_ns() - since) // _NS_PER_MS
         await self._note(NoteKind.USER_STREAM_UP, f"user-data stream resubscribed after {down_ms} ms down; "
@@ -638,6 +702,7 @@ class BinanceGateway:
                   f"{lost} unknown at venue, {self._orders.open_count()} open now")
         log.info("%s: %s", self.venue, detail)
         await self._note(NoteKind.RECONCILED, detail)
+        await self._read_account()
 
     async def on_disconnected(self, reason: str) -> None:
         self._orders.stream_lost()

@@ -78,6 +78,7 @@ class MetricsSources:
     queues: Sequence[_Depth]
     streams: Callable[[], Iterable[StreamHealth]]
     subscriptions: Callable[[], Mapping[str, tuple[int, int]]]  # venue -> (ok, err) user-data (re)subscriptions
+    simulated_venues: Sequence[str]  # in-process venues: their account is our books (position_drift 0)
     now_ns: Callable[[], int]
 
 
@@ -247,6 +248,15 @@ class EngineCollector(Collector):
         gaps = _family("ledger_fill_gap_orders", "Orders whose applied fills differ from the venue's cum_qty", "gauge")
         gaps.add_sample("ledger_fill_gap_orders", {}, s.fill_gaps())
         yield gaps
+        drift = _family("position_drift", "Venue account balance minus the ledger's expectation, per asset", "gauge")
+        for (venue, asset), amount in snapshot.drift.items():
+            drift.add_sample("position_drift", {"venue": venue, "asset": asset}, float(amount))
+        if s.simulated_venues:
+            assets = sorted({a for i in s.instruments.values() for a in (i.base_asset, i.quote_asset) if a})
+            for venue in s.simulated_venues:
+                for asset in assets:
+                    drift.add_sample("position_drift", {"venue": venue, "asset": asset}, 0.0)
+        yield drift
 
 
 class Metrics:

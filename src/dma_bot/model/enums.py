@@ -102,6 +102,8 @@ class NoteKind(StrEnum):
     UNKNOWN_AT_VENUE = "unknown_at_venue"  # an acknowledged order the venue no longer knows (detail: what became of it)
     MARKET_STREAM_DOWN = "market_stream_down"  # the market-data connection was lost (detail: why)
     MARKET_STREAM_UP = "market_stream_up"  # it is connected again (detail: how long it was down)
+    POSITION_DRIFT = "position_drift"  # the venue's balance of an asset differs from the ledger's by over one step
+    OPEN_ORDER_MISMATCH = "open_order_mismatch"  # open in our books but not at the venue, or the reverse
 
 
 class KillSwitchState(StrEnum):

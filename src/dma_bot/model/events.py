@@ -13,7 +13,7 @@ frozen keyword-only dataclasses (measured on the 2-core target). The column batc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -24,6 +24,7 @@ import numpy.typing as npt
 from dma_bot.model.enums import ExecStatus, NoteKind, RejectReason, Side
 
 __all__ = [
+    "AccountSnapshot",
     "BoolArray",
     "ExecReport",
     "IntArray",
@@ -319,4 +320,20 @@ class Note(NamedTuple):
     symbol: str
     client_order_id: str
     detail: str
+    ts_ns: int
+
+
+class AccountSnapshot(NamedTuple):
+    """A venue's own account as it answered one read (type ``Account``), for reconciling the ledger against it.
+
+    ``balances`` is each asset's total (free + locked), exact, as a read-only mapping; an asset the venue did
+    not list holds 0 (Binance omits zero balances when asked). ``open_order_ids`` are the client order ids of
+    the orders open there on the gateway's symbols, sorted. ``ts_ns`` is when this process had the answers.
+    A gateway puts it on its output behind the reports it decided before the read, so the positions stage
+    has applied those when it reconciles (``positions.drift``). Build it with keywords.
+    """
+
+    venue: str
+    balances: Mapping[str, Decimal]
+    open_order_ids: tuple[str, ...]
     ts_ns: int

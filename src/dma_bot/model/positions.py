@@ -56,6 +56,11 @@ class PositionSnapshot:
     ``done_steps[(symbol, side)]`` counts steps of our orders on that side that can no longer fill
     (filled, or cancelled/rejected/expired leaves): risk subtracts it from what it sent to know the
     quantity still open at the venues.
+
+    ``drift[(venue, asset)]`` is the venue's balance of the asset minus what the ledger expects it to be, at
+    that venue's newest account read (exact; only venues that report an account: see ``positions.drift``).
+    ``drift_breached`` is True when a drift beyond one step is worth more than the configured bound
+    (``RISK_MAX_DRIFT``), with ``drift_reason`` saying which; risk then moves the kill switch to reducing.
     """
 
     positions: Mapping[tuple[str, str], VenuePosition] = field(default_factory=_empty)
@@ -64,6 +69,9 @@ class PositionSnapshot:
     realized_pnl: Decimal = Decimal(0)
     fee_value: Decimal = Decimal(0)
     fills: int = 0
+    drift: Mapping[tuple[str, str], Decimal] = field(default_factory=_empty)
+    drift_breached: bool = False
+    drift_reason: str = ""
 
     def venue_steps(self, symbol: str, venue: str) -> int:
         position = self.positions.get((symbol, venue))

@@ -22,6 +22,13 @@ a quote on the board at the fill; fees without a price are kept apart as unvalue
 its whole quantity once terminal. Decimal is built at the border (:meth:`Ledger.snapshot`, the PnL
 readers). No I/O, clock or asyncio.
 
+Reconciliation: :meth:`Ledger.apply_account` hands a venue's :class:`~dma_bot.model.events.AccountSnapshot`
+to a :class:`~dma_bot.positions.drift.Reconciler` with what our fills moved at that venue per asset
+(:meth:`Ledger.asset_flows`: the base traded, the quote paid and received as integer tick*step units per
+book, each commission out of its own asset) and the orders it remembers there; the drift per (venue, asset)
+and whether it breaches ``max_drift`` (quote value; 0 = never) are part of every snapshot, and its
+``position_drift`` / ``open_order_mismatch`` Notes join the others.
+
 Memory bound: orders are forgotten ``max_terminal_orders`` terminal orders after they ended (a later
 report for one starts again from PENDING_NEW), and trade ids are remembered for the last
 ``max_trade_ids`` applied fills (an older replay is no longer recognised as a duplicate).
@@ -38,10 +45,11 @@ from types import MappingProxyType
 from typing import Final, NamedTuple
 
 from dma_bot.model.enums import ExecStatus, NoteKind, Side, is_legal_transition
-from dma_bot.model.events import ExecReport, Note
+from dma_bot.model.events import AccountSnapshot, ExecReport, Note
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PositionSnapshot, VenuePosition
+from dma_bot.positions.drift import Reconciler
 
 __all__ = [
     "DEFAULT_MAX_TERMINAL_ORDERS",
@@ -101,6 +109,8 @@ class LedgerStats:
     fills_by_cum_qty: int = 0
     unknown_symbols: int = 0
     forgotten_orders: int = 0
+    position_drifts: int = 0
+    open_order_mismatches: int = 0
 
     def anomalies(self) -> dict[NoteKind, int]:
         """The counters that are Notes, by kind (metric ``ledger_anomalies_total{kind}``)."""
@@ -111,6 +121,8 @@ class LedgerStats:
             NoteKind.FILL_OVERRUN: self.fill_overruns,
             NoteKind.FILL_BY_CUM_QTY: self.fills_by_cum_qty,
             NoteKind.UNKNOWN_SYMBOL: self.unknown_symbols,
+            NoteKind.POSITION_DRIFT: self.position_drifts,
+            NoteKind.OPEN_ORDER_MISMATCH: self.open_order_mismatches,
         }
 
 
@@ -142,12 +154,14 @@ class _Order:
 
 
 class _Book:
-    """One (symbol, venue): traded steps, open cost and realized PnL in SUBUNITS, fees per asset."""
+    """One (symbol, venue): traded steps, open cost and realized PnL in SUBUNITS, quote received minus paid
+    in tick*step units, fees per asset."""
 
-    __slots__ = ("base_fees", "cost", "fee_value", "fees", "quantity", "realized", "unvalued")
+    __slots__ = ("base_fees", "cash", "cost", "fee_value", "fees", "quantity", "realized", "unvalued")
 
     def __init__(self) -> None:
         self.quantity = 0
+        self.cash = 0
         self.cost = 0
         self.realized = 0
         self.fees: dict[str, Decimal] = {}
@@ -159,6 +173,7 @@ class _Book:
         held = self.quantity
         signed = sign * steps
         after = held + signed
+        self.cash -= signed * price_ticks
         value = price_ticks * SUBUNITS
         if held == 0 or (held > 0) == (signed > 0):
             self.cost += signed * value
@@ -187,6 +202,8 @@ class Ledger:
     """Positions, fees, PnL, order states and done steps built from :class:`ExecReport`s.
 
     ``board`` (optional) prices a fee paid in a third asset at the fill; without it such fees are unvalued.
+    It also values a drift against a venue's account, which breaches beyond ``max_drift`` in quote currency
+    (0, the default, = never; ``RISK_MAX_DRIFT`` in the daemon).
     """
 
     __slots__ = (
@@ -200,6 +217,7 @@ class Ledger:
         "_net",
         "_notes",
         "_orders",
+        "_reconciler",
         "_snapshot",
         "_stale",
         "_terminal",
@@ -217,6 +235,7 @@ class Ledger:
         board: MarketBoard | None = None,
         max_terminal_orders: int = DEFAULT_MAX_TERMINAL_ORDERS,
         max_trade_ids: int = DEFAULT_MAX_TRADE_IDS,
+        max_drift: Decimal = _ZERO,
     ) -> None:
         if max_terminal_orders <= 0 or max_trade_ids <= 0:
             raise ValueError(
@@ -242,6 +261,7 @@ class Ledger:
         self._trade_order: deque[tuple[str, str, str]] = deque()
         self._notes: list[Note] = []
         self._snapshot: PositionSnapshot | None = None
+        self._reconciler = Reconciler(self._instruments, max_drift=max_drift, board=board)
         self.stats = LedgerStats()
 
     # -- applying reports ---------------------------------------------------------------------------------
@@ -365,6 +385,21 @@ class Ledger:
             _add(book.unvalued, asset, fee)
         else:
             book.fee_value = _EXACT.add(book.fee_value, value)
+
+    def apply_account(self, account: AccountSnapshot) -> bool:
+        """Reconcile with a venue's account read (see :mod:`dma_bot.positions.drift`); True: the drift shown
+        by :meth:`snapshot` is that of this read from now on."""
+        venue = account.venue
+        orders = {cid: (order.symbol, order.status) for cid, order in self._orders.items() if order.venue == venue}
+        notes = self._reconciler.reconcile(account, self.asset_flows(venue), orders)
+        for note in notes:
+            if note.kind is NoteKind.POSITION_DRIFT:
+                self.stats.position_drifts += 1
+            else:
+                self.stats.open_order_mismatches += 1
+        self._notes += notes
+        self._snapshot = None
+        return True
 
     def _note(self, kind: NoteKind, report: ExecReport, detail: str) -> None:
         self._notes.append(Note(kind=kind, venue=report.venue, symbol=report.symbol,
@@ -503,6 +538,21 @@ class Ledger:
                 _add(totals, asset, amount)
         return totals
 
+    def asset_flows(self, venue: str) -> dict[str, Decimal]:
+        """What our fills moved in the account at ``venue``, per asset, exactly: base bought - sold, quote
+        received - paid, each commission out of its own asset (a base-asset fee out of the base, a BNB fee
+        out of BNB)."""
+        flows: dict[str, Decimal] = {}
+        for (symbol, book_venue), book in self._books.items():
+            if book_venue != venue:
+                continue
+            instrument = self._instruments[symbol]
+            _add(flows, instrument.base_asset, instrument.steps_to_qty(book.quantity))
+            _add(flows, instrument.quote_asset, _EXACT.multiply(Decimal(book.cash), self._units[symbol]))
+            for asset, fee in book.fees.items():
+                _add(flows, asset, _EXACT.minus(fee))
+        return {asset: _tidy(amount) for asset, amount in flows.items()}
+
     def net_pnl(self, board: MarketBoard) -> Decimal:
         """Realized + unrealized PnL - the value of the priced fees, in quote currency."""
         return _tidy(_EXACT.subtract(_EXACT.add(self.realized_pnl(), self.unrealized_pnl(board)), self.fee_value()))
@@ -522,5 +572,8 @@ class Ledger:
                 realized_pnl=self.realized_pnl(),
                 fee_value=self.fee_value(),
                 fills=self.stats.fills,
+                drift=self._reconciler.drift,
+                drift_breached=self._reconciler.breached,
+                drift_reason=self._reconciler.breach_reason,
             )
         return snapshot

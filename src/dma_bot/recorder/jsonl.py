@@ -2,11 +2,12 @@
 
 Owns the record layout (schema version ``v`` = 1) and the numbering of records: the encoder gives each
 line ``seq`` 1, 2, 3... in the order it encodes them, which is file order, and counts the records of each
-``type`` (``Md``, ``Sig``, ``Ord``, ``Route``, ``Exec``, ``Reject``, ``Note``, ``Start``, ``Stop``) so the ``Stop``
-record can say how many came before it. Prices and quantities are decimal strings of the symbol's grid
-(``Instrument.format_price``/``format_qty``, memoised per grid size in a bounded cache shared by the symbols on
-that grid), fees ``str(Decimal)``,
-timestamps integer nanoseconds. It does no I/O and reads no clock: the writer owns the file, and
+``type`` (``Md``, ``Sig``, ``Ord``, ``Route``, ``Exec``, ``Reject``, ``Note``, ``Account``, ``Start``,
+``Stop``) so the ``Stop`` record can say how many came before it. ``Account`` is a venue's account read
+(balances as exact decimal strings per asset, open order ids), written through orjson like the other rare
+records. Prices and quantities are decimal strings of the symbol's grid (``Instrument.format_price``/
+``format_qty``, memoised per grid size in a bounded cache shared by the symbols on that grid), fees
+``str(Decimal)``, timestamps integer nanoseconds. It does no I/O and reads no clock: the writer owns the file, and
 ``Start``/``Stop`` carry only the fields they are handed (nothing is read from config, so no secret can
 leak in). ``recorder.jsonl_decode`` reads the lines back: ``to_event(decode_record(encode(e))) == e``.
 
@@ -33,6 +34,7 @@ import orjson
 
 from dma_bot.model.enums import Side
 from dma_bot.model.events import (
+    AccountSnapshot,
     ExecReport,
     Note,
     Order,
@@ -49,7 +51,7 @@ from dma_bot.model.instrument import Instrument
 __all__ = ["EVENT_TYPES", "FORMAT_CACHE_LIMIT", "RECORD_TYPES", "SCHEMA_VERSION", "Event", "JsonlEncoder"]
 
 SCHEMA_VERSION: Final = 1
-EVENT_TYPES: Final = ("Md", "Sig", "Ord", "Route", "Exec", "Reject", "Note")
+EVENT_TYPES: Final = ("Md", "Sig", "Ord", "Route", "Exec", "Reject", "Note", "Account")
 RECORD_TYPES: Final = (*EVENT_TYPES, "Start", "Stop")
 FORMAT_CACHE_LIMIT: Final = 16384
 """Entries in each grid's string cache (and in the JSON string cache); a full cache is cleared."""
@@ -57,7 +59,10 @@ FORMAT_CACHE_LIMIT: Final = 16384
 _RESERVED: Final = frozenset({"type", "seq", "ts_ns", "v"})
 _APPEND_NEWLINE: Final = orjson.OPT_APPEND_NEWLINE
 
-Event = Tick | TickBatch | Signal | SignalBatch | Order | Route | ExecReport | RiskReject | RejectBatch | Note
+Event = (
+    Tick | TickBatch | Signal | SignalBatch | Order | Route | ExecReport | RiskReject | RejectBatch | Note
+    | AccountSnapshot
+)
 
 
 def _json_default(value: object) -> str:
@@ -132,6 +137,7 @@ class JsonlEncoder:
             RiskReject: self._reject,
             RejectBatch: self._reject_batch,
             Note: self._note,
+            AccountSnapshot: self._account,
         }
 
     @property
@@ -470,6 +476,16 @@ class JsonlEncoder:
             "detail": note.detail,
         })
         self._commit("Note", seq)
+        return line
+
+    def _account(self, account: AccountSnapshot) -> bytes:
+        seq = self._seq + 1
+        line = _dumps({
+            "type": "Account", "seq": seq, "ts_ns": account.ts_ns, "v": SCHEMA_VERSION, "venue": account.venue,
+            "balances": {asset: str(amount) for asset, amount in account.balances.items()},
+            "open_order_ids": list(account.open_order_ids),
+        })
+        self._commit("Account", seq)
         return line
 
 

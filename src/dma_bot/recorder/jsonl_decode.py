@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Final
 
 import orjson
 
 from dma_bot.errors import ProtocolError
 from dma_bot.model.enums import ExecStatus, NoteKind, RejectReason, Side
-from dma_bot.model.events import ExecReport, Note, Order, RiskReject, Route, Signal, Tick
+from dma_bot.model.events import AccountSnapshot, ExecReport, Note, Order, RiskReject, Route, Signal, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.recorder.jsonl import EVENT_TYPES, RECORD_TYPES, SCHEMA_VERSION, Event
 
@@ -285,6 +286,31 @@ def _note_event(r: _Record, instruments: _Instruments) -> Note:
     return Note(kind=NoteKind(r["kind"]), ts_ns=_int(r, "ts_ns"), **texts)
 
 
+def _amount(text: object, field: str) -> Decimal:
+    try:
+        if not isinstance(text, str):
+            raise InvalidOperation
+        value = Decimal(text)
+    except InvalidOperation as e:
+        raise ProtocolError(f"JSONL {field}: must be a decimal string, was {text!r}") from e
+    if not value.is_finite():
+        raise ProtocolError(f"JSONL {field}: must be a finite decimal string, was {text!r}")
+    return value
+
+
+def _account_event(r: _Record, instruments: _Instruments) -> AccountSnapshot:
+    venue, balances, ids = r["venue"], r["balances"], r["open_order_ids"]
+    if not isinstance(venue, str):
+        raise ProtocolError(f"JSONL Account venue: must be a string, was {venue!r}")
+    if not isinstance(balances, dict):
+        raise ProtocolError(f"JSONL Account balances: must be an object of asset -> decimal string, was {balances!r}")
+    if not isinstance(ids, list) or not all(isinstance(cid, str) for cid in ids):
+        raise ProtocolError(f"JSONL Account open_order_ids: must be a list of strings, was {ids!r}")
+    amounts = {asset: _amount(text, f"Account balances.{asset}") for asset, text in balances.items()}
+    return AccountSnapshot(venue=venue, balances=MappingProxyType(amounts), open_order_ids=tuple(ids),
+                           ts_ns=_int(r, "ts_ns"))
+
+
 _BUILDERS: Final[dict[str, Callable[[_Record, _Instruments], Event]]] = {
     "Md": _md_event,
     "Sig": _sig_event,
@@ -293,4 +319,5 @@ _BUILDERS: Final[dict[str, Callable[[_Record, _Instruments], Event]]] = {
     "Exec": _exec_event,
     "Reject": _reject_event,
     "Note": _note_event,
+    "Account": _account_event,
 }

@@ -8,7 +8,9 @@ are converted once per symbol into integer ticks and steps at construction, so t
 
 ``check_batch`` decides a whole SignalBatch column-wise with exactly the results (orders, rejects, counters,
 state) of ``check`` over its rows. The loss limit is :class:`~dma_bot.risk.loss.LossLimit`; the engine asks it
-before each decision and trips the kill switch. Reject details that repeat (position limits) are memoised.
+before each decision and trips the kill switch, as it does when the positions snapshot says the ledger
+drifted from a venue's account beyond ``RISK_MAX_DRIFT`` (``PositionSnapshot.drift_breached``, decided by
+the ledger). Reject details that repeat (position limits) are memoised.
 """
 
 from __future__ import annotations
@@ -229,9 +231,9 @@ def _places(size: Decimal) -> int:
 
 class RiskEngine:
     """``check(signal, now_ns)`` -> Order or RiskReject. Checks run in this order, first failure wins:
-    loss limit (may trip the kill switch), kill switch, quantity, absolute band, relative band, notional,
-    position (filled net + still-open steps on the signal's side + this order), and the rate limit last,
-    so a refused signal never spends a token."""
+    loss limit and account drift (either may trip the kill switch), kill switch, quantity, absolute band,
+    relative band, notional, position (filled net + still-open steps on the signal's side + this order), and
+    the rate limit last, so a refused signal never spends a token."""
 
     def __init__(
         self,
@@ -482,8 +484,11 @@ class RiskEngine:
         snapshot = self._positions.value
         loss = self._loss
         kill = self.kill_switch
-        if loss is not None and kill.state is _ACTIVE and loss.breached(snapshot):
-            kill.trip(f"loss limit: pnl {loss.pnl():.2f} <= -{self.params.max_loss}")
+        if kill.state is _ACTIVE:
+            if loss is not None and loss.breached(snapshot):
+                kill.trip(f"loss limit: pnl {loss.pnl():.2f} <= -{self.params.max_loss}")
+            elif snapshot.drift_breached:
+                kill.trip(f"position drift: {snapshot.drift_reason}")
         return limits, snapshot
 
     def _reject(self, signal: Signal, reason: RejectReason, detail: str, now_ns: int) -> RiskReject:
