@@ -147,11 +147,11 @@ def _assert_complete_and_consistent(records: list[dict[str, Any]]) -> None:
     traded: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     held: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     fees: dict[str, Decimal] = defaultdict(Decimal)
-    seen_trades: set[tuple[str, str]] = set()
+    seen_trades: set[tuple[str, str, str, str]] = set()
     instruments = records[0]["instruments"]
     for r in records:
         if r["type"] == "Exec" and r["status"] in {"partially_filled", "filled"}:
-            key = (r["venue"], r["trade_id"])
+            key = (r["venue"], r["symbol"], r["client_order_id"], r["trade_id"])
             assert key not in seen_trades
             seen_trades.add(key)
             sign = 1 if r["side"] == "BUY" else -1

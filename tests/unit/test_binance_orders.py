@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from decimal import Decimal
@@ -19,7 +20,12 @@ from dma_bot.binance.codec import (
 )
 from dma_bot.binance.filters import parse_exchange_info
 from dma_bot.errors import ProtocolError
-from dma_bot.gateways.binance_orders import UNKNOWN_AT_VENUE_REASON, OrderTable, local_reject
+from dma_bot.gateways.binance_orders import (
+    REASSIGNED_AT_VENUE_REASON,
+    UNKNOWN_AT_VENUE_REASON,
+    OrderTable,
+    local_reject,
+)
 from dma_bot.model.enums import ExecStatus, Side
 from dma_bot.model.events import ExecReport, Route
 from dma_bot.positions.ledger import Ledger
@@ -602,3 +608,19 @@ def test_random_drops_duplicates_and_reconnects_keep_the_position_exact(seed: in
     assert len(trade_ids) == len(set(trade_ids))
     assert emitted[-1].status is final and table.open_count() == 0
     assert statuses(emitted).count(S.ACK) == 1
+
+
+def test_a_lost_order_whose_order_id_names_another_order_now_is_canceled_with_what_was_reported() -> None:
+    """A venue restarted from scratch reuses order ids: myTrades of our old orderId list another order's trades
+    (refused as a contradiction), so the shell says ``reassigned``; the order ends CANCELED at the quantity
+    reported before, with the reason naming the restart (the account check catches anything else)."""
+    table = acked_table()
+    table.on_execution(event("execution_report_partially_filled"))
+    with pytest.raises(ProtocolError):
+        table.on_not_found(CID, NOW, trades=[dataclasses.replace(trade(9, 50), side=Side.SELL)])
+
+    out = table.on_not_found(CID, NOW, reassigned=True)
+
+    assert [(r.status, r.cum_qty, r.last_qty, r.reason) for r in out] == [
+        (S.CANCELED, 100, 0, REASSIGNED_AT_VENUE_REASON)]
+    assert table.open_count() == 0 and table.stats.unknown_at_venue == 1

@@ -216,3 +216,17 @@ def _flat_board() -> MarketBoard:
     board = MarketBoard()
     board.update(Tick("BTCUSDT", 6_500_000, 6_500_002, 1, 1, 0, 0))
     return board
+
+
+def test_ledger_same_trade_id_on_another_order_after_a_venue_restart_is_a_new_fill() -> None:
+    """A venue restarted from scratch numbers its trades from 1 again: trade 1 of a new order is a new fill,
+    while trade 1 of the same order reported again is a duplicate."""
+    ledger = Ledger(INSTRUMENTS)
+    ledger.apply(_report(S.FILLED, cid="before", last_qty=1_000, cum_qty=1_000, trade_id="1"))
+    ledger.apply(_report(S.FILLED, cid="before", last_qty=1_000, cum_qty=1_000, trade_id="1"))
+
+    changed = ledger.apply(_report(S.FILLED, cid="after", last_qty=2_000, cum_qty=2_000, trade_id="1"))
+
+    assert changed is True
+    assert _position(ledger).traded_quantity == 3_000
+    assert ledger.stats.duplicate_fills == 1

@@ -475,15 +475,21 @@ class BinanceGateway:
             return reports
         before = orders.status(cid)
         trades = await self._my_trades(symbol, order_id, cid) if order_id.isdigit() else None
+        reassigned = False
         try:
             reports = orders.on_not_found(cid, self._clock.time_ns(), trades=trades)
         except ProtocolError as e:
+            # the venue lists trades of another order under this orderId: it restarted and numbers orders anew
             self.bad_answers += 1
-            log.warning("%s order %s: myTrades answer skipped: %s", self.venue, cid, e)
-            trades = None
-            reports = orders.on_not_found(cid, self._clock.time_ns())
+            log.warning("%s order %s: myTrades of order %s belong to another order now: %s", self.venue, cid,
+                        order_id, e)
+            reassigned = True
+            reports = orders.on_not_found(cid, self._clock.time_ns(), reassigned=True)
         await self._emit(reports)
-        if trades is None:
+        if reassigned:
+            detail = (f"not known at venue (-2013) while {before} and orderId {order_id} names another order "
+                      f"(the venue restarted): ended {orders.status(cid)} with the fills reported before")
+        elif trades is None:
             detail = f"not known at venue (-2013) while {before}; its trades unknown (no usable myTrades): left open"
         else:
             fills = sum(1 for r in reports if r.last_qty > 0)

@@ -47,6 +47,7 @@ from dma_bot.model.instrument import Instrument
 
 __all__ = [
     "DEFAULT_MAX_FINISHED_ORDERS",
+    "REASSIGNED_AT_VENUE_REASON",
     "UNKNOWN_AT_VENUE_REASON",
     "OrderTable",
     "OrderTableStats",
@@ -67,6 +68,10 @@ _REJECTED: Final = ExecStatus.REJECTED
 _CANCELED: Final = ExecStatus.CANCELED
 _NEVER_SYNCED: Final = -1
 UNKNOWN_AT_VENUE_REASON: Final = "not known at venue (-2013): reconciled as canceled; filled quantity per myTrades"
+REASSIGNED_AT_VENUE_REASON: Final = (
+    "not known at venue (-2013) and its orderId now names another order (the venue restarted): reconciled as "
+    "canceled with the fills reported before; any difference shows as position drift"
+)
 """The reason of the CANCELED that ends an order the venue acknowledged and then no longer knew."""
 
 
@@ -281,7 +286,7 @@ class OrderTable:
         return out
 
     def on_not_found(
-        self, client_order_id: str, now_ns: int, *, trades: Sequence[Trade] | None = None
+        self, client_order_id: str, now_ns: int, *, trades: Sequence[Trade] | None = None, reassigned: bool = False
     ) -> list[ExecReport]:
         """Queries found no such order (-2013, also after a cancel answered -2011).
 
@@ -291,7 +296,11 @@ class OrderTable:
         they fill it, the order ends CANCELED with :data:`UNKNOWN_AT_VENUE_REASON`, its cumulative quantity
         what was reported. Without ``trades`` (myTrades failed) nothing is guessed: the order stays open,
         counted in ``missing_at_venue``. A trade of another order or side is a ProtocolError raised before
-        anything changes. For a POST still in flight, "does not exist" means "not yet": nothing."""
+        anything changes; ``reassigned`` says the caller found that the venue's orderId now names another
+        order (its myTrades contradict ours: a venue restarted from scratch): the venue has no trade of this
+        order to tell, and it ends CANCELED with :data:`REASSIGNED_AT_VENUE_REASON` (the account check
+        catches a fill the dead venue made and never reported). For a POST still in flight, "does not exist"
+        means "not yet": nothing."""
         order = self._orders.get(client_order_id)
         if order is None or order.status.is_terminal:
             return []
@@ -300,6 +309,10 @@ class OrderTable:
             self.stats.not_found_rejects += 1
             self._advance(order, local_reject(order.route, "unknown outcome: not found at venue", now_ns), out)
         elif order.status is not _PENDING_NEW:
+            if reassigned:
+                self.stats.unknown_at_venue += 1
+                self._advance(order, self._lost_report(order, now_ns, REASSIGNED_AT_VENUE_REASON), out)
+                return out
             if trades is None:
                 self.stats.missing_at_venue += 1
                 _log.warning("order %s: the venue does not know it (status %s) and its trades are unknown: left "
@@ -310,13 +323,13 @@ class OrderTable:
             self.stats.unknown_at_venue += 1
             self._trade_fills(order, order.venue_order_id, trades, now_ns, out)
             if not order.status.is_terminal:
-                self._advance(order, self._lost_report(order, now_ns), out)
+                self._advance(order, self._lost_report(order, now_ns, UNKNOWN_AT_VENUE_REASON), out)
         elif order.post is PostState.ANSWERED:
             self.stats.missing_at_venue += 1
             _log.warning("order %s: the venue does not find it (status %s)", client_order_id, order.status)
         return out
 
-    def _lost_report(self, order: _Order, now_ns: int) -> ExecReport:
+    def _lost_report(self, order: _Order, now_ns: int, reason: str) -> ExecReport:
         route = order.route
         return ExecReport(
             venue=self.venue,
@@ -333,7 +346,7 @@ class OrderTable:
             fee=_ZERO,
             fee_asset="",
             trade_id=None,
-            reason=UNKNOWN_AT_VENUE_REASON,
+            reason=reason,
             ts_event_ns=now_ns,
             ts_ns=now_ns,
         )

@@ -1,6 +1,8 @@
 """Ledger: the pure core of the positions stage, folding execution reports into positions, fees and PnL.
 
-Two tables, kept apart on purpose. A fill is a fact about money, identified by (venue, symbol, trade id):
+Two tables, kept apart on purpose. A fill is a fact about money, identified by (venue, symbol, order, trade
+id) (a venue restarted from scratch, a wiped testnet, numbers its trades from 1 again; our client order ids never
+repeat, so the order tells such trades apart while a repeated report of one trade keeps its order):
 it is applied exactly once, whatever order the reports arrive in and whatever state the order table
 shows. The order table describes each order (its lifecycle state, checked against ``ORDER_TRANSITIONS``;
 the largest ``cum_qty`` the venue reported; the fills applied): a report older than the order's state
@@ -257,7 +259,7 @@ class Ledger:
         self._orders: dict[str, _Order] = {}
         self._gaps: set[str] = set()  # client order ids whose applied fills differ from the venue's cum_qty
         self._terminal: deque[str] = deque()
-        self._trades: set[tuple[str, str, str]] = set()  # (venue, symbol, trade id): Binance ids are per symbol
+        self._trades: set[tuple[str, str, str, str]] = set()  # (venue, symbol, client order id, trade id)
         self._trade_order: deque[tuple[str, str, str]] = deque()
         self._notes: list[Note] = []
         self._snapshot: PositionSnapshot | None = None
@@ -269,7 +271,7 @@ class Ledger:
         """Fold one report in. True when it changed what :meth:`snapshot` shows.
 
         A report with ``last_qty > 0`` carries a fill whatever its status (an IOC may report its last trade
-        with EXPIRED); the fill is applied once per (venue, symbol, trade id), or by ``cum_qty`` difference
+        with EXPIRED); the fill is applied once per (venue, symbol, order, trade id), or by ``cum_qty`` difference
         when it has no trade id, before and independently of the order's state."""
         symbol = report.symbol
         if symbol not in self._instruments:
@@ -303,7 +305,7 @@ class Ledger:
         last_qty = report.last_qty
         trade_id = report.trade_id
         if trade_id is not None:
-            trade_key = (report.venue, report.symbol, trade_id)
+            trade_key = (report.venue, report.symbol, report.client_order_id, trade_id)
             if trade_key in self._trades:
                 self.stats.duplicate_fills += 1
                 self._note(NoteKind.DUPLICATE_FILL, report, f"trade {trade_id} already applied")
@@ -442,7 +444,7 @@ class Ledger:
                 self._gaps.discard(forgotten)
                 self.stats.forgotten_orders += 1
 
-    def _remember_trade(self, trade_key: tuple[str, str, str]) -> None:
+    def _remember_trade(self, trade_key: tuple[str, str, str, str]) -> None:
         self._trades.add(trade_key)
         order = self._trade_order
         order.append(trade_key)
