@@ -8,6 +8,7 @@ positions (net of commissions taken in the base asset) equal the venue's balance
 
 from __future__ import annotations
 
+import inspect
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -51,7 +52,9 @@ async def _trade_through(
         port = await daemon.wait_ready()
         for fault in [None, *faults]:
             if fault is not None:
-                fault(sim) if callable(fault) else sim.faults.add(fault)
+                done = fault(sim) if callable(fault) else sim.faults.add(fault)
+                if inspect.isawaitable(done):
+                    await done
             floor = await _fills(port) + 3
 
             async def resumed(floor: float = floor) -> bool:
@@ -103,8 +106,20 @@ async def test_daemon_survives_request_faults_and_books_equal_the_account(
 async def test_daemon_survives_user_data_faults_and_books_equal_the_account(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:
+    wiped: list[str] = []
+
+    async def wipe_resting(sim: ExchangeSim) -> None:
+        """Wait until an order of ours rests at the venue, then have the venue forget every resting order."""
+
+        async def resting() -> bool:
+            return bool(sim.open_orders())
+
+        await eventually(resting, timeout=30, what="an order resting at the venue")
+        wiped.extend(order.client_order_id for order in sim.wipe_open_orders())
+
     """Dropped and expired user-data subscriptions, duplicated and reordered execution reports, a trade
-    delivered after its order's terminal report: every fill is booked once and the books equal the account."""
+    delivered after its order's terminal report, a silent stream that loses reports, a venue that forgets our
+    resting orders: every fill is booked once, every order ends final, and the books equal the account."""
     seen = await _trade_through(
         [
             {"kind": "user.duplicate", "exec_type": "TRADE", "times": 4},
@@ -112,20 +127,29 @@ async def test_daemon_survives_user_data_faults_and_books_equal_the_account(
             {"kind": "user.out_of_order", "mode": "swap", "times": 2},
             {"kind": "user.drop"},
             {"kind": "user.expire"},
+            {"kind": "user.silent", "for_s": 0.5},
+            wipe_resting,
+            {"kind": "user.drop"},
         ],
         tmp_path,
         daemons,
         thin=True,
     )
     assert all(count >= 1 for _, count in seen["fired"]), seen["fired"]
+    assert wiped
+    final = {r["client_order_id"]: r for r in seen["records"] if r["type"] == "Exec"}
+    for cid in wiped:
+        assert final[cid]["status"] in {"canceled", "filled"}, final[cid]
+        assert final[cid]["status"] == "filled" or final[cid]["reason"].startswith("not known at venue"), final[cid]
     events = seen["metrics"]
     assert events['gateway_events_total{event="late_execution",venue="BINANCE"}'] >= 1  # repeats absorbed
     assert seen["metrics"]['binance_listenkey_keepalive_ok_total{venue="BINANCE"}'] >= 3  # resubscribed twice
 
 
 async def test_daemon_survives_market_data_faults(tmp_path: Path, daemons: list[Daemon]) -> None:
-    """A dropped market stream, a silent one, malformed, duplicate and out-of-order frames: the feed skips what
-    it cannot parse, reconnects, and trading resumes with the books equal to the account."""
+    """A dropped market stream, a silent one (dropped after BINANCE_STALE_S), malformed, duplicate and
+    out-of-order frames: the feed skips what it cannot parse, reconnects, and trading resumes with the books
+    equal to the account."""
     seen = await _trade_through(
         [
             {"kind": "market.malformed", "style": "bad_price", "times": 3},
@@ -133,9 +157,11 @@ async def test_daemon_survives_market_data_faults(tmp_path: Path, daemons: list[
             {"kind": "market.duplicate", "times": 10},
             {"kind": "market.out_of_order", "times": 10},
             {"kind": "market.drop"},
+            {"kind": "market.silent", "for_s": 1.0},
         ],
         tmp_path,
         daemons,
+        BINANCE_STALE_S="1",
     )
     assert all(count >= 1 for _, count in seen["fired"]), seen["fired"]
     assert seen["metrics"]['binance_ws_reconnects_total{stream="market",venue="BINANCE"}'] >= 1
