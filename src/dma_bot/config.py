@@ -297,6 +297,12 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("METRICS_HOST", "0.0.0.0", _text, "address the metrics endpoint binds"),
     KeySpec("METRICS_PORT", "9898", _int(0, 65535), "Prometheus endpoint port (/ and /metrics); 0 = any free"),
     KeySpec("RECORD_FILE", "events_mock.jsonl", _text, "append-only JSONL event log; empty = off"),
+    KeySpec(
+        "RECORD_MIN_FREE_MB",
+        "1024",
+        _int(0, 10_000_000),
+        "warn at start-up when the RECORD_FILE file system has less free space, MB (0 = never)",
+    ),
     KeySpec("STATUS_INTERVAL_S", "10", _int(0, 86_400), "seconds between status lines on stderr; 0 = off"),
     KeySpec("HEALTH_MAX_TICK_AGE_S", "5", _int(1, 86_400), "/healthz is 503 when a symbol has not ticked this long"),
     KeySpec(

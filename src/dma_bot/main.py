@@ -500,6 +500,7 @@ def build_engine(
             start_fields=_start_fields(config, instruments),
             stop_fields=engine.stop_fields,
             on_write_failure=engine.on_recording_failure,
+            min_free_bytes=config["RECORD_MIN_FREE_MB"] * 1024 * 1024,
         )
     engine.metrics = Metrics(_metrics_sources(engine))
     return engine

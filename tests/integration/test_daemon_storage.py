@@ -51,3 +51,19 @@ async def test_write_failure_halts_drains_and_exits_unclean_then_next_run_starts
     assert records[-1]["type"] == "Stop" and records[-1]["clean"] is True
     second = records[records.index(starts[1]):]
     assert [r["seq"] for r in second] == list(range(1, len(second) + 1))
+
+
+async def test_low_free_disk_at_start_up_is_one_warning_line_and_the_run_goes_on(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """A file system with less free space than RECORD_MIN_FREE_MB: one warning naming the file, then a normal run."""
+    record = tmp_path / "events.jsonl"
+    daemon = await start_daemon(
+        {**FAST, "RECORD_FILE": str(record), "RECORD_MIN_FREE_MB": "10000000"}, "--duration", "0.5"
+    )
+    daemons.append(daemon)
+
+    assert await daemon.finish() == 0, daemon.stderr
+    warnings = [line for line in daemon.lines if "WARNING" in line and "free" in line]
+    assert len(warnings) == 1, daemon.stderr
+    assert str(tmp_path) in warnings[0]
