@@ -307,10 +307,13 @@ class Exchange:
         """Make ``order`` terminal: off the book, its remaining reservation released."""
         order.status = status
         order.update_ms = now_ms
-        if order.working_ms >= 0:
-            book = self.books[order.symbol]
-            if order in book.resting:
-                book.remove(order)
+        self._take_off_book(order)
+
+    def _take_off_book(self, order: SimOrder) -> None:
+        """Remove ``order`` from its book (if it rests there) and release what it still reserves."""
+        book = self.books[order.symbol]
+        if order in book.resting:
+            book.remove(order)
         if order.reserved:
             config = self.configs[order.symbol]
             asset = config.quote_asset if order.side is Side.BUY else config.base_asset
@@ -357,14 +360,7 @@ class Exchange:
         ``myTrades``. Afterwards a query answers -2013 and a cancel -2011, as for an id never seen."""
         wiped = self.open_orders(symbol)
         for order in wiped:
-            book = self.books[order.symbol]
-            if order in book.resting:
-                book.remove(order)
-            if order.reserved:
-                config = self.configs[order.symbol]
-                asset = config.quote_asset if order.side is Side.BUY else config.base_asset
-                self.balances.release(asset, order.reserved)
-                order.reserved = _ZERO
+            self._take_off_book(order)
             del self._orders[order.order_id]
             key = (order.symbol, order.client_order_id)
             if self._by_client.get(key) is order:

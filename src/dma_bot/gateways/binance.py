@@ -39,7 +39,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Final, Literal
@@ -525,31 +525,12 @@ class BinanceGateway:
     async def _my_trades(self, symbol: str, order_id: str, cid: str) -> list[Trade] | None:
         """``GET /api/v3/myTrades`` of venue order ``order_id``, retried by "order.trades"; None when it never
         answered (counted)."""
-        params = build_my_trades_params(symbol, order_id)
-        policy = self._trades_policy
-        error: Exception | None = None
-        attempt = 0
-        started_ns = self._clock.monotonic_ns()
-        while True:
-            attempt += 1
-            try:
-                return parse_my_trades(await self._rest.request("GET", _MY_TRADES, params, signed=True),
-                                       self._instruments)
-            except VenueError as e:
-                error = e
-                if e.disposition is Disposition.CLOCK:
-                    await self._resync_clock()
-                elif e.disposition is Disposition.FINAL:
-                    break
-            except ProtocolError as e:
-                error = e
-            delay = self._retry_delay(policy, attempt, started_ns, error, cid)
-            if delay is None:
-                break
-            await asyncio.sleep(delay)
-        self.trade_query_failures += 1
-        log.warning("%s order %s: no trades from myTrades (%s)", self.venue, cid, error)
-        return None
+        instruments = self._instruments
+        trades = await self._signed_get(_MY_TRADES, build_my_trades_params(symbol, order_id), self._trades_policy,
+                                        cid, parse=lambda body: parse_my_trades(body, instruments))
+        if trades is None:
+            self.trade_query_failures += 1
+        return trades
 
     async def _cancel(self, symbol: str, cid: str) -> None:
         """``DELETE /api/v3/order``, retried by "order.cancel"; whatever it answers, what the venue says ends up
@@ -631,15 +612,26 @@ class BinanceGateway:
         async with self._emit_lock:
             await self._out.put(account)
 
-    async def _signed_get(self, path: str, params: list[tuple[str, str]], policy: RetryPolicy) -> Any:
-        """One signed GET retried by ``policy``; its JSON body, or None when it never answered."""
+    async def _signed_get(
+        self,
+        path: str,
+        params: list[tuple[str, str]],
+        policy: RetryPolicy,
+        what: str = "",
+        *,
+        parse: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """One signed GET retried by ``policy`` (an answer ``parse`` refuses is retried too); the parsed (or
+        JSON) body, or None when it never answered. ``what`` names the order it is about, for the logs."""
         error: Exception | None = None
         attempt = 0
         started_ns = self._clock.monotonic_ns()
+        what = what or path
         while True:
             attempt += 1
             try:
-                return await self._rest.request("GET", path, params, signed=True)
+                body = await self._rest.request("GET", path, params, signed=True)
+                return body if parse is None else parse(body)
             except VenueError as e:
                 error = e
                 if e.disposition is Disposition.CLOCK:
@@ -648,11 +640,11 @@ class BinanceGateway:
                     break
             except ProtocolError as e:
                 error = e
-            delay = self._retry_delay(policy, attempt, started_ns, error, path)
+            delay = self._retry_delay(policy, attempt, started_ns, error, what)
             if delay is None:
                 break
             await asyncio.sleep(delay)
-        log.warning("%s: no answer from %s after %d attempts: %s", self.venue, path, attempt, error)
+        log.warning("%s %s: no answer from %s after %d attempts: %s", self.venue, what, path, attempt, error)
         return None
 
     # -- reports -----------------------------------------------------------------------------------------

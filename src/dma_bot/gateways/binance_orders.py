@@ -330,26 +330,7 @@ class OrderTable:
         return out
 
     def _lost_report(self, order: _Order, now_ns: int, reason: str) -> ExecReport:
-        route = order.route
-        return ExecReport(
-            venue=self.venue,
-            symbol=route.symbol,
-            client_order_id=route.client_order_id,
-            venue_order_id=order.venue_order_id,
-            side=route.side,
-            status=_CANCELED,
-            order_qty=route.quantity,
-            last_qty=0,
-            last_price=0,
-            cum_qty=order.filled,
-            leaves_qty=0,
-            fee=_ZERO,
-            fee_asset="",
-            trade_id=None,
-            reason=reason,
-            ts_event_ns=now_ns,
-            ts_ns=now_ns,
-        )
+        return self._order_report(order, _CANCELED, order.filled, order.venue_order_id, now_ns, now_ns, reason)
 
     # -- the stream's executionReports ------------------------------------------------------------------
     def on_execution(self, report: ExecReport) -> list[ExecReport]:
@@ -487,12 +468,25 @@ class OrderTable:
     def _snapshot_report(
         self, order: _Order, state: OrderState, status: ExecStatus, cum_qty: int, now_ns: int, reason: str = ""
     ) -> ExecReport:
+        return self._order_report(order, status, cum_qty, state.venue_order_id, state.ts_event_ns, now_ns, reason)
+
+    def _order_report(
+        self,
+        order: _Order,
+        status: ExecStatus,
+        cum_qty: int,
+        venue_order_id: str,
+        ts_event_ns: int,
+        now_ns: int,
+        reason: str,
+    ) -> ExecReport:
+        """A report of ``order`` reaching ``status`` at ``cum_qty`` with no fill of its own."""
         route = order.route
         return ExecReport(
             venue=self.venue,
             symbol=route.symbol,
             client_order_id=route.client_order_id,
-            venue_order_id=state.venue_order_id,
+            venue_order_id=venue_order_id,
             side=route.side,
             status=status,
             order_qty=route.quantity,
@@ -504,7 +498,7 @@ class OrderTable:
             fee_asset="",
             trade_id=None,
             reason=reason,
-            ts_event_ns=state.ts_event_ns,
+            ts_event_ns=ts_event_ns,
             ts_ns=now_ns,
         )
 
