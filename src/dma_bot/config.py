@@ -13,6 +13,7 @@ is masked, so they cannot leak through logs, ``--help`` or recorded events.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
 
-from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 from dma_bot.errors import ConfigError
 
@@ -81,6 +82,7 @@ OWN_PREFIXES: Final = (
     "LIVE_",
 )
 _SYMBOL_RE: Final = re.compile(r"^[A-Z0-9]{2,20}$")
+_ENV_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _VENUE_RE: Final = re.compile(r"^[A-Za-z0-9_]{1,12}$")
 
 
@@ -388,7 +390,9 @@ def _venue_text(row: VenueRow) -> str:
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:
-    """Key/value pairs of a .env file. A missing file or a line that is not KEY=VALUE is a ConfigError."""
+    """Key/value pairs of a .env file (python-dotenv's syntax). A missing file, a line the parser cannot read
+    (an unclosed quote, no ``=``) or a key set twice is a ConfigError naming the file and line; the value of a
+    bad line is never echoed (it may be a secret)."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"--env: an existing .env file, was {str(path)!r} (not found)")
@@ -396,15 +400,25 @@ def read_env_file(path: str | Path) -> dict[str, str]:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"--env: a readable UTF-8 .env file, was {str(path)!r} ({e})") from e
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        body = stripped.removeprefix("export ").lstrip()
-        if "=" not in body or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\s*=", body):
-            raise ConfigError(f"{path}:{number}: a KEY=VALUE line, was {line.strip()!r}")
-    values = dotenv_values(file, interpolate=False)
-    return {key: ("" if value is None else value) for key, value in values.items()}
+    values: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        number = binding.original.line
+        if binding.error or (binding.key is not None and binding.value is None):
+            head = binding.original.string.strip().removeprefix("export ").partition("=")[0].strip()
+            if _ENV_KEY.fullmatch(head) and "=" in binding.original.string:
+                raise ConfigError(f"{path}:{number}: a KEY=VALUE line (quotes closed on the same line), "
+                                  f"was an unreadable value for {head}")
+            raise ConfigError(f"{path}:{number}: a KEY=VALUE line, was a line without one (not shown: it may "
+                              f"hold a secret)")
+        key = binding.key
+        if key is None:
+            continue  # a comment or a blank line
+        if key in lines:
+            raise ConfigError(f"{key}: set once per preset, was set twice in {path} (lines {lines[key]} and {number})")
+        lines[key] = number
+        values[key] = binding.value or ""
+    return values
 
 
 def _check_known(raw: Mapping[str, str], where: str, only_own_prefixes: bool) -> None:

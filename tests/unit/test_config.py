@@ -162,8 +162,36 @@ def test_secrets_are_masked_everywhere() -> None:
 def test_read_env_file_rejects_a_malformed_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.env"
     path.write_text("FEED_MODE=mock\nthis is not a setting\n")
-    with pytest.raises(ConfigError, match=r"bad.env:2: a KEY=VALUE line, was 'this is not a setting'"):
+    with pytest.raises(ConfigError, match=r"bad.env:2: a KEY=VALUE line, was a line without one \(not shown"):
         read_env_file(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('FEED_MODE=mock\nRISK_MAX_LOSS="100\nMAX_QPS=5\n',
+         r"bad.env:2: a KEY=VALUE line \(quotes closed on the same line\), was an unreadable value for RISK_MAX_LOSS$"),
+        ("RISK_MAX_LOSS=100\n# a comment\nRISK_MAX_LOSS=50\n",
+         r"RISK_MAX_LOSS: set once per preset, was set twice in .*bad.env \(lines 1 and 3\)$"),
+        ("BINANCE_API_SECRET\n", r"bad.env:1: a KEY=VALUE line, was a line without one"),
+    ],
+)
+def test_read_env_file_refuses_unreadable_lines_and_repeated_keys(tmp_path: Path, text: str, message: str) -> None:
+    """An unclosed quote used to be skipped with a dotenv warning (so a risk limit silently fell back to its
+    default); a key set twice used to let the last one win. Both are one-line errors naming file and line."""
+    path = tmp_path / "bad.env"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        read_env_file(path)
+
+
+def test_read_env_file_never_echoes_the_value_of_a_bad_line(tmp_path: Path) -> None:
+    """A secret on a line the parser cannot read stays out of the error."""
+    path = tmp_path / "bad.env"
+    path.write_text("BINANCE_API_SECRET='NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j\n")
+    with pytest.raises(ConfigError) as error:
+        read_env_file(path)
+    assert "NhqPtmd" not in str(error.value)
 
 
 def test_read_env_file_missing_file(tmp_path: Path) -> None:

@@ -1,0 +1,42 @@
+"""A trader's first hour: the real `python -m dma_bot` process given a broken preset says what is wrong in one
+line and exits 2, before anything runs (no record section is started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import ROOT, Daemon, start_daemon
+
+
+async def _run_preset(tmp_path: Path, daemons: list[Daemon], lines: str) -> tuple[int, list[str], Path]:
+    preset = tmp_path / "preset.env"
+    record = tmp_path / "events.jsonl"
+    preset.write_text((ROOT / ".env.mock").read_text() + lines)
+    daemon = await start_daemon({"RECORD_FILE": str(record), "METRICS_PORT": "0"}, "--env", str(preset),
+                                "--duration", "0.5")
+    daemons.append(daemon)
+    return await daemon.finish(), daemon.lines, preset
+
+
+async def test_a_preset_line_with_an_unclosed_quote_is_one_line_and_exit_2(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """`RISK_MAX_LOSS="100` used to be skipped with a dotenv warning, and the daemon traded with the default."""
+    code, lines, preset = await _run_preset(tmp_path, daemons, 'RISK_MAX_LOSS="100\n')
+
+    assert code == 2
+    number = preset.read_text().splitlines().index('RISK_MAX_LOSS="100') + 1
+    assert lines == [f"dma_bot: configuration error: {preset}:{number}: a KEY=VALUE line (quotes closed on the same "
+                     "line), was an unreadable value for RISK_MAX_LOSS"]
+    assert not (tmp_path / "events.jsonl").exists()
+
+
+async def test_a_key_set_twice_in_a_preset_is_one_line_and_exit_2(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """The last of two RISK_MAX_LOSS lines used to win silently."""
+    code, lines, preset = await _run_preset(tmp_path, daemons, "RISK_MAX_LOSS=100\n")
+
+    first = (ROOT / ".env.mock").read_text().splitlines().index("RISK_MAX_LOSS=10000") + 1
+    second = preset.read_text().splitlines().index("RISK_MAX_LOSS=100") + 1
+    assert code == 2
+    assert lines == [f"dma_bot: configuration error: RISK_MAX_LOSS: set once per preset, was set twice in {preset} "
+                     f"(lines {first} and {second})"]
