@@ -742,12 +742,15 @@ async def _run_engine(
         health=lambda: evaluate_health(view, engine.clock.time_ns()),
     )
     await server.start()
-    if engine.recorder is not None:
-        try:
+    try:
+        if engine.recorder is not None:
             engine.recorder.open()
-        except BaseException:
-            await server.stop()
-            raise
+        await _start_venues(engine)
+    except BaseException:
+        if engine.recorder is not None:
+            engine.recorder.close()
+        await server.stop()
+        raise
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
     signals_seen = 0
@@ -827,6 +830,21 @@ async def _run_engine(
             engine.ledger.net_pnl(engine.board).quantize(_CENTS_OF_CENTS),
         )
     return status
+
+
+async def _start_venues(engine: Engine) -> None:
+    """Each Binance venue's clock sync and first user-data subscription, before any stage runs: a bad key or a
+    refused subscription is a StartupError (one line, exit 2) before an order can be sent."""
+    started: list[BinanceGateway] = []
+    try:
+        for gateway in engine.gateways:
+            if isinstance(gateway, BinanceGateway):
+                started.append(gateway)
+                await gateway.start()
+    except BaseException:
+        for gateway in started:
+            await gateway.stream.stop()
+        raise
 
 
 def _final_status(engine: Engine) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dma_bot.exchange_sim import ExchangeSim
 from tests.conftest import ROOT, Daemon, start_daemon
+from tests.integration.test_daemon_binance_venue import _env
 
 
 async def _run_preset(tmp_path: Path, daemons: list[Daemon], lines: str) -> tuple[int, list[str], Path]:
@@ -40,3 +42,21 @@ async def test_a_key_set_twice_in_a_preset_is_one_line_and_exit_2(tmp_path: Path
     assert code == 2
     assert lines == [f"dma_bot: configuration error: RISK_MAX_LOSS: set once per preset, was set twice in {preset} "
                      f"(lines {first} and {second})"]
+
+
+async def test_a_wrong_api_key_is_one_line_and_exit_2_before_any_order(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """The most common start-up mistake used to print 'stage crashed (in stage gateway.BINANCE)' and a traceback
+    after the feed connected, exit 1. Now the subscription is made before any stage runs."""
+    record = tmp_path / "events.jsonl"
+    async with ExchangeSim(symbols=("BTCUSDT", "ETHUSDT"), port=0) as sim:
+        env = {**_env(sim, record), "BINANCE_API_KEY": "x" * 64}
+        daemon = await start_daemon(env, "--env", str(ROOT / ".env.sim"))
+        daemons.append(daemon)
+        code = await daemon.finish()
+
+        assert sim.open_orders() == [] and sim.order("BTCUSDT", order_id=1) is None
+    assert code == 2, daemon.stderr
+    assert "Traceback" not in daemon.stderr and "stage crashed" not in daemon.stderr
+    assert daemon.lines[-1] == ("dma_bot: start-up error: BINANCE user-data stream: a subscription the venue accepts, "
+                                "was refused (-2015 Invalid API-key, IP, or permissions for action.)")
+    assert not record.exists() or b'"type":"Ord"' not in record.read_bytes()

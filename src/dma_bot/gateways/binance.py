@@ -133,6 +133,7 @@ class BinanceGateway:
         self.trade_query_failures = 0  # myTrades never answered: the unheard quantity was reported id-less
         self.stale_routes = 0  # routes older than max_order_age_ms when they would have been sent: rejected
         self.unreachable_rejects = 0  # routes rejected at once because the user-data stream was down
+        self._started = False
         self.account_read_failures = 0  # account or open orders never answered: no AccountSnapshot that time
         self._rules = dict(rules)
         self._instruments = {symbol: rule.instrument for symbol, rule in self._rules.items()}
@@ -247,13 +248,22 @@ class BinanceGateway:
         return counts
 
     # -- the stage ---------------------------------------------------------------------------------------
-    async def run(self) -> None:
-        """Start (clock, subscription), place routes until the inbox ends, finish the orders, close ``out``."""
+    async def start(self) -> None:
+        """Synchronise the clock and make the first user-data subscription (its reconciliation and account read
+        included); a StartupError names what failed. The wiring calls it before any stage runs, so a bad key
+        stops the daemon before an order can be sent; :meth:`run` calls it when it was not called."""
+        if self._started:
+            return
         try:
             await self._rest.sync_clock()
         except (VenueError, ProtocolError) as e:
             raise StartupError(f"{self.venue} REST: an answer from /api/v3/time, was {e}") from e
         await self.stream.start(self._startup_timeout_s)
+        self._started = True
+
+    async def run(self) -> None:
+        """Start (unless started), place routes until the inbox ends, finish the orders, close ``out``."""
+        await self.start()
         async with asyncio.TaskGroup() as group:
             group.create_task(self.stream.run())
             try:
