@@ -147,7 +147,7 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
         if value not in choices:
-            raise ValueError("one of " + ", ".join(choices))
+            raise ValueError("one of " + ", ".join(choice or "(empty)" for choice in choices))
         return value
 
     return parse
@@ -421,6 +421,17 @@ def read_env_file(path: str | Path) -> dict[str, str]:
     return values
 
 
+_SHOWN_MAX: Final = 24
+
+
+def _shown(raw: str) -> str:
+    """A given value as an error shows it: quoted, and clipped when long (a secret pasted into the wrong key,
+    such as BINANCE_RECV_WINDOW, must not be printed whole)."""
+    if len(raw) <= _SHOWN_MAX:
+        return repr(raw)
+    return f"a value of {len(raw)} characters (not shown)"
+
+
 def _check_known(raw: Mapping[str, str], where: str, only_own_prefixes: bool) -> None:
     for key in raw:
         if key in _BY_NAME or key in ALIASES:
@@ -463,8 +474,7 @@ def load_config(file_values: Mapping[str, str], environ: Mapping[str, str]) -> C
         try:
             values[spec.name] = spec.parse(raw)
         except ValueError as e:
-            shown = "***" if spec.secret else repr(raw)
-            raise ConfigError(f"{spec.name}: {e}, was {shown}") from None
+            raise ConfigError(f"{spec.name}: {e}, was {'***' if spec.secret else _shown(raw)}") from None
         sources.setdefault(spec.name, "default")
 
     _legacy_single_keys(values, sources, merged)

@@ -60,3 +60,22 @@ async def test_a_wrong_api_key_is_one_line_and_exit_2_before_any_order(tmp_path:
     assert daemon.lines[-1] == ("dma_bot: start-up error: BINANCE user-data stream: a subscription the venue accepts, "
                                 "was refused (-2015 Invalid API-key, IP, or permissions for action.)")
     assert not record.exists() or b'"type":"Ord"' not in record.read_bytes()
+
+
+async def _config_error(daemons: list[Daemon], env: dict[str, str]) -> tuple[int, list[str]]:
+    daemon = await start_daemon({"METRICS_PORT": "0", "RECORD_FILE": "", **env}, "--env", str(ROOT / ".env.mock"))
+    daemons.append(daemon)
+    return await daemon.finish(), daemon.lines
+
+
+async def test_an_empty_choice_is_named_and_a_long_value_is_never_printed(daemons: list[Daemon]) -> None:
+    """`LIVE_TRADING: one of , yes, no` named the empty choice as nothing; a secret pasted into the wrong key
+    (BINANCE_RECV_WINDOW=<the secret>) was echoed whole."""
+    secret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+
+    choice = await _config_error(daemons, {"LIVE_TRADING": "maybe"})
+    pasted = await _config_error(daemons, {"BINANCE_RECV_WINDOW": secret})
+
+    assert choice == (2, ["dma_bot: configuration error: LIVE_TRADING: one of (empty), yes, no, was 'maybe'"])
+    assert pasted == (2, ["dma_bot: configuration error: BINANCE_RECV_WINDOW: an integer from 1 to 60000, was a "
+                          "value of 64 characters (not shown)"])
