@@ -78,7 +78,6 @@ EXIT_UNCLEAN = 3  # drained, but orders are still open at a venue or the recordi
 EXIT_FORCED = 130
 BINANCE = "BINANCE"
 OPERATOR_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # kill switch: reducing, halted
-_CENTS_OF_CENTS = Decimal("0.00000001")
 _QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 
 
@@ -176,6 +175,12 @@ class Engine:
     stage_states: dict[str, str] = field(default_factory=dict)
     recording_failure: OSError | None = None
 
+    def money(self, amount: Decimal) -> str:
+        """A quote-currency amount for people: at the finest tick * step of the instruments (at most 8 places),
+        never in exponent form (the exact value stays in the ledger and the Stop record's exact fields)."""
+        places = min(8, max((_places(i.tick_size * i.step_size) for i in self.instruments.values()), default=2))
+        return f"{amount:.{places}f}"
+
     def on_recording_failure(self, error: OSError) -> None:
         """The JSONL file refused a write: halt trading, cancel what rests on Binance venues, drain and stop."""
         if self.recording_failure is not None:
@@ -253,7 +258,7 @@ class Engine:
                     "venue": p.venue,
                     "quantity": str(p.holdings),
                     "traded_quantity": self.instruments[p.symbol].format_qty(p.traded_quantity),
-                    "average_price": str(p.average_price),
+                    "average_price": _average(p.average_price, self.instruments[p.symbol]),
                     "realized_pnl": str(p.realized_pnl),
                     "fees": amounts(p.fees),
                     "fee_value": str(p.fee_value),
@@ -261,12 +266,12 @@ class Engine:
                 }
                 for p in snapshot.positions.values()
             ],
-            "realized_pnl": str(snapshot.realized_pnl),
-            "unrealized_pnl": str(unrealized),
+            "realized_pnl": self.money(snapshot.realized_pnl),
+            "unrealized_pnl": self.money(unrealized),
             "fees": amounts(ledger.fees()),
             "fee_value": str(snapshot.fee_value),
             "unvalued_fees": amounts(ledger.unvalued_fees()),
-            "net_pnl": str(ledger.net_pnl(self.board)),
+            "net_pnl": self.money(ledger.net_pnl(self.board)),
             "open_orders": open_orders,
             "clean": not open_orders,  # the recorder ANDs this with its own verdict
             "fill_gaps": [
@@ -281,6 +286,17 @@ class Engine:
                 for gap in ledger.fill_gaps()
             ],
         }
+
+
+def _places(size: Decimal) -> int:
+    exponent = size.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def _average(price: Decimal, instrument: Instrument) -> str:
+    """An average entry price for the record: two decimals finer than the tick (it is no price on the grid);
+    the ledger keeps the exact cost."""
+    return f"{price:.{_places(instrument.tick_size) + 2}f}"
 
 
 def _quantities(config: Config, instruments: dict[str, Instrument]) -> dict[str, int]:
@@ -819,15 +835,17 @@ async def _run_engine(
         status = _final_status(engine)
     if status == EXIT_OK:
         snapshot = engine.ledger.snapshot()
+        money = engine.money
         log.info(
             "stopped cleanly: ticks=%d orders=%d fills=%d realized_pnl=%s unrealized_pnl=%s fees=%s net_pnl=%s",
             sum(engine.feed.ticks_by_symbol.values()),
             engine.risk_engine.stats.orders_total,
             snapshot.fills,
-            snapshot.realized_pnl.quantize(_CENTS_OF_CENTS),
-            engine.ledger.unrealized_pnl(engine.board).quantize(_CENTS_OF_CENTS),
-            ",".join(f"{amount} {asset}" for asset, amount in sorted(engine.ledger.fees().items())) or "0",
-            engine.ledger.net_pnl(engine.board).quantize(_CENTS_OF_CENTS),
+            money(snapshot.realized_pnl),
+            money(engine.ledger.unrealized_pnl(engine.board)),
+            ",".join(f"{amount.normalize():f} {asset}" for asset, amount in sorted(engine.ledger.fees().items()))
+            or "0",
+            money(engine.ledger.net_pnl(engine.board)),
         )
     return status
 

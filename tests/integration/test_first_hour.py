@@ -3,7 +3,10 @@ line and exits 2, before anything runs (no record section is started)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import orjson
 
 from dma_bot.exchange_sim import ExchangeSim
 from tests.conftest import ROOT, Daemon, start_daemon
@@ -79,3 +82,24 @@ async def test_an_empty_choice_is_named_and_a_long_value_is_never_printed(daemon
     assert choice == (2, ["dma_bot: configuration error: LIVE_TRADING: one of (empty), yes, no, was 'maybe'"])
     assert pasted == (2, ["dma_bot: configuration error: BINANCE_RECV_WINDOW: an integer from 1 to 60000, was a "
                           "value of 64 characters (not shown)"])
+
+
+async def test_money_in_the_stop_line_and_record_is_at_the_instruments_precision(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """`unrealized_pnl=0E-8` and 40-digit average prices: the stop line shows quote amounts at the finest
+    tick * step (5 places on the mock grid), the Stop record averages two places finer than the tick."""
+    record = tmp_path / "events.jsonl"
+    daemon = await start_daemon({"METRICS_PORT": "0", "RECORD_FILE": str(record), "MOCK_RATE": "2000"},
+                                "--env", str(ROOT / ".env.mock"), "--duration", "1.5")
+    daemons.append(daemon)
+
+    assert await daemon.finish() == 0, daemon.stderr
+
+    [line] = [line for line in daemon.lines if "stopped cleanly" in line]
+    amounts = re.findall(r"(?:realized_pnl|unrealized_pnl|net_pnl)=(\S+)", line)
+    assert len(amounts) == 3 and all(re.fullmatch(r"-?\d+\.\d{5}", amount) for amount in amounts), line
+    stop = orjson.loads(record.read_bytes().splitlines()[-1])
+    assert stop["positions"]
+    assert all(re.fullmatch(r"\d+\.\d{4}", p["average_price"]) for p in stop["positions"]), stop["positions"]
+    assert all(re.fullmatch(r"-?\d+\.\d{5}", stop[key]) for key in ("realized_pnl", "unrealized_pnl", "net_pnl"))
