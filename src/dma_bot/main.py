@@ -736,6 +736,9 @@ def _banner(config: Config) -> None:
         )
     if config["FEED_MODE"] == "mock" and config["VENUE_MODE"] != "mock":
         log.warning("FEED_MODE=mock with VENUE_MODE=%s: orders at mock prices on a real venue", config["VENUE_MODE"])
+    if config["FEED_MODE"] == "mock" and config["MOCK_RATE"] == 0 and config["RECORD_FILE"]:
+        log.warning("MOCK_RATE=0 (unthrottled) with RECORD_FILE=%s: the recording grows by about 200 MB a second "
+                    "(set MOCK_RATE, or RECORD_FILE= to record nothing)", config["RECORD_FILE"])
 
 
 async def _run_engine(

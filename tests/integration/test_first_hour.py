@@ -103,3 +103,20 @@ async def test_money_in_the_stop_line_and_record_is_at_the_instruments_precision
     assert stop["positions"]
     assert all(re.fullmatch(r"\d+\.\d{4}", p["average_price"]) for p in stop["positions"]), stop["positions"]
     assert all(re.fullmatch(r"-?\d+\.\d{5}", stop[key]) for key in ("realized_pnl", "unrealized_pnl", "net_pnl"))
+
+
+async def test_an_unthrottled_recorded_feed_warns_and_a_created_directory_is_logged(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """MOCK_RATE=0 used to write ~200 MB/s of JSONL without a word; a missing RECORD_FILE directory was created
+    silently."""
+    record = tmp_path / "new" / "dir" / "events.jsonl"
+    daemon = await start_daemon({"METRICS_PORT": "0", "RECORD_FILE": str(record), "MOCK_RATE": "0"},
+                                "--env", str(ROOT / ".env.mock"), "--duration", "0.3")
+    daemons.append(daemon)
+
+    assert await daemon.finish() == 0, daemon.stderr
+    assert any(f"MOCK_RATE=0 (unthrottled) with RECORD_FILE={record}: the recording grows by about 200 MB a second"
+               in line for line in daemon.lines), daemon.stderr
+    assert any(f"recorder: created the directory '{record.parent}' for RECORD_FILE" in line for line in daemon.lines)
+    assert record.exists()

@@ -298,8 +298,11 @@ class RecorderStage:
             raise RuntimeError(f"recorder: {self.path!r} is already open")
         path = self.path
         try:
-            with contextlib.suppress(FileExistsError):
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            directory = Path(path).parent
+            if not directory.exists():
+                with contextlib.suppress(FileExistsError):
+                    directory.mkdir(parents=True)
+                _log.info("recorder: created the directory '%s' for RECORD_FILE", directory)
             file = self._opener(path)
         except OSError as e:
             raise StartupError(f"RECORD_FILE: cannot open '{path}': {_reason(e)}") from e
