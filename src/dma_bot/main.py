@@ -259,7 +259,7 @@ class Engine:
                     "quantity": str(p.holdings),
                     "traded_quantity": self.instruments[p.symbol].format_qty(p.traded_quantity),
                     "average_price": _average(p.average_price, self.instruments[p.symbol]),
-                    "realized_pnl": str(p.realized_pnl),
+                    "realized_pnl": self.money(p.realized_pnl),
                     "fees": amounts(p.fees),
                     "fee_value": str(p.fee_value),
                     "unvalued_fees": amounts(p.unvalued_fees),

@@ -102,6 +102,7 @@ async def test_money_in_the_stop_line_and_record_is_at_the_instruments_precision
     stop = orjson.loads(record.read_bytes().splitlines()[-1])
     assert stop["positions"]
     assert all(re.fullmatch(r"\d+\.\d{4}", p["average_price"]) for p in stop["positions"]), stop["positions"]
+    assert all(re.fullmatch(r"-?\d+\.\d{5}", p["realized_pnl"]) for p in stop["positions"]), stop["positions"]
     assert all(re.fullmatch(r"-?\d+\.\d{5}", stop[key]) for key in ("realized_pnl", "unrealized_pnl", "net_pnl"))
 
 
