@@ -767,7 +767,7 @@ async def _run_engine(
         await _start_venues(engine)
     except BaseException:
         if engine.recorder is not None:
-            engine.recorder.close()
+            engine.recorder.abandon()  # a Stop marked unclean after its Start (a no-op if open() failed)
         await server.stop()
         raise
     loop = asyncio.get_running_loop()

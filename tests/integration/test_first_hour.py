@@ -121,3 +121,30 @@ async def test_an_unthrottled_recorded_feed_warns_and_a_created_directory_is_log
                in line for line in daemon.lines), daemon.stderr
     assert any(f"recorder: created the directory '{record.parent}' for RECORD_FILE" in line for line in daemon.lines)
     assert record.exists()
+
+
+async def test_a_full_record_file_at_start_up_is_one_line_and_exit_2(daemons: list[Daemon]) -> None:
+    """A RECORD_FILE that takes no write (here /dev/full, a real ENOSPC) stops the start-up: one line, exit 2,
+    before the feed or any strategy runs (it used to trade on, halted only after its first write failed)."""
+    daemon = await start_daemon({"METRICS_PORT": "0", "RECORD_FILE": "/dev/full", "RECORD_MIN_FREE_MB": "0"},
+                                "--env", str(ROOT / ".env.mock"))
+    daemons.append(daemon)
+
+    assert await daemon.finish() == 2, daemon.stderr
+    assert daemon.lines[-1] == ("dma_bot: start-up error: RECORD_FILE: cannot write to '/dev/full': No space left "
+                                "on device (free disk space, or choose another path)")
+    assert "Traceback" not in daemon.stderr
+
+
+async def test_an_unreachable_rest_api_is_one_line_without_none(daemons: list[Daemon]) -> None:
+    """A Binance REST URL nobody answers: one line naming the key and the transport error, exit 2; never
+    'Binance error None (HTTP None)'."""
+    env = {"FEED_MODE": "binance_sandbox", "BINANCE_REST_URL": "http://127.0.0.1:9", "METRICS_PORT": "0",
+           "RECORD_FILE": ""}
+    daemon = await start_daemon(env, "--env", str(ROOT / ".env.mock"))
+    daemons.append(daemon)
+
+    assert await daemon.finish() == 2, daemon.stderr
+    assert daemon.lines[-1].startswith("dma_bot: start-up error: BINANCE_REST_URL: a reachable Binance REST API "
+                                       "(exchangeInfo), was 'http://127.0.0.1:9' (no answer from the venue: ")
+    assert "None" not in daemon.lines[-1]

@@ -127,3 +127,21 @@ def test_local_filter_reject_is_an_order_rejected_with_the_filter_name() -> None
 
     assert isinstance(reject, OrderRejected)
     assert (reject.filter_name, str(reject)) == ("LOT_SIZE", "LOT_SIZE: quantity 0 is below minQty 0.001")
+
+
+def test_venue_error_text_never_shows_none_for_a_missing_code_or_status() -> None:
+    """A transport failure has neither code nor HTTP status: 'Binance error None (HTTP None)' never reaches a user."""
+    texts = [
+        str(VenueError(None, "GET /api/v3/time: ClientConnectorError: refused", None)),
+        str(VenueError(None, "<html>bad gateway</html>", 502)),
+        str(VenueError(-1021, "Timestamp outside recvWindow.", None)),
+        str(VenueError(-2010, "Account has insufficient balance.", 400)),
+    ]
+
+    assert texts == [
+        "no answer from the venue: GET /api/v3/time: ClientConnectorError: refused",
+        "venue answered HTTP 502 without a Binance error code: <html>bad gateway</html>",
+        "Binance error -1021: Timestamp outside recvWindow.",
+        "Binance error -2010 (HTTP 400): Account has insufficient balance.",
+    ]
+    assert all("None" not in text for text in texts)

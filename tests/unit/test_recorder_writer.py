@@ -154,7 +154,8 @@ async def test_recorder_cancel_mid_run_keeps_every_encoded_record_and_writes_unc
 
 
 async def test_recorder_cancelled_before_it_starts_leaves_file_to_close(tmp_path: Path) -> None:
-    """A task cancelled before its first step never runs its body: close() (idempotent) frees the file."""
+    """A task cancelled before its first step never runs its body: close() (idempotent) frees the file, which
+    holds the Start that open() wrote and nothing more."""
     path = tmp_path / "unstarted.jsonl"
     stage, inbox, _ = _stage(path)
     stage.open()
@@ -167,7 +168,7 @@ async def test_recorder_cancelled_before_it_starts_leaves_file_to_close(tmp_path
     stage.close()
 
     assert task.cancelled()
-    assert path.read_bytes() == b""
+    assert [r["type"] for r in _records(path)] == ["Start"]
 
 
 async def test_recorder_error_mid_batch_writes_encoded_prefix_and_unclean_stop(tmp_path: Path) -> None:
@@ -214,14 +215,14 @@ def test_recorder_open_under_a_file_raises_startup_error(tmp_path: Path) -> None
 
 
 def test_recorder_open_creates_missing_parent_directories(tmp_path: Path) -> None:
-    """open() creates the parent directories and the file, and close() releases it without writing."""
+    """open() creates the parent directories and the file and writes the Start; close() adds nothing."""
     path = tmp_path / "a" / "b" / "run.jsonl"
     stage, _, _ = _stage(path)
 
     stage.open()
     stage.close()
 
-    assert path.exists() and path.read_bytes() == b""
+    assert [r["type"] for r in _records(path)] == ["Start"]
 
 
 async def test_recorder_run_before_open_is_an_error(tmp_path: Path) -> None:
@@ -377,22 +378,23 @@ async def test_recorder_disk_full_holds_lines_keeps_consuming_and_writes_all_in_
 async def test_recorder_retries_a_failed_write_at_most_once_per_retry_interval(tmp_path: Path) -> None:
     """While the disk is full, batches are held without touching the file until retry_interval_s has
     passed on the stage's clock: one failed attempt, then one per interval."""
-    disk = FakeDisk(room=0)
+    disk = FakeDisk(room=None)
     stage, inbox, encoder, clock, failures = _storage_stage(tmp_path / "r.jsonl", opener=disk.open,
                                                             retry_interval_s=1.0)
     stage.open()
+    disk.room = 0  # full right after the Start
 
     async with asyncio.timeout(5), asyncio.TaskGroup() as group:
         group.create_task(stage.run())
         for i in range(5):
             await inbox.put(_tick(i))
             await _until(lambda i=i: encoder.seq == i + 2)
-        assert disk.refused == stage.write_failures == 1  # the Start's write; no retry yet
+        assert disk.refused == stage.write_failures == 1  # the first Md's write; no retry yet
         clock.advance(1_000_000_000)
         await inbox.put(_tick(5))
         await _until(lambda: encoder.seq == 7)
         assert disk.refused == stage.write_failures == 2
-        assert stage.lines_held == 7
+        assert stage.lines_held == 6
         await inbox.close()
 
     assert len(failures) == 1
@@ -403,10 +405,11 @@ async def test_recorder_past_the_memory_bound_drops_and_counts_lines_then_resume
     writes the held lines and then the new batch, so the seq gap is exactly the dropped lines, and the Stop
     says how many."""
     path = tmp_path / "bound.jsonl"
-    disk = FakeDisk(room=0)
+    disk = FakeDisk(room=None)
     stage, inbox, encoder, clock, failures = _storage_stage(path, opener=disk.open, retry_interval_s=1.0,
                                                             max_unwritten_bytes=1000)
     stage.open()
+    disk.room = 0  # full right after the Start
     ticks = [_tick(i) for i in range(21)]
 
     async with asyncio.timeout(5), asyncio.TaskGroup() as group:
@@ -415,23 +418,23 @@ async def test_recorder_past_the_memory_bound_drops_and_counts_lines_then_resume
             await inbox.put(tick)
             await _until(lambda i=i: encoder.seq == i + 2)
         dropped, kept = stage.lines_dropped, stage.lines_held
-        assert dropped > 0 and kept + dropped == 21  # the Start and 20 Md lines
+        assert dropped > 0 and kept + dropped == 20  # 20 Md lines after the Start
         assert 1000 <= stage.bytes_held < 1000 + 200  # the bound plus at most one batch
         disk.recover()
         clock.advance(1_000_000_000)
         await inbox.put(ticks[20])
         await _until(lambda: encoder.seq == 22)
-        assert not stage.failing and stage.records_written == kept + 1
+        assert not stage.failing and stage.records_written == kept + 2
         await inbox.close()
 
     records = _records(path)
-    assert [r["seq"] for r in records] == [*range(1, kept + 1), 22, 23]
-    assert [to_event(r, INSTRUMENTS) for r in records[1:-1]] == [*ticks[: kept - 1], ticks[20]]
+    assert [r["seq"] for r in records] == [*range(1, kept + 2), 22, 23]
+    assert [to_event(r, INSTRUMENTS) for r in records[1:-1]] == [*ticks[:kept], ticks[20]]
     stop = records[-1]
     assert stop["clean"] is False
     assert stop["storage"] == {"write_failures": 1, "lines_dropped": dropped}
     assert stop["counts"]["Md"] == 21  # encoded, of which lines_dropped never reached the file
-    assert (stage.lines_dropped, stage.lines_unwritten, stage.records_written) == (dropped, dropped, kept + 2)
+    assert (stage.lines_dropped, stage.lines_unwritten, stage.records_written) == (dropped, dropped, kept + 3)
     assert stage.records_written + stage.lines_unwritten == encoder.seq
     assert len(failures) == 1
 
@@ -503,9 +506,10 @@ async def test_recorder_fsync_failure_makes_the_stop_unclean_without_raising(tmp
 
 async def test_recorder_cancelled_while_the_disk_is_full_raises_only_the_cancellation(tmp_path: Path) -> None:
     """Torn down while holding lines: the cancellation propagates, not an OSError, and the lines stay counted."""
-    disk = FakeDisk(room=0)
+    disk = FakeDisk(room=None)
     stage, inbox, encoder, _, failures = _storage_stage(tmp_path / "c.jsonl", opener=disk.open)
     stage.open()
+    disk.room = 0  # full right after the Start
     task = asyncio.create_task(stage.run())
     await inbox.put(_tick(0))
     await _until(lambda: encoder.seq == 2)
@@ -515,21 +519,20 @@ async def test_recorder_cancelled_while_the_disk_is_full_raises_only_the_cancell
         await task
 
     assert len(failures) == 1 and stage.failed
-    assert stage.lines_unwritten == encoder.seq == 3 and stage.records_written == 0
+    assert stage.lines_unwritten == 2 and encoder.seq == 3 and stage.records_written == 1  # Md and Stop held
 
 
 @pytest.mark.skipif(not os.access("/dev/full", os.W_OK), reason="/dev/full (writes fail with ENOSPC) is missing")
-async def test_recorder_on_dev_full_survives_real_enospc() -> None:
-    """A real device whose writes fail with ENOSPC: the stage drains everything, reports once, raises nothing."""
-    stage, inbox, encoder, _, failures = _storage_stage("/dev/full", min_free_bytes=0)
-    stage.open()
+async def test_recorder_on_dev_full_refuses_to_start() -> None:
+    """A real device whose writes fail with ENOSPC: open() cannot write the Start, so start-up stops with one
+    StartupError naming the file and the reason, before anything runs (no failure callback: nothing traded)."""
+    stage, _, _, _, failures = _storage_stage("/dev/full", min_free_bytes=0)
 
-    await _run_to_end(stage, inbox, EVENTS)
+    with pytest.raises(StartupError, match=r"^RECORD_FILE: cannot write to '/dev/full': No space left on device"):
+        stage.open()
 
-    assert [e.errno for e in failures] == [errno.ENOSPC]
-    assert stage.failed and stage.records_written == 0
-    assert stage.lines_unwritten == encoder.seq == len(EVENTS) + 2
-    assert inbox.qsize() == 0
+    assert failures == []
+    stage.close()
 
 
 # --- open(): the previous section and free space ----------------------------------------------------------------

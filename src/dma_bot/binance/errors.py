@@ -108,7 +108,15 @@ class VenueError(DmaBotError):
         retry_after_s: int | None = None,
         retry_at_ms: int | None = None,
     ) -> None:
-        super().__init__(f"Binance error {code} (HTTP {http_status}): {msg}")
+        if code is None and http_status is None:
+            text = f"no answer from the venue: {msg}"  # a transport failure: there is no code or status to show
+        elif code is None:
+            text = f"venue answered HTTP {http_status} without a Binance error code: {msg}"
+        elif http_status is None:
+            text = f"Binance error {code}: {msg}"
+        else:
+            text = f"Binance error {code} (HTTP {http_status}): {msg}"
+        super().__init__(text)
         self.code = code
         self.msg = msg
         self.http_status = http_status

@@ -325,6 +325,37 @@ class RecorderStage:
                 how = "has no Stop record at its end (the last run did not stop)"
             _log.warning("recorder: the previous section of '%s' %s; the new Start records it", path, how)
         self._check_free_space()
+        self._write_start()
+
+    def _write_start(self) -> None:
+        """The Start record, written by :meth:`open`: a file that takes no write (a full disk, a read-only
+        mount) stops the start-up with a StartupError before anything trades."""
+        file = self._file
+        assert file is not None
+        fields = self._start_fields
+        if self.previous_section is not None:
+            fields = {**fields, "previous_section": self.previous_section}
+        start = self._encoder.encode_control("Start", fields, ts_ns=self._clock.time_ns())
+        data = b"\n" + start if self._lead_unwritten else start
+        try:
+            written = _written(file.write(data))
+            while written < len(data):
+                written += _written(file.write(memoryview(data)[written:]))
+        except OSError as e:
+            self._file = None
+            with contextlib.suppress(OSError):
+                file.close()
+            raise StartupError(
+                f"RECORD_FILE: cannot write to '{self.path}': {_reason(e)} (free disk space, or choose another path)"
+            ) from e
+        self._lead_unwritten = False
+        self.records_written = self._encoder.seq
+        self.last_flush_ns = self._clock.time_ns()
+
+    def abandon(self) -> None:
+        """After :meth:`open`, when start-up fails before :meth:`run`: a Stop marked unclean, then close (the
+        section is complete and says it did not run)."""
+        self._finish(False)
 
     def _check_free_space(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -358,12 +389,6 @@ class RecorderStage:
         clock = self._clock
         clean = False
         try:
-            fields = self._start_fields
-            if self.previous_section is not None:
-                fields = {**fields, "previous_section": self.previous_section}
-            start = encoder.encode_control("Start", fields, ts_ns=clock.time_ns())
-            pending.append(b"\n" + start if self._lead_unwritten else start)
-            self._write_pending(clock.monotonic_ns())
             self._report()
             while (batch := await self._inbox.get_batch(_STEP_ITEMS)) is not None:
                 encode_batch(batch, pending)  # type: ignore[arg-type]
