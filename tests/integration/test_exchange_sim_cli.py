@@ -93,3 +93,38 @@ async def test_cli_bad_symbol_exits_2_with_one_line() -> None:
         _, stderr = await proc.communicate()
 
     assert proc.returncode == 2 and b"symbol:" in stderr
+
+
+async def _exchange_sim(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dma_bot.exchange_sim", *args, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(20):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_help_is_plain_text_and_every_option_says_what_it_is() -> None:
+    """--help used to show raw Sphinx markup (:class:) and options without a word of help."""
+    code, out, _ = await _exchange_sim("--help")
+
+    assert code == 0
+    assert ":class:" not in out and ":mod:" not in out and "``" not in out
+    options = out.split("options:")[1]
+    entries = re.split(r"\n  (?=-)", options.strip())
+    undocumented = [entry.split()[0] for entry in entries if len(entry.split("  ")) < 2 and "\n" not in entry]
+    assert undocumented == [], undocumented
+
+
+async def test_cli_port_in_use_is_one_line_and_exit_2(process: asyncio.subprocess.Process) -> None:
+    """A port another process listens on is a usage error like a bad argument: one line, exit 2 (it was 1)."""
+    banner = await read_banner(process)
+    port = banner["REST"].split()[0].rsplit(":", 1)[1]
+
+    code, _, err = await _exchange_sim("--port", port)
+
+    assert code == 2
+    assert err.splitlines() == [err.strip()]
+    assert err.startswith(f"exchange_sim: --host/--port: a free address to listen on, was 127.0.0.1:{port} (")

@@ -35,19 +35,35 @@ def _balance(text: str) -> tuple[str, Decimal]:
     return asset.upper(), value
 
 
+_DESCRIPTION = """A local Binance-Spot-compatible exchange for dma_bot and any Binance client.
+
+It prints its REST base URL, market-stream URLs, WebSocket API URL, admin URL and the accepted key pair on
+stdout, then serves until SIGINT or SIGTERM and exits 0 (a second signal kills it at once). --faults FILE
+plays a fault script (JSON lines {"at_s": 5, "fault": {...}}; README "exchange_sim fault injection").
+Bad arguments, a bad fault script or a port in use exit 2 with a one-line error."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dma_bot.exchange_sim", description=__doc__.split("\n\n")[1])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma list; NAME:STATUS lists a halted one")
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    parser.add_argument("--api-secret", default=DEFAULT_API_SECRET)
+    parser = argparse.ArgumentParser(prog="python -m dma_bot.exchange_sim", description=_DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on; 0 picks a free one (default 8765)")
+    parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT",
+                        help="comma list of symbols; NAME:STATUS lists one that does not trade "
+                             "(default BTCUSDT,ETHUSDT)")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY,
+                        help="the API key it accepts (default: Binance's published signing-example key)")
+    parser.add_argument("--api-secret", default=DEFAULT_API_SECRET,
+                        help="the HMAC secret of --api-key (default: the example's secret)")
     parser.add_argument("--ed25519-api-key", help="a second API key, verified with --ed25519-public-key")
     parser.add_argument("--ed25519-public-key", help="path of the Ed25519 public key (PEM) for session.logon")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quote-interval", type=float, default=0.1, help="seconds between quote moves; 0: none")
-    parser.add_argument("--ping-interval", type=float, default=20.0)
-    parser.add_argument("--balance", type=_balance, action="append", default=[], metavar="ASSET=AMOUNT")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the quote random walk (default 0)")
+    parser.add_argument("--quote-interval", type=float, default=0.1,
+                        help="seconds between quote moves; 0: the market moves only when told (default 0.1)")
+    parser.add_argument("--ping-interval", type=float, default=20.0,
+                        help="seconds between WebSocket pings to clients (default 20)")
+    parser.add_argument("--balance", type=_balance, action="append", default=[], metavar="ASSET=AMOUNT",
+                        help="the account's starting balance of ASSET (repeat per asset)")
     parser.add_argument("--faults", metavar="FILE", help='fault script: JSON lines {"at_s": S, "fault": {...}}')
     return parser
 
@@ -108,9 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         asyncio.run(_serve(sim))
-    except OSError as error:
-        print(f"exchange_sim: {error}", file=sys.stderr)
-        return 1
+    except OSError as error:  # the port is taken, or the address is not ours: a usage error like a bad argument
+        print(f"exchange_sim: --host/--port: a free address to listen on, was {args.host}:{args.port} "
+              f"({error.strerror or error})", file=sys.stderr)
+        return 2
     return 0
 
 
