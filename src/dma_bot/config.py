@@ -523,17 +523,17 @@ def _cross_checks(values: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"ROUTER_TOP_N: at most the number of VENUES ({len(values['VENUES'])}), was {values['ROUTER_TOP_N']}"
         )
+    if values["VENUE_MODE"] == "binance_mainnet" and values["LIVE_TRADING"] != "yes":
+        raise ConfigError(
+            "LIVE_TRADING: yes to trade real money with VENUE_MODE=binance_mainnet, was "
+            f"{_shown(values['LIVE_TRADING']) if values['LIVE_TRADING'] else 'empty (unset)'}"
+        )
     if values["VENUE_MODE"] != "mock":
         for key in ("BINANCE_API_KEY", "BINANCE_API_SECRET"):
             given = values[key].reveal()
             if not given or given.startswith("YOUR_"):
                 shown = "empty" if not given else "the preset's placeholder"
                 raise ConfigError(f"{key}: your API key material when VENUE_MODE={values['VENUE_MODE']}, was {shown}")
-    if values["VENUE_MODE"] == "binance_mainnet" and values["LIVE_TRADING"] != "yes":
-        raise ConfigError(
-            "LIVE_TRADING: yes to trade real money with VENUE_MODE=binance_mainnet, was "
-            f"{values['LIVE_TRADING']!r}"
-        )
 
 
 _MAINNET_URLS: Final = {

@@ -148,3 +148,14 @@ async def test_an_unreachable_rest_api_is_one_line_without_none(daemons: list[Da
     assert daemon.lines[-1].startswith("dma_bot: start-up error: BINANCE_REST_URL: a reachable Binance REST API "
                                        "(exchangeInfo), was 'http://127.0.0.1:9' (no answer from the venue: ")
     assert "None" not in daemon.lines[-1]
+
+
+async def test_the_mainnet_preset_names_live_trading_first(daemons: list[Daemon]) -> None:
+    """With the mainnet preset as shipped, the first thing a trader reads is the decision to trade real money,
+    not the placeholder keys."""
+    daemon = await start_daemon({"METRICS_PORT": "0", "RECORD_FILE": ""}, "--env", str(ROOT / ".env.mainnet"))
+    daemons.append(daemon)
+
+    assert await daemon.finish() == 2
+    assert daemon.lines == ["dma_bot: configuration error: LIVE_TRADING: yes to trade real money with "
+                            "VENUE_MODE=binance_mainnet, was empty (unset)"]

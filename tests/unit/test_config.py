@@ -38,16 +38,22 @@ def test_mock_preset_file_matches_defaults_for_every_key_it_sets() -> None:
 
 @pytest.mark.parametrize("preset", [".env.sandbox", ".env.mainnet"])
 def test_binance_presets_parse_and_fail_clearly(preset: str) -> None:
-    """The Binance presets parse, and refuse to start until the placeholder keys are replaced."""
+    """The Binance presets parse and refuse to start until the placeholder keys are replaced; the mainnet
+    preset names LIVE_TRADING first (the decision to trade real money comes before the keys)."""
     values = read_env_file(ROOT / preset)
     placeholder = r"^BINANCE_API_KEY: your API key material when VENUE_MODE=binance_\w+, was the preset's placeholder"
-    with pytest.raises(ConfigError, match=placeholder):
-        load_config(values, {})
     keys = {"BINANCE_API_KEY": "k" * 64, "BINANCE_API_SECRET": "s" * 64}
     if preset == ".env.mainnet":
         with pytest.raises(ConfigError, match=r"^LIVE_TRADING: yes to trade real money"):
+            load_config(values, {})
+        with pytest.raises(ConfigError, match=r"^LIVE_TRADING: yes to trade real money"):
             load_config(values, keys)
+        with pytest.raises(ConfigError, match=placeholder):
+            load_config(values, {"LIVE_TRADING": "yes"})
         keys["LIVE_TRADING"] = "yes"
+    else:
+        with pytest.raises(ConfigError, match=placeholder):
+            load_config(values, {})
     config = load_config(values, keys)
     assert config["VENUE_MODE"] == config["FEED_MODE"]
     assert config["BINANCE_WS_API_URL"].endswith("/ws-api/v3")
