@@ -4,6 +4,7 @@ line and exits 2, before anything runs (no record section is started)."""
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import orjson
@@ -159,3 +160,19 @@ async def test_the_mainnet_preset_names_live_trading_first(daemons: list[Daemon]
     assert await daemon.finish() == 2
     assert daemon.lines == ["dma_bot: configuration error: LIVE_TRADING: yes to trade real money with "
                             "VENUE_MODE=binance_mainnet, was empty (unset)"]
+
+
+async def test_a_taken_metrics_port_is_the_documented_line(daemons: list[Daemon]) -> None:
+    """Troubleshooting item 2, as the README spells it."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = await start_daemon({"METRICS_HOST": "127.0.0.1", "METRICS_PORT": str(port), "RECORD_FILE": ""},
+                                    "--env", str(ROOT / ".env.mock"))
+        daemons.append(daemon)
+        code = await daemon.finish()
+
+    assert code == 2
+    assert daemon.lines[-1] == (f"dma_bot: start-up error: METRICS_PORT: a free port on 127.0.0.1, was {port} "
+                                "(port already in use)")
