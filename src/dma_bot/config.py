@@ -509,6 +509,16 @@ def _cross_checks(values: Mapping[str, Any]) -> None:
         raise ConfigError(f"MA_FAST: less than MA_SLOW ({values['MA_SLOW']}), was {values['MA_FAST']}")
     if values["PX_MIN"] >= values["PX_MAX"]:
         raise ConfigError(f"PX_MIN: less than PX_MAX ({values['PX_MAX']}), was {values['PX_MIN']}")
+    if values["STRATEGY_QTY"] > values["RISK_MAX_POSITION"]:
+        raise ConfigError(
+            f"STRATEGY_QTY: at most RISK_MAX_POSITION ({values['RISK_MAX_POSITION']}): every order would be refused "
+            f"(max_position), was {values['STRATEGY_QTY']}"
+        )
+    if values["FEED_MODE"] == "mock" and not values["PX_MIN"] <= values["MOCK_START_PRICE"] <= values["PX_MAX"]:
+        raise ConfigError(
+            f"MOCK_START_PRICE: within PX_MIN..PX_MAX ({values['PX_MIN']}..{values['PX_MAX']}): every order would "
+            f"be refused (price_band), was {values['MOCK_START_PRICE']}"
+        )
     if values["MOCK_MIN_PRICE"] > values["MOCK_START_PRICE"]:
         raise ConfigError(
             f"MOCK_MIN_PRICE: at most MOCK_START_PRICE ({values['MOCK_START_PRICE']}), "

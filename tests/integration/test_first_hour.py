@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import orjson
+import pytest
 
 from dma_bot.exchange_sim import ExchangeSim
 from tests.conftest import ROOT, Daemon, start_daemon
@@ -176,3 +177,20 @@ async def test_a_taken_metrics_port_is_the_documented_line(daemons: list[Daemon]
     assert code == 2
     assert daemon.lines[-1] == (f"dma_bot: start-up error: METRICS_PORT: a free port on 127.0.0.1, was {port} "
                                 "(port already in use)")
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        ({"STRATEGY_QTY": "150"}, "STRATEGY_QTY: at most RISK_MAX_POSITION (100): every order would be refused "
+                                  "(max_position), was 150"),
+        ({"MOCK_START_PRICE": "5000"}, "MOCK_START_PRICE: within PX_MIN..PX_MAX (10..2000): every order would be "
+                                       "refused (price_band), was 5000"),
+    ],
+)
+async def test_orders_that_could_never_pass_are_refused_at_start_up(
+    daemons: list[Daemon], env: dict[str, str], line: str
+) -> None:
+    code, lines = await _config_error(daemons, env)
+
+    assert (code, lines) == (2, [f"dma_bot: configuration error: {line}"])

@@ -209,3 +209,20 @@ def test_every_key_has_help_and_a_parsable_default() -> None:
     for spec in KEYS:
         assert spec.help, spec.name
         spec.parse(spec.default)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STRATEGY_QTY": "150"},
+         r"^STRATEGY_QTY: at most RISK_MAX_POSITION \(100\): every order would be refused \(max_position\), was 150$"),
+        ({"MOCK_START_PRICE": "5000"},
+         r"^MOCK_START_PRICE: within PX_MIN..PX_MAX \(10..2000\): every order would be refused \(price_band\), "
+         r"was 5000$"),
+    ],
+)
+def test_a_configuration_whose_orders_could_never_pass_is_refused(env: dict[str, str], message: str) -> None:
+    """An order size above the position limit, or a mock market outside the price band, would be refused on
+    every signal: a start-up error instead of a silent stream of rejects."""
+    with pytest.raises(ConfigError, match=message):
+        load_config(read_env_file(ROOT / ".env.mock"), env)
