@@ -153,6 +153,15 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse``, or None for an empty value (the key is off)."""
+
+    def parse_optional(raw: str) -> Any:
+        return None if not raw.strip() else parse(raw)
+
+    return parse_optional
+
+
 def _text(raw: str) -> str:
     return raw.strip()
 
@@ -252,6 +261,13 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("STRATEGY", "", _text, "legacy single strategy: used when STRATEGIES is not set"),
     KeySpec("STRATEGY_WORKERS", "2", _int(1, 64), "workers per strategy; symbols are sharded across them"),
     KeySpec("STRATEGY_QTY", "10", _POS, "order quantity of every signal, in base units"),
+    KeySpec(
+        "STRATEGY_NOTIONAL",
+        "",
+        _optional(_POS),
+        "order size in quote currency instead of STRATEGY_QTY: per symbol the fewest steps worth this much at "
+        "the start-up price (empty = off)",
+    ),
     KeySpec("MR_WINDOW", "64", _int(1, 100_000), "mean reversion: mids in the fair-value window"),
     KeySpec("MR_EDGE_TICKS", "3", _int(0, 1_000_000), "mean reversion: distance from fair value, in ticks"),
     KeySpec("MA_FAST", "16", _int(1, 100_000), "MA crossover: fast window"),
@@ -275,6 +291,13 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     ),
     KeySpec("RISK_MAX_DEVIATION_BPS", "100", _int(0, 10_000), "max distance of the price from the mid, bps; 0 = off"),
     KeySpec("RISK_MAX_POSITION", "100", _POS, "max absolute position per symbol incl. open orders, base units"),
+    KeySpec(
+        "RISK_MAX_POSITION_NOTIONAL",
+        "",
+        _optional(_POS),
+        "max position per symbol in quote currency instead of RISK_MAX_POSITION, at the start-up price "
+        "(empty = off)",
+    ),
     KeySpec("RISK_MAX_LOSS", "10000", _NONNEG, "realized+unrealized loss that switches to reducing; 0 = off"),
     KeySpec("RISK_MAX_DRIFT", "100", _NONNEG,
             "account drift (quote value of one asset's difference) that switches to reducing; 0 = off"),
@@ -479,7 +502,7 @@ def load_config(file_values: Mapping[str, str], environ: Mapping[str, str]) -> C
 
     _legacy_single_keys(values, sources, merged)
     _mode_defaults(values, sources)
-    _cross_checks(values)
+    _cross_checks(values, sources)
     return Config(values=values, sources=sources)
 
 
@@ -504,12 +527,20 @@ def _legacy_single_keys(values: dict[str, Any], sources: dict[str, str], merged:
         sources["STRATEGIES"] = sources["STRATEGY"]
 
 
-def _cross_checks(values: Mapping[str, Any]) -> None:
+def _cross_checks(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     if values["MA_FAST"] >= values["MA_SLOW"]:
         raise ConfigError(f"MA_FAST: less than MA_SLOW ({values['MA_SLOW']}), was {values['MA_FAST']}")
     if values["PX_MIN"] >= values["PX_MAX"]:
         raise ConfigError(f"PX_MIN: less than PX_MAX ({values['PX_MAX']}), was {values['PX_MIN']}")
-    if values["STRATEGY_QTY"] > values["RISK_MAX_POSITION"]:
+    pairs = (("STRATEGY_NOTIONAL", "STRATEGY_QTY"), ("RISK_MAX_POSITION_NOTIONAL", "RISK_MAX_POSITION"))
+    for alternative, key in pairs:
+        if values[alternative] is not None and sources[key] != "default":
+            raise ConfigError(
+                f"{alternative}: unset when {key} is set (one or the other), was {values[alternative]} with "
+                f"{key}={values[key]} from {sources[key]}"
+            )
+    if (values["STRATEGY_NOTIONAL"] is None and values["RISK_MAX_POSITION_NOTIONAL"] is None
+            and values["STRATEGY_QTY"] > values["RISK_MAX_POSITION"]):
         raise ConfigError(
             f"STRATEGY_QTY: at most RISK_MAX_POSITION ({values['RISK_MAX_POSITION']}): every order would be refused "
             f"(max_position), was {values['STRATEGY_QTY']}"

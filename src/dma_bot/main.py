@@ -59,6 +59,7 @@ from dma_bot.recorder.writer import RecorderStage
 from dma_bot.retry import Backoff
 from dma_bot.risk.limits import RiskEngine, RiskParams
 from dma_bot.risk.order_ids import ClientOrderIds, run_prefix
+from dma_bot.risk.sizing import order_sizes
 from dma_bot.risk.stage import RiskStage
 from dma_bot.router.scoring import Router, RouterParams, VenueSpec
 from dma_bot.router.stage import RouterStage
@@ -299,18 +300,6 @@ def _average(price: Decimal, instrument: Instrument) -> str:
     return f"{price:.{_places(instrument.tick_size) + 2}f}"
 
 
-def _quantities(config: Config, instruments: dict[str, Instrument]) -> dict[str, int]:
-    """STRATEGY_QTY in each symbol's steps (rounded down); a symbol where it rounds to zero is an error."""
-    quantities = {symbol: i.qty_to_steps(config["STRATEGY_QTY"]) for symbol, i in instruments.items()}
-    for symbol, steps in quantities.items():
-        if steps <= 0:
-            raise ConfigError(
-                f"STRATEGY_QTY: at least one quantity step of {symbol} ({instruments[symbol].step_size}), "
-                f"was {config['STRATEGY_QTY']}"
-            )
-    return quantities
-
-
 def _feed(
     config: Config,
     instruments: dict[str, Instrument],
@@ -365,6 +354,16 @@ async def load_rules(config: Config, rest: BinanceRest) -> dict[str, SymbolRules
     return rules
 
 
+async def load_prices(config: Config, rest: BinanceRest) -> dict[str, Decimal]:
+    """The symbols' last prices, the reference that order sizes are checked (and notional sizes computed) at."""
+    try:
+        return await rest.last_prices(config["SYMBOLS"])
+    except (VenueError, ProtocolError) as e:
+        raise StartupError(
+            f"BINANCE_REST_URL: a Binance REST API that serves ticker/price, was {config['BINANCE_REST_URL']!r} ({e})"
+        ) from e
+
+
 def _venue_specs(config: Config) -> tuple[VenueSpec, ...]:
     """The router's venue table: VENUES; in a Binance venue mode, BINANCE alone unless VENUES was given."""
     params = _router_params(config)
@@ -379,14 +378,30 @@ def build_engine(
     stop: asyncio.Event,
     rules: dict[str, SymbolRules] | None = None,
     rest: BinanceRest | None = None,
+    prices: Mapping[str, Decimal] | None = None,
 ) -> Engine:
-    """Build every stage and queue; nothing is opened or bound yet (``rest`` is already open when given)."""
+    """Build every stage and queue; nothing is opened or bound yet (``rest`` is already open when given).
+
+    ``prices`` are the symbols' reference prices at start-up (the venue's last prices with ``rules``; the
+    mock feed's MOCK_START_PRICE without) that order sizes and notional position limits are computed at."""
     size = config["DMA_QUEUE_SIZE"]
     symbols: tuple[str, ...] = config["SYMBOLS"]
     if rules is None:
         instruments = mock_instruments(config)
     else:
         instruments = {symbol: rule.instrument for symbol, rule in rules.items()}
+    if prices is None:
+        if rules is not None:
+            raise ValueError("build_engine: a Binance instrument set needs the symbols' reference prices")
+        prices = dict.fromkeys(symbols, config["MOCK_START_PRICE"])
+    sizes = order_sizes(
+        instruments,
+        prices,
+        quantity=config["STRATEGY_QTY"],
+        notional=config["STRATEGY_NOTIONAL"],
+        max_position=config["RISK_MAX_POSITION"],
+        max_position_notional=config["RISK_MAX_POSITION_NOTIONAL"],
+    )
     board = MarketBoard()
     latest: Latest[PositionSnapshot] = Latest(EMPTY_SNAPSHOT)
     channels: list[Channel[Any]] = []
@@ -403,7 +418,7 @@ def build_engine(
     exec_positions = channel("exec.positions")
     exec_metrics = channel("exec.metrics")
 
-    quantities = _quantities(config, instruments)
+    quantities = sizes.quantities
     params = _strategy_params(config)
     tick_targets: dict[str, list[Channel[Tick]]] = {symbol: [] for symbol in symbols}
     workers: list[tuple[str, StrategyWorker]] = []
@@ -420,7 +435,7 @@ def build_engine(
     feed = _feed(config, instruments, routes, board, clock, stop, copies)
 
     order_ids = ClientOrderIds(run_prefix(clock.time_ns(), os.urandom(8)))
-    risk_engine = RiskEngine(_risk_params(config), instruments, board, latest, order_ids)
+    risk_engine = RiskEngine(_risk_params(config), instruments, board, latest, order_ids, sizes.max_positions)
     risk = RiskStage(risk_engine, signals, fanout(orders, *copies), fanout(*copies), clock)
 
     router_params = dataclasses.replace(_router_params(config), venues=_venue_specs(config))
@@ -701,7 +716,7 @@ async def run_daemon(
     """Run the engine until stopped. Returns the exit status; start-up errors raise."""
     clock = clock or LiveClock()
     async with contextlib.AsyncExitStack() as resources:
-        rest = rules = None
+        rest = rules = prices = None
         if uses_binance(config):
             signer = None
             if config["VENUE_MODE"] != "mock":
@@ -716,7 +731,8 @@ async def run_daemon(
                 )
             )
             rules = await load_rules(config, rest)
-        return await _run_engine(config, duration, clock, rules, rest, on_ready)
+            prices = await load_prices(config, rest)
+        return await _run_engine(config, duration, clock, rules, rest, prices, on_ready)
 
 
 def _banner(config: Config) -> None:
@@ -747,10 +763,11 @@ async def _run_engine(
     clock: Clock,
     rules: dict[str, SymbolRules] | None,
     rest: BinanceRest | None,
+    prices: dict[str, Decimal] | None,
     on_ready: Callable[[Engine, int], None] | None,
 ) -> int:
     stop = asyncio.Event()
-    engine = build_engine(config, clock, stop, rules, rest)
+    engine = build_engine(config, clock, stop, rules, rest, prices)
     _banner(config)
     assert engine.metrics is not None
     view = engine.view()

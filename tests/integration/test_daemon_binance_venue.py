@@ -31,7 +31,7 @@ def _env(sim: ExchangeSim, record: Path) -> dict[str, str]:
         "RECORD_FILE": str(record),
         "MAX_QPS": "20",
         "RISK_BURST": "20",
-        "RISK_MAX_POSITION": "1",
+        "RISK_MAX_POSITION_NOTIONAL": "3000",  # 0.06 BTC, 1 ETH at the simulator's prices
         "MR_WINDOW": "8",
         "MA_FAST": "4",
         "MA_SLOW": "8",

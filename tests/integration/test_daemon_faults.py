@@ -134,6 +134,8 @@ async def test_daemon_survives_user_data_faults_and_books_equal_the_account(
         tmp_path,
         daemons,
         thin=True,
+        STRATEGY_NOTIONAL="",  # sized in base units instead: 0.002 BTC is more than the thin touch shows
+        STRATEGY_QTY="0.002",
     )
     assert all(count >= 1 for _, count in seen["fired"]), seen["fired"]
     assert wiped

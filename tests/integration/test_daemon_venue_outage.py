@@ -52,7 +52,7 @@ async def test_daemon_survives_a_killed_and_restarted_venue_and_records_the_outa
             "RECORD_FILE": str(record),
             "MAX_QPS": "20",
             "RISK_BURST": "20",
-            "RISK_MAX_POSITION": "1",
+            "RISK_MAX_POSITION_NOTIONAL": "3000",
             "MR_WINDOW": "8",
             "MR_EDGE_TICKS": "0",
             "MA_FAST": "4",

@@ -4,6 +4,7 @@ line and exits 2, before anything runs (no record section is started)."""
 from __future__ import annotations
 
 import re
+import signal
 import socket
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import orjson
 import pytest
 
 from dma_bot.exchange_sim import ExchangeSim
-from tests.conftest import ROOT, Daemon, start_daemon
+from tests.conftest import ROOT, Daemon, eventually, start_daemon
 from tests.integration.test_daemon_binance_venue import _env
+from tests.integration.test_daemon_mock import _read_jsonl
 
 
 async def _run_preset(tmp_path: Path, daemons: list[Daemon], lines: str) -> tuple[int, list[str], Path]:
@@ -194,3 +196,37 @@ async def test_orders_that_could_never_pass_are_refused_at_start_up(
     code, lines = await _config_error(daemons, env)
 
     assert (code, lines) == (2, [f"dma_bot: configuration error: {line}"])
+
+
+async def test_the_sim_preset_trades_every_symbol_and_a_too_small_quantity_is_refused_at_start_up(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """With STRATEGY_QTY=0.001, 53 of 59 `.env.sim` orders were refused locally (notional below minNotional 5).
+    The preset now sizes by STRATEGY_NOTIONAL and trades BTC and ETH with no such refusal; the old quantity is
+    refused before anything runs, naming the symbol and the filter."""
+    record = tmp_path / "events.jsonl"
+    async with ExchangeSim(symbols=("BTCUSDT", "ETHUSDT"), port=0, quote_interval=0.005) as sim:
+        env = _env(sim, record)
+        old = await start_daemon({**env, "STRATEGY_NOTIONAL": "", "STRATEGY_QTY": "0.001"},
+                                 "--env", str(ROOT / ".env.sim"))
+        daemons.append(old)
+        assert await old.finish() == 2, old.stderr
+        assert re.fullmatch(r"dma_bot: start-up error: STRATEGY_QTY: an order of ETHUSDT worth at least its "
+                            r"minNotional 5 at its price \d+(\.\d+)?, was 0\.001 \(0\.0010 ETH = [\d.]+\)",
+                            old.lines[-1]), old.lines[-1]
+        daemon = await start_daemon(env, "--env", str(ROOT / ".env.sim"))
+        daemons.append(daemon)
+        port = await daemon.wait_ready()
+
+        async def both_filled() -> bool:
+            records = _read_jsonl(record)
+            return {r["symbol"] for r in records if r["type"] == "Exec" and r["status"] == "filled"} == {
+                "BTCUSDT", "ETHUSDT"}
+
+        await eventually(both_filled, timeout=60, what="fills on BTCUSDT and ETHUSDT")
+        assert port
+        daemon.signal(signal.SIGTERM)
+        assert await daemon.finish(timeout=60) == 0, daemon.stderr
+
+    refused = [r for r in _read_jsonl(record) if r["type"] == "Exec" and "otional" in r["reason"]]
+    assert refused == []

@@ -226,3 +226,14 @@ def test_a_configuration_whose_orders_could_never_pass_is_refused(env: dict[str,
     every signal: a start-up error instead of a silent stream of rejects."""
     with pytest.raises(ConfigError, match=message):
         load_config(read_env_file(ROOT / ".env.mock"), env)
+
+
+def test_quantity_and_notional_sizing_are_one_or_the_other() -> None:
+    """STRATEGY_NOTIONAL with an explicit STRATEGY_QTY (or the two position limits) is ambiguous: refused."""
+    with pytest.raises(ConfigError, match=r"^STRATEGY_NOTIONAL: unset when STRATEGY_QTY is set \(one or the other\), "
+                                          r"was 12 with STRATEGY_QTY=1 from env$"):
+        load_config({}, {"STRATEGY_NOTIONAL": "12", "STRATEGY_QTY": "1"})
+    with pytest.raises(ConfigError, match=r"^RISK_MAX_POSITION_NOTIONAL: unset when RISK_MAX_POSITION is set"):
+        load_config({"RISK_MAX_POSITION_NOTIONAL": "500"}, {"RISK_MAX_POSITION": "1"})
+    config = load_config({"STRATEGY_NOTIONAL": "12"}, {"STRATEGY_NOTIONAL": "", "STRATEGY_QTY": "1"})
+    assert config["STRATEGY_NOTIONAL"] is None and config["STRATEGY_QTY"] == Decimal(1)

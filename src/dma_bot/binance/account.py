@@ -1,4 +1,5 @@
-"""Binance account reads for reconciliation: ``GET /api/v3/account`` balances and ``GET /api/v3/openOrders``.
+"""Binance account reads for reconciliation: ``GET /api/v3/account`` balances and ``GET /api/v3/openOrders``;
+and ``GET /api/v3/ticker/price``, the start-up reference price that order sizes are checked against.
 
 Both are signed (USER_DATA). The account read asks ``omitZeroBalances=true`` (an asset it leaves out holds
 0) and gives each asset's total, free + locked, exactly: an order's reservation is still the account's.
@@ -23,7 +24,15 @@ import orjson
 from dma_bot.binance.wire import _clip, _decimal, _loads, _str
 from dma_bot.errors import ProtocolError
 
-__all__ = ["ACCOUNT_PATH", "OPEN_ORDERS_PATH", "build_account_params", "parse_account", "parse_open_orders"]
+__all__ = [
+    "ACCOUNT_PATH",
+    "OPEN_ORDERS_PATH",
+    "TICKER_PRICE_PATH",
+    "build_account_params",
+    "parse_account",
+    "parse_open_orders",
+    "parse_ticker_price",
+]
 
 ACCOUNT_PATH: Final = "/api/v3/account"
 OPEN_ORDERS_PATH: Final = "/api/v3/openOrders"
@@ -80,3 +89,19 @@ def parse_open_orders(body: bytes | str | list[Any]) -> dict[str, tuple[str, ...
         symbol = _str(entry, "symbol", f"{where}[]")
         by_symbol.setdefault(symbol, []).append(_str(entry, "clientOrderId", f"{where}[{symbol}]"))
     return {symbol: tuple(ids) for symbol, ids in by_symbol.items()}
+
+
+TICKER_PRICE_PATH: Final = "/api/v3/ticker/price"
+
+
+def parse_ticker_price(body: bytes | str | Mapping, symbol: str) -> Decimal:
+    """``GET /api/v3/ticker/price?symbol=S`` body ``{"symbol": "BTCUSDT", "price": "50000.00"}`` -> the price;
+    another symbol or a price that is not a positive decimal string raises ProtocolError naming it."""
+    where = f"ticker/price[{symbol}]"
+    ticker = body if isinstance(body, Mapping) else _loads(body, where)
+    if _str(ticker, "symbol", where) != symbol:
+        raise ProtocolError(f"{where}.symbol: {symbol}, was {_clip(ticker.get('symbol'))}")
+    price = _decimal(ticker, "price", where)
+    if not price > 0:
+        raise ProtocolError(f"{where}.price: a positive decimal string, was {ticker['price']!r}")
+    return price

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 import orjson
 
+from dma_bot.binance.account import TICKER_PRICE_PATH, parse_ticker_price
 from dma_bot.binance.errors import VenueError, parse_error
 from dma_bot.binance.filters import TRADING, SymbolRules, parse_exchange_info
 from dma_bot.binance.signing import HmacSigner
@@ -132,6 +134,13 @@ class BinanceRest:
             raise ProtocolError(f"time.serverTime: an integer, was {server_ms!r}")
         self.clock_offset_ms = server_ms - (sent_ns + received_ns) // 2_000_000
         return self.clock_offset_ms
+
+    async def last_prices(self, symbols: Sequence[str]) -> dict[str, Decimal]:
+        """Each symbol's last trade price (``GET /api/v3/ticker/price``, one request per symbol: weight 2)."""
+        return {
+            symbol: parse_ticker_price(await self.request("GET", TICKER_PRICE_PATH, [("symbol", symbol)]), symbol)
+            for symbol in symbols
+        }
 
     async def exchange_info(self, symbols: Sequence[str]) -> dict[str, SymbolRules]:
         """Rules of ``symbols`` (StartupError if one is unknown or not TRADING)."""

@@ -185,6 +185,7 @@ class _SymbolLimits:
         "notional_max",
         "position_details",
         "position_max",
+        "position_text",
         "sell_key",
         "sent_buy",
         "sent_sell",
@@ -203,6 +204,7 @@ class _SymbolLimits:
         self.tick_max = math.floor(Fraction(params.px_max) / tick)
         self.notional_max = math.floor(Fraction(params.max_notional) / (tick * step))
         self.position_max = math.floor(Fraction(params.max_position) / step)
+        self.position_text = ""  # set when a per-symbol limit replaces params.max_position
         self.buy_key = (self.symbol, Side.BUY)
         self.sell_key = (self.symbol, Side.SELL)
         self.sent_buy = 0
@@ -242,7 +244,10 @@ class RiskEngine:
         board: MarketBoard,
         positions: Latest[PositionSnapshot],
         order_ids: ClientOrderIds,
+        max_positions: Mapping[str, int] | None = None,
     ) -> None:
+        """``max_positions`` (steps per symbol, from RISK_MAX_POSITION_NOTIONAL) replaces
+        ``params.max_position`` for the symbols it names."""
         self.params = params
         self.kill_switch = KillSwitch()
         self.stats = RiskStats()
@@ -255,6 +260,10 @@ class RiskEngine:
         self._rate_text = f"over {params.max_orders_per_second}/s, burst {params.burst}"
         self._max_position_text = str(params.max_position)
         self._symbols = {symbol: _SymbolLimits(inst, params) for symbol, inst in instruments.items()}
+        for symbol, steps in (max_positions or {}).items():
+            limits = self._symbols[symbol]
+            limits.position_max = steps
+            limits.position_text = limits.instrument.format_qty(steps)
         units = {symbol: (limits.loss_unit, limits.step) for symbol, limits in self._symbols.items()}
         self._loss = LossLimit(params.max_loss, units, board) if params.max_loss > 0 else None
 
@@ -502,7 +511,8 @@ class RiskEngine:
         details = limits.position_details
         if len(details) >= _DETAIL_CACHE_LIMIT:
             details.clear()
-        detail = f"worst-case position {limits.instrument.format_qty(worst)} beyond max {self._max_position_text}"
+        limit = limits.position_text or self._max_position_text
+        detail = f"worst-case position {limits.instrument.format_qty(worst)} beyond max {limit}"
         details[worst] = detail
         return detail
 
