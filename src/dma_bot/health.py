@@ -119,11 +119,13 @@ class Counters:
 class StatusLine:
     """Turns successive counter readings into one human line with rates since the previous reading."""
 
-    __slots__ = ("_last", "_last_ns")
+    __slots__ = ("_last", "_last_ns", "_places")
 
-    def __init__(self) -> None:
+    def __init__(self, money_places: int = 2) -> None:
+        """``money_places``: decimals of the net PnL shown (the instruments' finest tick * step)."""
         self._last: Counters | None = None
         self._last_ns = 0
+        self._places = money_places
 
     def render(self, counters: Counters, now_ns: int) -> str:
         last, last_ns = self._last, self._last_ns
@@ -135,5 +137,5 @@ class StatusLine:
         return (
             f"status: ticks/s {rate} ticks {counters.ticks:,} signals {counters.signals:,} "
             f"orders {counters.orders:,} fills {counters.fills:,} rejects {counters.rejects:,} "
-            f"pnl {counters.pnl:.2f}"
+            f"pnl {counters.pnl:.{self._places}f}"
         )

@@ -176,11 +176,15 @@ class Engine:
     stage_states: dict[str, str] = field(default_factory=dict)
     recording_failure: OSError | None = None
 
+    @property
+    def money_places(self) -> int:
+        """Decimals of quote-currency amounts shown to people: the instruments' finest tick * step, at most 8."""
+        return min(8, max((_places(i.tick_size * i.step_size) for i in self.instruments.values()), default=2))
+
     def money(self, amount: Decimal) -> str:
-        """A quote-currency amount for people: at the finest tick * step of the instruments (at most 8 places),
-        never in exponent form (the exact value stays in the ledger and the Stop record's exact fields)."""
-        places = min(8, max((_places(i.tick_size * i.step_size) for i in self.instruments.values()), default=2))
-        return f"{amount:.{places}f}"
+        """A quote-currency amount for people, at :attr:`money_places`, never in exponent form (the exact value
+        stays in the ledger)."""
+        return f"{amount:.{self.money_places}f}"
 
     def on_recording_failure(self, error: OSError) -> None:
         """The JSONL file refused a write: halt trading, cancel what rests on Binance venues, drain and stop."""
@@ -651,7 +655,7 @@ async def _status_lines(engine: Engine, interval_s: int) -> None:
     """One status line on stderr every ``interval_s`` until the engine stops (plain text, no terminal codes)."""
     if interval_s <= 0:
         return
-    status = StatusLine()
+    status = StatusLine(engine.money_places)
     status.render(engine.counters(), engine.clock.monotonic_ns())
     while not engine.stop.is_set():
         with contextlib.suppress(TimeoutError):

@@ -179,6 +179,7 @@ async def test_daemon_duration_stops_cleanly(tmp_path: Path, daemons: list[Daemo
     status_lines = [line for line in daemon.lines if line.startswith("status: ticks/s ")]
     assert status_lines, daemon.stderr
     assert all("\x1b" not in line and "\r" not in line for line in status_lines)
+    assert all(re.search(r" pnl -?\d+\.\d{5}$", line) for line in status_lines), status_lines  # tick*step places
     records = _read_jsonl(record)
     _assert_complete_and_consistent(records)
 

@@ -109,3 +109,11 @@ def test_health_frozen_venue_is_unhealthy_once_a_request_waits_too_long() -> Non
     assert not healthy
     assert body["problems"] == ["venue BINANCE has not answered a request for 6.0s"]
     assert body["venues"]["BINANCE"]["seconds_since_last_answer"] == 22.0
+
+
+def test_status_line_shows_pnl_at_the_given_money_places() -> None:
+    """The status line's PnL has the instruments' precision (5 places on a 0.01 x 0.001 grid), no exponent."""
+    line = StatusLine(5).render(
+        Counters(ticks=0, signals=0, orders=0, fills=0, rejects=0, pnl=Decimal("0E-8")), 1)
+
+    assert line.endswith(" pnl 0.00000")
