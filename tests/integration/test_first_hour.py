@@ -65,7 +65,8 @@ async def test_a_wrong_api_key_is_one_line_and_exit_2_before_any_order(tmp_path:
     assert code == 2, daemon.stderr
     assert "Traceback" not in daemon.stderr and "stage crashed" not in daemon.stderr
     assert daemon.lines[-1] == ("dma_bot: start-up error: BINANCE user-data stream: a subscription the venue accepts, "
-                                "was refused (-2015 Invalid API-key, IP, or permissions for action.)")
+                                "was refused (-2015 Invalid API-key, IP, or permissions for action.): check "
+                                "BINANCE_API_KEY, BINANCE_API_SECRET and the key's permissions")
     assert not record.exists() or b'"type":"Ord"' not in record.read_bytes()
 
 

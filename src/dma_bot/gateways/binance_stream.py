@@ -168,7 +168,8 @@ class UserDataStream:
                         if e.error.disposition is Disposition.FINAL:
                             raise StartupError(
                                 f"{self.venue} user-data stream: a subscription the venue accepts, was refused "
-                                f"({e.error.code} {e.error.msg})"
+                                f"({e.error.code} {e.error.msg}): check BINANCE_API_KEY, BINANCE_API_SECRET and the "
+                                f"key's permissions"
                             ) from None
                     await self._pause()
         except TimeoutError:
