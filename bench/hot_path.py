@@ -39,10 +39,11 @@ import orjson
 
 from dma_bot.config import load_config
 from dma_bot.feed.mock import RandomWalk, RandomWalkParams
-from dma_bot.main import Engine, mock_instruments, run_daemon
+from dma_bot.main import Engine, run_daemon
 from dma_bot.model.events import Order
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import EMPTY_SNAPSHOT
+from dma_bot.params import mock_instruments
 from dma_bot.recorder.jsonl import JsonlEncoder
 from dma_bot.risk.limits import RiskEngine, RiskParams
 from dma_bot.risk.order_ids import ClientOrderIds

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import logging
 import os
@@ -37,14 +36,14 @@ from dma_bot.binance.signing import HmacSigner
 from dma_bot.bus import Channel, Fanout, Latest, any_waiting, fanout
 from dma_bot.clock import Clock, LiveClock
 from dma_bot.config import Config
-from dma_bot.errors import ConfigError, ProtocolError, StartupError
+from dma_bot.errors import ProtocolError, StartupError
 from dma_bot.feed.binance import BinanceFeed, combined_stream_url
-from dma_bot.feed.mock import MockFeed, RandomWalk, RandomWalkParams
+from dma_bot.feed.mock import MockFeed, RandomWalk
 from dma_bot.feed.reconnect import Watchdog
 from dma_bot.gateways.binance import BinanceGateway
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.mock import MockGateway
-from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
+from dma_bot.gateways.sim_venue import SimVenue
 from dma_bot.health import Counters, EngineView, StatusLine, VenueLink, evaluate_health
 from dma_bot.metrics import ExecutionMetrics, ExecutionObserver, Metrics, MetricsServer, MetricsSources, StreamHealth
 from dma_bot.model.enums import KillSwitchState
@@ -52,21 +51,28 @@ from dma_bot.model.events import ExecReport, Route, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot
+from dma_bot.params import (
+    BINANCE,
+    mock_instruments,
+    random_walk_params,
+    reference_prices,
+    risk_params,
+    router_params,
+    sim_venue_params,
+    sizes,
+    strategy_params,
+)
 from dma_bot.positions.ledger import Ledger
 from dma_bot.positions.stage import PositionsStage
 from dma_bot.recorder.jsonl import JsonlEncoder
 from dma_bot.recorder.writer import RecorderStage
 from dma_bot.retry import Backoff
-from dma_bot.risk.limits import RiskEngine, RiskParams
+from dma_bot.risk.limits import RiskEngine
 from dma_bot.risk.order_ids import ClientOrderIds, run_prefix
-from dma_bot.risk.sizing import order_sizes
 from dma_bot.risk.stage import RiskStage
-from dma_bot.router.scoring import Router, RouterParams, VenueSpec
+from dma_bot.router.scoring import Router
 from dma_bot.router.stage import RouterStage
-from dma_bot.strategies import StrategyParams, make_strategy
-from dma_bot.strategies.ma_crossover import MACrossoverParams
-from dma_bot.strategies.mean_reversion import MeanReversionParams
-from dma_bot.strategies.vol_breakout import VolBreakoutParams
+from dma_bot.strategies import make_strategy
 from dma_bot.strategies.workers import StrategyWorker, shard
 
 __all__ = ["Engine", "build_engine", "run_daemon"]
@@ -77,75 +83,7 @@ EXIT_OK = 0
 EXIT_CRASH = 1
 EXIT_UNCLEAN = 3  # drained, but orders are still open at a venue or the recording failed
 EXIT_FORCED = 130
-BINANCE = "BINANCE"
 OPERATOR_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)  # kill switch: reducing, halted
-_QUOTES = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
-
-
-def _split_symbol(symbol: str) -> tuple[str, str]:
-    for quote in _QUOTES:
-        if symbol.endswith(quote) and len(symbol) > len(quote):
-            return symbol[: -len(quote)], quote
-    return symbol, "QUOTE"
-
-
-def mock_instruments(config: Config) -> dict[str, Instrument]:
-    """The mock venues' instruments: one grid (MOCK_TICK_SIZE, MOCK_STEP_SIZE) for every symbol."""
-    out = {}
-    for symbol in config["SYMBOLS"]:
-        base, quote = _split_symbol(symbol)
-        out[symbol] = Instrument(
-            symbol=symbol,
-            tick_size=config["MOCK_TICK_SIZE"],
-            step_size=config["MOCK_STEP_SIZE"],
-            min_qty=config["MOCK_STEP_SIZE"],
-            base_asset=base,
-            quote_asset=quote,
-        )
-    return out
-
-
-def _strategy_params(config: Config) -> StrategyParams:
-    try:
-        return StrategyParams(
-            mean_reversion=MeanReversionParams(window=config["MR_WINDOW"], edge_ticks=config["MR_EDGE_TICKS"]),
-            ma_crossover=MACrossoverParams(
-                fast=config["MA_FAST"],
-                slow=config["MA_SLOW"],
-                min_edge_ticks=config["MA_MIN_EDGE_TICKS"],
-                cooldown_ticks=config["MA_COOLDOWN_TICKS"],
-            ),
-            vol_breakout=VolBreakoutParams(
-                window=config["VB_WINDOW"],
-                edge_ticks=config["VB_EDGE_TICKS"],
-                cooldown_ticks=config["VB_COOLDOWN_TICKS"],
-            ),
-        )
-    except ValueError as e:
-        raise ConfigError(f"strategy parameters: {e}") from e
-
-
-def _risk_params(config: Config) -> RiskParams:
-    return RiskParams(
-        px_min=config["PX_MIN"],
-        px_max=config["PX_MAX"],
-        max_deviation_bps=config["RISK_MAX_DEVIATION_BPS"],
-        max_notional=config["MAX_NOTIONAL"],
-        max_position=config["RISK_MAX_POSITION"],
-        max_orders_per_second=config["MAX_QPS"],
-        burst=config["RISK_BURST"],
-        max_loss=config["RISK_MAX_LOSS"],
-    )
-
-
-def _router_params(config: Config) -> RouterParams:
-    venues = tuple(VenueSpec(r.name, r.fee_bps, r.latency_ms, r.liquidity) for r in config["VENUES"])
-    return RouterParams(
-        venues=venues,
-        top_n=config["ROUTER_TOP_N"],
-        min_child_qty=config["ROUTER_MIN_CHILD_QTY"],
-        inventory_bias_weight=config["ROUTER_INVENTORY_BIAS"],
-    )
 
 
 @dataclass
@@ -316,13 +254,7 @@ def _feed(
     """The configured feed; a Binance feed puts its connection Notes on ``record`` (a producer of its own)."""
     symbols: tuple[str, ...] = config["SYMBOLS"]
     if config["FEED_MODE"] == "mock":
-        first = instruments[symbols[0]]
-        walk_params = RandomWalkParams(
-            start_ticks=first.price_to_ticks(config["MOCK_START_PRICE"]),
-            min_ticks=first.price_to_ticks(config["MOCK_MIN_PRICE"]),
-            max_spread_ticks=config["MOCK_MAX_SPREAD_TICKS"],
-        )
-        walk = RandomWalk(symbols, walk_params, config["MOCK_SEED"])
+        walk = RandomWalk(symbols, random_walk_params(config, instruments), config["MOCK_SEED"])
         return MockFeed(walk, routes, board, clock, config["MOCK_RATE"], stop)
     return BinanceFeed(
         url=combined_stream_url(config["BINANCE_WS_URL"], symbols),
@@ -368,14 +300,6 @@ async def load_prices(config: Config, rest: BinanceRest) -> dict[str, Decimal]:
         ) from e
 
 
-def _venue_specs(config: Config) -> tuple[VenueSpec, ...]:
-    """The router's venue table: VENUES; in a Binance venue mode, BINANCE alone unless VENUES was given."""
-    params = _router_params(config)
-    if config["VENUE_MODE"] != "mock" and config.sources["VENUES"] == "default":
-        return (VenueSpec(BINANCE, 10, 0, 100),)
-    return params.venues
-
-
 def build_engine(
     config: Config,
     clock: Clock,
@@ -397,15 +321,8 @@ def build_engine(
     if prices is None:
         if rules is not None:
             raise ValueError("build_engine: a Binance instrument set needs the symbols' reference prices")
-        prices = dict.fromkeys(symbols, config["MOCK_START_PRICE"])
-    sizes = order_sizes(
-        instruments,
-        prices,
-        quantity=config["STRATEGY_QTY"],
-        notional=config["STRATEGY_NOTIONAL"],
-        max_position=config["RISK_MAX_POSITION"],
-        max_position_notional=config["RISK_MAX_POSITION_NOTIONAL"],
-    )
+        prices = reference_prices(config)
+    order_sizes = sizes(config, instruments, prices)
     board = MarketBoard()
     latest: Latest[PositionSnapshot] = Latest(EMPTY_SNAPSHOT)
     channels: list[Channel[Any]] = []
@@ -422,8 +339,8 @@ def build_engine(
     exec_positions = channel("exec.positions")
     exec_metrics = channel("exec.metrics")
 
-    quantities = sizes.quantities
-    params = _strategy_params(config)
+    quantities = order_sizes.quantities
+    params = strategy_params(config)
     tick_targets: dict[str, list[Channel[Tick]]] = {symbol: [] for symbol in symbols}
     workers: list[tuple[str, StrategyWorker]] = []
     for name in config["STRATEGIES"]:
@@ -439,14 +356,14 @@ def build_engine(
     feed = _feed(config, instruments, routes, board, clock, stop, copies)
 
     order_ids = ClientOrderIds(run_prefix(clock.time_ns(), os.urandom(8)))
-    risk_engine = RiskEngine(_risk_params(config), instruments, board, latest, order_ids, sizes.max_positions)
+    risk_engine = RiskEngine(risk_params(config), instruments, board, latest, order_ids, order_sizes.max_positions)
     risk = RiskStage(risk_engine, signals, fanout(orders, *copies), fanout(*copies), clock)
 
-    router_params = dataclasses.replace(_router_params(config), venues=_venue_specs(config))
-    router = Router(router_params, instruments)
+    routing = router_params(config)
+    router = Router(routing, instruments)
     venue_outputs: dict[str, Fanout[Route]] = {}
     gateways: list[MockGateway | BinanceGateway] = []
-    for index, spec in enumerate(router_params.venues):
+    for index, spec in enumerate(routing.venues):
         venue_inbox = channel(f"routes.{spec.name}")
         venue_outputs[spec.name] = fanout(venue_inbox, exec_metrics, *copies)
         out: Fanout[ExecReport] = fanout(exec_positions, exec_metrics, *copies)
@@ -474,19 +391,7 @@ def build_engine(
                 )
             )
             continue
-        sim = SimVenue(
-            spec.name,
-            SimVenueParams(
-                ack_latency_ms=spec.latency_ms,
-                fill_latency_ms=spec.latency_ms,
-                jitter_pct=config["MOCK_JITTER_PCT"],
-                partial_fill_pct=config["MOCK_PARTIAL_FILL_PCT"],
-                reject_pct=config["MOCK_REJECT_PCT"],
-                fee_bps=spec.fee_bps,
-            ),
-            instruments,
-            seed=config["MOCK_VENUE_SEED"] + index,
-        )
+        sim = SimVenue(spec.name, sim_venue_params(config, spec), instruments, seed=config["MOCK_VENUE_SEED"] + index)
         gateways.append(MockGateway(sim, venue_inbox, out, clock, max_order_age_ms=config["RISK_MAX_ORDER_AGE_MS"]))
     router_stage = RouterStage(router, orders, venue_outputs, latest, clock)
     # Bookkeeping goes behind the path from a tick to an order at the venue: while ticks, signals, orders

@@ -1,0 +1,153 @@
+"""Configuration -> the parameters of every pure core: the one module the daemon and a backtest build from.
+
+Owns how config keys become instruments (the mock grid), strategy, risk, router and simulated-venue
+parameters, the mock feed's random-walk parameters, the router's venue table, and each symbol's order size and
+position limit at its reference price. It builds no stage, opens nothing and knows no asyncio: ``main`` wires
+the stages around what it returns, and a backtest drives the same cores with the same parameters, so the two
+make the same decisions from the same configuration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Final
+
+from dma_bot.config import Config
+from dma_bot.errors import ConfigError
+from dma_bot.feed.mock import RandomWalkParams
+from dma_bot.gateways.sim_venue import SimVenueParams
+from dma_bot.model.instrument import Instrument
+from dma_bot.risk.limits import RiskParams
+from dma_bot.risk.sizing import OrderSizes, order_sizes
+from dma_bot.router.scoring import RouterParams, VenueSpec
+from dma_bot.strategies import StrategyParams
+from dma_bot.strategies.ma_crossover import MACrossoverParams
+from dma_bot.strategies.mean_reversion import MeanReversionParams
+from dma_bot.strategies.vol_breakout import VolBreakoutParams
+
+__all__ = [
+    "BINANCE",
+    "mock_instruments",
+    "random_walk_params",
+    "reference_prices",
+    "risk_params",
+    "router_params",
+    "sim_venue_params",
+    "sizes",
+    "strategy_params",
+]
+
+BINANCE: Final = "BINANCE"
+"""The venue name of a Binance gateway (VENUE_MODE=binance_*, unless VENUES names the venues)."""
+_QUOTES: Final = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
+
+
+def _split_symbol(symbol: str) -> tuple[str, str]:
+    for quote in _QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    return symbol, "QUOTE"
+
+
+def mock_instruments(config: Config) -> dict[str, Instrument]:
+    """The mock venues' instruments: one grid (MOCK_TICK_SIZE, MOCK_STEP_SIZE) for every symbol."""
+    out = {}
+    for symbol in config["SYMBOLS"]:
+        base, quote = _split_symbol(symbol)
+        out[symbol] = Instrument(
+            symbol=symbol,
+            tick_size=config["MOCK_TICK_SIZE"],
+            step_size=config["MOCK_STEP_SIZE"],
+            min_qty=config["MOCK_STEP_SIZE"],
+            base_asset=base,
+            quote_asset=quote,
+        )
+    return out
+
+
+def strategy_params(config: Config) -> StrategyParams:
+    try:
+        return StrategyParams(
+            mean_reversion=MeanReversionParams(window=config["MR_WINDOW"], edge_ticks=config["MR_EDGE_TICKS"]),
+            ma_crossover=MACrossoverParams(
+                fast=config["MA_FAST"],
+                slow=config["MA_SLOW"],
+                min_edge_ticks=config["MA_MIN_EDGE_TICKS"],
+                cooldown_ticks=config["MA_COOLDOWN_TICKS"],
+            ),
+            vol_breakout=VolBreakoutParams(
+                window=config["VB_WINDOW"],
+                edge_ticks=config["VB_EDGE_TICKS"],
+                cooldown_ticks=config["VB_COOLDOWN_TICKS"],
+            ),
+        )
+    except ValueError as e:
+        raise ConfigError(f"strategy parameters: {e}") from e
+
+
+def risk_params(config: Config) -> RiskParams:
+    return RiskParams(
+        px_min=config["PX_MIN"],
+        px_max=config["PX_MAX"],
+        max_deviation_bps=config["RISK_MAX_DEVIATION_BPS"],
+        max_notional=config["MAX_NOTIONAL"],
+        max_position=config["RISK_MAX_POSITION"],
+        max_orders_per_second=config["MAX_QPS"],
+        burst=config["RISK_BURST"],
+        max_loss=config["RISK_MAX_LOSS"],
+    )
+
+
+def router_params(config: Config) -> RouterParams:
+    """The router's parameters with its venue table: VENUES; in a Binance venue mode, BINANCE alone unless VENUES
+    was given."""
+    if config["VENUE_MODE"] != "mock" and config.sources["VENUES"] == "default":
+        venues: tuple[VenueSpec, ...] = (VenueSpec(BINANCE, 10, 0, 100),)
+    else:
+        venues = tuple(VenueSpec(r.name, r.fee_bps, r.latency_ms, r.liquidity) for r in config["VENUES"])
+    return RouterParams(
+        venues=venues,
+        top_n=config["ROUTER_TOP_N"],
+        min_child_qty=config["ROUTER_MIN_CHILD_QTY"],
+        inventory_bias_weight=config["ROUTER_INVENTORY_BIAS"],
+    )
+
+
+def sim_venue_params(config: Config, spec: VenueSpec) -> SimVenueParams:
+    """A simulated venue's latency, partial fills, rejects and fee from its VENUES entry and the MOCK_* keys."""
+    return SimVenueParams(
+        ack_latency_ms=spec.latency_ms,
+        fill_latency_ms=spec.latency_ms,
+        jitter_pct=config["MOCK_JITTER_PCT"],
+        partial_fill_pct=config["MOCK_PARTIAL_FILL_PCT"],
+        reject_pct=config["MOCK_REJECT_PCT"],
+        fee_bps=spec.fee_bps,
+    )
+
+
+def random_walk_params(config: Config, instruments: Mapping[str, Instrument]) -> RandomWalkParams:
+    """The mock feed's walk, on the first symbol's grid (every mock symbol shares it)."""
+    first = instruments[config["SYMBOLS"][0]]
+    return RandomWalkParams(
+        start_ticks=first.price_to_ticks(config["MOCK_START_PRICE"]),
+        min_ticks=first.price_to_ticks(config["MOCK_MIN_PRICE"]),
+        max_spread_ticks=config["MOCK_MAX_SPREAD_TICKS"],
+    )
+
+
+def reference_prices(config: Config) -> dict[str, Decimal]:
+    """The mock feed's reference price of every symbol (its starting bid): what orders are sized at."""
+    return dict.fromkeys(config["SYMBOLS"], config["MOCK_START_PRICE"])
+
+
+def sizes(config: Config, instruments: Mapping[str, Instrument], prices: Mapping[str, Decimal]) -> OrderSizes:
+    """Every symbol's order size and position limit at ``prices`` (see :mod:`dma_bot.risk.sizing`)."""
+    return order_sizes(
+        instruments,
+        prices,
+        quantity=config["STRATEGY_QTY"],
+        notional=config["STRATEGY_NOTIONAL"],
+        max_position=config["RISK_MAX_POSITION"],
+        max_position_notional=config["RISK_MAX_POSITION_NOTIONAL"],
+    )
