@@ -270,6 +270,12 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     ),
     KeySpec("MR_WINDOW", "64", _int(1, 100_000), "mean reversion: mids in the fair-value window"),
     KeySpec("MR_EDGE_TICKS", "3", _int(0, 1_000_000), "mean reversion: distance from fair value, in ticks"),
+    KeySpec(
+        "MR_COOLDOWN_TICKS",
+        "16",
+        _int(0, 1_000_000),
+        "mean reversion: ticks after a signal on which none fires (0 = the original: every tick the edge holds)",
+    ),
     KeySpec("MA_FAST", "16", _int(1, 100_000), "MA crossover: fast window"),
     KeySpec("MA_SLOW", "64", _int(2, 100_000), "MA crossover: slow window (> MA_FAST)"),
     KeySpec("MA_MIN_EDGE_TICKS", "2", _int(0, 1_000_000), "MA crossover: minimum |fast - slow|, in ticks"),

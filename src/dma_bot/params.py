@@ -69,7 +69,11 @@ def mock_instruments(config: Config) -> dict[str, Instrument]:
 def strategy_params(config: Config) -> StrategyParams:
     try:
         return StrategyParams(
-            mean_reversion=MeanReversionParams(window=config["MR_WINDOW"], edge_ticks=config["MR_EDGE_TICKS"]),
+            mean_reversion=MeanReversionParams(
+                window=config["MR_WINDOW"],
+                edge_ticks=config["MR_EDGE_TICKS"],
+                cooldown_ticks=config["MR_COOLDOWN_TICKS"],
+            ),
             ma_crossover=MACrossoverParams(
                 fast=config["MA_FAST"],
                 slow=config["MA_SLOW"],

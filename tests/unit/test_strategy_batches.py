@@ -30,8 +30,9 @@ Factory = Callable[[], Strategy]
 SYMBOL = "BTCUSDT"
 
 
-def _mean_reversion(window: int, edge: int) -> Factory:
-    return lambda: MeanReversion(SYMBOL, MeanReversionParams(window=window, edge_ticks=edge), 7)
+def _mean_reversion(window: int, edge: int, cooldown: int = 0) -> Factory:
+    params = MeanReversionParams(window=window, edge_ticks=edge, cooldown_ticks=cooldown)
+    return lambda: MeanReversion(SYMBOL, params, 7)
 
 
 def _ma_crossover(fast: int, slow: int, edge: int, cooldown: int) -> Factory:
@@ -48,6 +49,10 @@ FACTORIES = {
     "mean_reversion_3_0": _mean_reversion(3, 0),
     "mean_reversion_20_1": _mean_reversion(20, 1),
     "mean_reversion_64_3": _mean_reversion(64, 3),
+    "mean_reversion_1_0_cooldown_1": _mean_reversion(1, 0, 1),
+    "mean_reversion_3_0_cooldown_5": _mean_reversion(3, 0, 5),
+    "mean_reversion_20_1_cooldown_16": _mean_reversion(20, 1, 16),
+    "mean_reversion_64_3_cooldown_200": _mean_reversion(64, 3, 200),
     "ma_crossover_1_2_1_1": _ma_crossover(1, 2, 1, 1),
     "ma_crossover_2_5_1_1": _ma_crossover(2, 5, 1, 1),
     "ma_crossover_3_8_1_4": _ma_crossover(3, 8, 1, 4),

@@ -13,7 +13,10 @@ Port of ``StratState`` in the Rust PoC's ``src/strategy.rs``, with its bugs fixe
 
 Semantics kept from the PoC: fair is the mean of the last ``window`` mids *including* the current tick's; no
 signal until ``window`` ticks were seen (first possible signal at tick index ``window - 1``); the buy test comes
-first (it wins only on a crossed book); a buy is priced at the ask, a sell at the bid; no cooldown.
+first (it wins only on a crossed book); a buy is priced at the ask, a sell at the bid.
+
+Added: ``cooldown_ticks``, the ticks after a signal on which no signal fires (0 is the PoC: it re-signals on
+every tick while the edge holds, so a backtest would measure the rate limiter rather than the strategy).
 
 ``on_batch`` takes a :class:`TickBatch` and gives exactly what ``on_tick`` over its rows gives (signals and
 state), computed on the int64 columns: every window total comes from one cumulative sum. Batches below
@@ -22,11 +25,13 @@ state), computed on the int64 columns: every window total comes from one cumulat
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from dma_bot.model.enums import Side
 from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch, signal_batch
@@ -48,21 +53,26 @@ def _require_int(field: str, value: object, minimum: int) -> None:
 
 @dataclass(frozen=True, slots=True)
 class MeanReversionParams:
-    """Window length in ticks (>= 1) and the edge in price ticks (>= 0) the touch must clear."""
+    """Window length in ticks (>= 1), the edge in price ticks (>= 0) the touch must clear, and the ticks after a
+    signal on which none fires (>= 0)."""
 
     window: int = 64
     edge_ticks: int = 3
+    cooldown_ticks: int = 0
 
     def __post_init__(self) -> None:
         _require_int("mean_reversion.window", self.window, 1)
         _require_int("mean_reversion.edge_ticks", self.edge_ticks, 0)
+        _require_int("mean_reversion.cooldown_ticks", self.cooldown_ticks, 0)
 
 
 class MeanReversion:
     """Signals a buy at the ask when ``ask < fair - edge``, a sell at the bid when ``bid > fair + edge``."""
 
     __slots__ = (
+        "_cooldown",
         "_edge",
+        "_quiet",
         "_scale",
         "_sum2",
         "_warmup",
@@ -85,6 +95,8 @@ class MeanReversion:
         self._window = deque([0] * params.window, maxlen=params.window)
         self._warmup = params.window
         self._sum2 = 0
+        self._cooldown = params.cooldown_ticks
+        self._quiet = 0  # ticks still to pass before a signal may fire again
 
     @property
     def warmed_up(self) -> bool:
@@ -103,10 +115,15 @@ class MeanReversion:
             self._warmup -= 1
             if self._warmup:
                 return None
+        if self._quiet:
+            self._quiet -= 1
+            return None
         scale = self._scale
         if scale * (ask + self._edge) < total:
+            self._quiet = self._cooldown
             return _new_tuple(Signal, (self.name, self.symbol, _BUY, ask, self.quantity, tick.ts_event_ns, now_ns))
         if scale * (bid - self._edge) > total:
+            self._quiet = self._cooldown
             return _new_tuple(Signal, (self.name, self.symbol, _SELL, bid, self.quantity, tick.ts_event_ns, now_ns))
         return None
 
@@ -132,6 +149,14 @@ class MeanReversion:
         live = totals[start:]
         buy = scale * (ask[start:] + edge) < live
         hits = np.flatnonzero(buy | (scale * (bid[start:] - edge) > live))
+        quiet = self._quiet
+        cooldown = self._cooldown
+        if quiet or cooldown:
+            hits = self._fired(hits, quiet, cooldown)
+        if len(hits):
+            self._quiet = max(0, cooldown - (n - 1 - start - int(hits[-1])))
+        else:
+            self._quiet = max(0, quiet - max(0, n - start))  # rows still warming up do not count
         hit_buys = buy[hits]
         hits += start
         signals = signal_batch(
@@ -142,3 +167,16 @@ class MeanReversion:
         self._sum2 = int(totals[-1])
         self._warmup = max(warm - n, 0)
         return signals
+
+    @staticmethod
+    def _fired(hits: npt.NDArray[np.intp], quiet: int, cooldown: int) -> npt.NDArray[np.intp]:
+        """The rows of ``hits`` (offsets from the first comparing row) that fire: none of the first ``quiet``,
+        then at least ``cooldown`` rows between two that fire."""
+        candidates = hits.tolist()
+        fired: list[int] = []
+        k = bisect_left(candidates, quiet)
+        while k < len(candidates):
+            row = candidates[k]
+            fired.append(row)
+            k = bisect_left(candidates, row + cooldown + 1, k + 1)
+        return np.array(fired, dtype=np.intp)
