@@ -19,9 +19,7 @@ from collections.abc import Mapping
 from decimal import Context, Decimal
 from typing import Any, Final
 
-import orjson
-
-from dma_bot.binance.wire import _clip, _decimal, _loads, _str
+from dma_bot.binance.wire import _clip, _decimal, _list, _loads, _str
 from dma_bot.errors import ProtocolError
 
 __all__ = [
@@ -76,12 +74,7 @@ def parse_open_orders(body: bytes | str | list[Any]) -> dict[str, tuple[str, ...
     Not a list, an entry that is not an object, or one without ``symbol``/``clientOrderId`` raises
     ProtocolError."""
     where = "openOrders"
-    try:
-        orders = orjson.loads(body) if isinstance(body, (bytes, str)) else body
-    except orjson.JSONDecodeError:
-        raise ProtocolError(f"{where}: a JSON list, was {_clip(body)}") from None
-    if type(orders) is not list:
-        raise ProtocolError(f"{where}: a JSON list, was {_clip(orders)}")
+    orders = _list(body, where)
     by_symbol: dict[str, list[str]] = {}
     for entry in orders:
         if type(entry) is not dict:

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-import orjson
-
 from dma_bot.binance.user import _reason
 from dma_bot.binance.wire import (
     _MS,
@@ -21,6 +19,7 @@ from dma_bot.binance.wire import (
     _grid,
     _instrument,
     _int,
+    _list,
     _object,
     _side,
     _str,
@@ -281,12 +280,7 @@ def parse_my_trades(body: bytes | str | list | Mapping, symbols: Mapping[str, In
     an off-grid price or quantity, a non-positive quantity or a missing field raises ProtocolError naming it.
     """
     where = "myTrades"
-    try:
-        trades = orjson.loads(body) if isinstance(body, (bytes, str)) else body
-    except orjson.JSONDecodeError:
-        raise ProtocolError(f"{where}: a JSON list, was {_clip(body)}") from None
-    if type(trades) is not list:
-        raise ProtocolError(f"{where}: a JSON list, was {_clip(trades)}")
+    trades = _list(body, where)
     out: list[Trade] = []
     for entry in trades:
         if type(entry) is not dict:

@@ -61,6 +61,17 @@ def _object(raw: bytes | str | Mapping, what: str) -> Mapping:
     return raw if isinstance(raw, Mapping) else _loads(raw, what)
 
 
+def _list(raw: object, what: str) -> list:
+    """A JSON list body (bytes or text, or an already decoded list) -> the list; anything else a ProtocolError."""
+    try:
+        value = orjson.loads(raw) if isinstance(raw, (bytes, str)) else raw
+    except orjson.JSONDecodeError:
+        raise ProtocolError(f"{what}: a JSON list, was {_clip(raw)}") from None
+    if type(value) is not list:
+        raise ProtocolError(f"{what}: a JSON list, was {_clip(value)}")
+    return value
+
+
 # -- exact decimal strings -> integer grid units -------------------------------------------------------------
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal
 from types import MappingProxyType
@@ -526,17 +526,16 @@ class Ledger:
 
     def fees(self) -> dict[str, Decimal]:
         """Commissions per asset over every position."""
-        totals: dict[str, Decimal] = {}
-        for book in self._books.values():
-            for asset, amount in book.fees.items():
-                _add(totals, asset, amount)
-        return totals
+        return self._per_asset(lambda book: book.fees)
 
     def unvalued_fees(self) -> dict[str, Decimal]:
         """Commissions per asset that have no price here (excluded from every PnL figure)."""
+        return self._per_asset(lambda book: book.unvalued)
+
+    def _per_asset(self, amounts: Callable[[_Book], Mapping[str, Decimal]]) -> dict[str, Decimal]:
         totals: dict[str, Decimal] = {}
         for book in self._books.values():
-            for asset, amount in book.unvalued.items():
+            for asset, amount in amounts(book).items():
                 _add(totals, asset, amount)
         return totals
 
