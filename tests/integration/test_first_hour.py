@@ -231,3 +231,32 @@ async def test_the_sim_preset_trades_every_symbol_and_a_too_small_quantity_is_re
 
     refused = [r for r in _read_jsonl(record) if r["type"] == "Exec" and "otional" in r["reason"]]
     assert refused == []
+
+
+@pytest.mark.parametrize("preset", [".env.sandbox", ".env.mainnet"])
+async def test_the_binance_presets_trade_every_symbol_out_of_the_box(
+    tmp_path: Path, daemons: list[Daemon], preset: str
+) -> None:
+    """The sandbox and mainnet presets as shipped (their four symbols, 12 USDT orders), pointed at exchange_sim:
+    they start, and every symbol gets orders that fill, none refused locally for its notional."""
+    record = tmp_path / "events.jsonl"
+    symbols = {"BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT"}
+    async with ExchangeSim(symbols=sorted(symbols), port=0, quote_interval=0.005) as sim:
+        env = {
+            "BINANCE_WS_URL": sim.ws_url, "BINANCE_REST_URL": sim.rest_url, "BINANCE_WS_API_URL": sim.ws_api_url,
+            "BINANCE_API_KEY": sim.api_key, "BINANCE_API_SECRET": sim.api_secret, "LIVE_TRADING": "yes",
+            "METRICS_HOST": "127.0.0.1", "METRICS_PORT": "0", "RECORD_FILE": str(record),
+        }
+        daemon = await start_daemon(env, "--env", str(ROOT / preset))
+        daemons.append(daemon)
+        await daemon.wait_ready()
+
+        async def every_symbol_filled() -> bool:
+            filled = {r["symbol"] for r in _read_jsonl(record) if r["type"] == "Exec" and r["status"] == "filled"}
+            return filled == symbols
+
+        await eventually(every_symbol_filled, timeout=90, what=f"a fill on each of {sorted(symbols)}")
+        daemon.signal(signal.SIGTERM)
+        assert await daemon.finish(timeout=60) == 0, daemon.stderr
+
+    assert [r for r in _read_jsonl(record) if r["type"] == "Exec" and "otional" in r["reason"]] == []
