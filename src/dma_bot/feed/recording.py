@@ -1,0 +1,257 @@
+"""Market data out of recordings: our JSONL audit trail and the Rust original's, streamed, never loaded whole.
+
+Owns reading ``Md`` quotes back as :class:`~dma_bot.model.events.Tick` s for a replay feed and a backtest. It
+reads no clock and makes no decision: it parses, checks order and counts what it skips.
+
+* Our recordings (``recorder/jsonl.py``): each ``Start`` record names the section's instruments (tick and step
+  size), and the section's ``Md`` lines are turned into ticks and steps of those instruments (several Start..Stop
+  sections in one file are fine; a symbol's grid must not change between them). Other record types (``Sig``,
+  ``Ord``, ``Exec``, ...) are counted as ``not_md`` and skipped.
+* The Rust original's: serde's externally tagged form, one ``{"Md":{"ts_ns":..,"symbol":"..","best_bid":..,
+  "best_ask":..}}`` a line, prices in integer cents, no sizes: a quote of 1 cent to 1 tick of an instrument whose
+  tick size is 0.01 (``rust_instruments`` gives them), and sizes of 0 steps (the book's depth is unknown; the
+  simulated venue fills by its own model). ``Sig``, ``Ord``, ``Exec`` and ``Note`` variants count as ``not_md``.
+* A file ending in ``.gz`` is read through gzip, transparently.
+
+A line that cannot be parsed (``bad_line``), a quote older than the previous quote of the file
+(``out_of_order``) or of a symbol not asked for or without an instrument (``unknown_symbol``) is counted per
+reason with the first :data:`FIRST_PROBLEMS` kept with their line numbers, and skipped; with ``strict`` the
+first one raises :class:`RecordingError` naming the file and line. Timestamps: a quote's ``ts_event_ns`` is when
+it happened (the venue's time for Binance, the mock feed's emission), and the order checks use it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any, Final
+
+import orjson
+
+from dma_bot.errors import DmaBotError
+from dma_bot.model.events import Tick
+from dma_bot.model.instrument import Instrument
+
+__all__ = [
+    "FIRST_PROBLEMS",
+    "ReadStats",
+    "RecordingError",
+    "SkipReason",
+    "merge_ticks",
+    "read_ticks",
+    "recording_instruments",
+    "rust_instruments",
+]
+
+FIRST_PROBLEMS: Final = 10
+_CENT: Final = Decimal("0.01")
+_RUST_OTHER: Final = frozenset({"Sig", "Ord", "Exec", "Note"})
+
+
+class RecordingError(DmaBotError):
+    """A recording that cannot be read at all, or (``strict``) the first bad line, as one line of text."""
+
+
+class SkipReason(StrEnum):
+    BAD_LINE = "bad_line"  # not JSON, not a record we know, or an Md with a field that does not parse
+    OUT_OF_ORDER = "out_of_order"  # older than the previous quote of the file
+    UNKNOWN_SYMBOL = "unknown_symbol"  # not asked for, or no instrument for it
+    NOT_MD = "not_md"  # another record type (Sig, Ord, Exec, Start, Stop, ...): not market data
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """What reading one or more recordings found: lines read, quotes given, skips per reason, the first few
+    problems as (file, line number, reason, detail), and the first and last quote's ``ts_event_ns``."""
+
+    lines: int = 0
+    quotes: int = 0
+    skipped: dict[SkipReason, int] = field(default_factory=lambda: dict.fromkeys(SkipReason, 0))
+    problems: list[tuple[str, int, SkipReason, str]] = field(default_factory=list)
+    first_ns: int | None = None
+    last_ns: int | None = None
+
+    def skip(self, path: str, number: int, reason: SkipReason, detail: str, *, strict: bool) -> None:
+        self.skipped[reason] += 1
+        if reason is SkipReason.NOT_MD:
+            return
+        if strict:
+            raise RecordingError(f"{path}:{number}: {detail}")
+        if len(self.problems) < FIRST_PROBLEMS:
+            self.problems.append((path, number, reason, detail))
+
+
+def rust_instruments(symbols: Iterable[str], step_size: Decimal) -> dict[str, Instrument]:
+    """Instruments for the Rust original's recordings: prices in cents (tick 0.01), ``step_size`` as given."""
+    return {symbol: Instrument(symbol=symbol, tick_size=_CENT, step_size=step_size) for symbol in symbols}
+
+
+def _open(path: Path) -> IO[bytes]:
+    try:
+        if path.suffix == ".gz":
+            return gzip.open(path, "rb")
+        return open(path, "rb")
+    except OSError as e:
+        raise RecordingError(f"{path}: a readable recording, was {e.strerror or e}") from e
+
+
+def _grid_units(text: object, size: Decimal) -> int:
+    if not isinstance(text, str):
+        raise ValueError(f"a decimal string, was {text!r}")
+    units = Decimal(text) / size
+    if units != units.to_integral_value():
+        raise ValueError(f"{text} is off the grid of {size}")
+    return int(units)
+
+
+class _Reader:
+    """One file's lines -> ticks, with the section's instruments and the skip counts in ``stats``."""
+
+    def __init__(self, path: Path, stats: ReadStats, symbols: frozenset[str] | None,
+                 rust: Mapping[str, Instrument] | None, strict: bool) -> None:
+        self.path = path
+        self.name = str(path)
+        self.stats = stats
+        self.symbols = symbols
+        self.rust = rust
+        self.strict = strict
+        self.instruments: dict[str, Instrument] = {}
+        self.last_ns = -1
+
+    def ticks(self) -> Iterator[Tick]:
+        stats = self.stats
+        with _open(self.path) as file:
+            try:
+                for number, line in enumerate(file, 1):
+                    stats.lines += 1
+                    tick = self._line(number, line)
+                    if tick is not None:
+                        yield tick
+            except (OSError, EOFError) as e:  # a truncated or corrupt gzip stream
+                raise RecordingError(f"{self.name}: a readable recording, was {e}") from e
+
+    def _line(self, number: int, line: bytes) -> Tick | None:
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            self._skip(number, SkipReason.BAD_LINE, f"not JSON: {line[:60]!r}")
+            return None
+        if not isinstance(record, dict):
+            self._skip(number, SkipReason.BAD_LINE, f"not a JSON object: {line[:60]!r}")
+            return None
+        try:
+            if "type" in record:
+                tick = self._ours(record)
+            elif "Md" in record and self.rust is not None:
+                tick = self._rust(record["Md"])
+            elif _RUST_OTHER.intersection(record):
+                self._skip(number, SkipReason.NOT_MD, "")
+                return None
+            else:
+                self._skip(number, SkipReason.BAD_LINE, f"not a record of a known format: {line[:60]!r}")
+                return None
+        except (KeyError, TypeError, ValueError, ArithmeticError) as e:
+            self._skip(number, SkipReason.BAD_LINE, f"an Md record with fields that parse, was {e!s:.100}")
+            return None
+        if tick is None:
+            self._skip(number, SkipReason.NOT_MD, "")
+            return None
+        if self.symbols is not None and tick.symbol not in self.symbols:
+            self._skip(number, SkipReason.UNKNOWN_SYMBOL, f"symbol {tick.symbol!r} is not asked for")
+            return None
+        if tick.ts_event_ns < self.last_ns:
+            self._skip(number, SkipReason.OUT_OF_ORDER,
+                       f"ts_event_ns {tick.ts_event_ns} is before the previous quote's {self.last_ns}")
+            return None
+        self.last_ns = tick.ts_event_ns
+        stats = self.stats
+        stats.quotes += 1
+        if stats.first_ns is None or tick.ts_event_ns < stats.first_ns:
+            stats.first_ns = tick.ts_event_ns
+        if stats.last_ns is None or tick.ts_event_ns > stats.last_ns:
+            stats.last_ns = tick.ts_event_ns
+        return tick
+
+    def _skip(self, number: int, reason: SkipReason, detail: str) -> None:
+        self.stats.skip(self.name, number, reason, detail, strict=self.strict)
+
+    def _ours(self, record: dict[str, Any]) -> Tick | None:
+        type_ = record["type"]
+        if type_ == "Start":
+            for symbol, grid in record.get("instruments", {}).items():
+                instrument = Instrument(symbol=symbol, tick_size=Decimal(grid["tick_size"]),
+                                        step_size=Decimal(grid["step_size"]),
+                                        base_asset=grid.get("base_asset", ""), quote_asset=grid.get("quote_asset", ""))
+                known = self.instruments.get(symbol)
+                if known is not None and (known.tick_size, known.step_size) != (instrument.tick_size,
+                                                                                 instrument.step_size):
+                    raise ValueError(f"{symbol}'s grid changes between sections")
+                self.instruments[symbol] = instrument
+            return None
+        if type_ != "Md":
+            return None
+        symbol = record["symbol"]
+        instrument = self.instruments.get(symbol)
+        if instrument is None:
+            raise ValueError(f"no instrument for {symbol!r} (no Start record names it)")
+        tick_size, step_size = instrument.tick_size, instrument.step_size
+        return Tick(symbol, _grid_units(record["bid"], tick_size), _grid_units(record["ask"], tick_size),
+                    _grid_units(record["bid_qty"], step_size), _grid_units(record["ask_qty"], step_size),
+                    _int(record["ts_event_ns"]), _int(record["ts_ns"]))
+
+    def _rust(self, md: dict[str, Any]) -> Tick:
+        assert self.rust is not None
+        symbol = md["symbol"]
+        if symbol not in self.rust:
+            raise ValueError(f"no instrument for {symbol!r}")
+        ts_ns = _int(md["ts_ns"])
+        return Tick(symbol, _int(md["best_bid"]), _int(md["best_ask"]), 0, 0, ts_ns, ts_ns)
+
+
+def _int(value: object) -> int:
+    if type(value) is not int:
+        raise ValueError(f"an integer, was {value!r}")
+    return value
+
+
+def read_ticks(
+    path: str | Path,
+    stats: ReadStats,
+    *,
+    symbols: Iterable[str] | None = None,
+    rust_instruments: Mapping[str, Instrument] | None = None,
+    strict: bool = False,
+) -> Iterator[Tick]:
+    """The quotes of one recording, in file order, skipping (and counting in ``stats``) what cannot be used.
+    ``rust_instruments`` enables the Rust original's format; a missing file is a RecordingError."""
+    file = Path(path)
+    if not file.is_file():
+        raise RecordingError(f"{file}: an existing recording file, was not found")
+    wanted = None if symbols is None else frozenset(symbols)
+    yield from _Reader(file, stats, wanted, rust_instruments, strict).ticks()
+
+
+def recording_instruments(path: str | Path) -> dict[str, Instrument]:
+    """The instruments named by the first ``Start`` record of one of our recordings (read up to it only); {} for
+    a file without one (the Rust original's format)."""
+    reader = _Reader(Path(path), ReadStats(), None, None, strict=False)
+    with _open(reader.path) as file:
+        for line in file:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("type") == "Start":
+                reader._ours(record)
+                return reader.instruments
+    return {}
+
+
+def merge_ticks(sources: Iterable[Iterator[Tick]]) -> Iterator[Tick]:
+    """Several recordings' quotes as one stream in ``ts_event_ns`` order (ties keep the sources' order)."""
+    return heapq.merge(*sources, key=lambda tick: tick.ts_event_ns)
