@@ -36,7 +36,7 @@ __all__ = [
     "read_env_file",
 ]
 
-FEED_MODES: Final = ("mock", "binance_sandbox", "binance_mainnet")
+FEED_MODES: Final = ("mock", "binance_sandbox", "binance_mainnet", "replay")
 VENUE_MODES: Final = ("mock", "binance_sandbox", "binance_mainnet")
 LOG_LEVELS: Final = {
     "trace": "DEBUG",
@@ -80,6 +80,7 @@ OWN_PREFIXES: Final = (
     "HEALTH_",
     "BINANCE_",
     "LIVE_",
+    "REPLAY_",
 )
 _SYMBOL_RE: Final = re.compile(r"^[A-Z0-9]{2,20}$")
 _ENV_KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -328,6 +329,13 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("METRICS_HOST", "0.0.0.0", _text, "address the metrics endpoint binds"),
     KeySpec("METRICS_PORT", "9898", _int(0, 65535), "Prometheus endpoint port (/ and /metrics); 0 = any free"),
     KeySpec("RECORD_FILE", "events_mock.jsonl", _text, "append-only JSONL event log; empty = off"),
+    KeySpec("REPLAY_FILE", "", _text, "FEED_MODE=replay: the recording (our JSONL or the Rust original's; .gz too)"),
+    KeySpec(
+        "REPLAY_SPEED",
+        "1",
+        _decimal(non_negative=True),
+        "FEED_MODE=replay: 1 = the recorded pace, N = N times faster, 0 = as fast as the pipeline takes them",
+    ),
     KeySpec(
         "RECORD_MIN_FREE_MB",
         "1024",
@@ -551,6 +559,14 @@ def _cross_checks(values: Mapping[str, Any], sources: Mapping[str, str]) -> None
             f"STRATEGY_QTY: at most RISK_MAX_POSITION ({values['RISK_MAX_POSITION']}): every order would be refused "
             f"(max_position), was {values['STRATEGY_QTY']}"
         )
+    if values["FEED_MODE"] == "replay":
+        replay = values["REPLAY_FILE"]
+        if not replay or not Path(replay).is_file():
+            raise ConfigError(f"REPLAY_FILE: an existing recording when FEED_MODE=replay, was "
+                              f"{_shown(replay) if replay else 'empty'}")
+        if values["VENUE_MODE"] != "mock":
+            raise ConfigError(f"VENUE_MODE: mock when FEED_MODE=replay (recorded prices are not the venue's), was "
+                              f"{values['VENUE_MODE']}")
     if values["FEED_MODE"] == "mock" and not values["PX_MIN"] <= values["MOCK_START_PRICE"] <= values["PX_MAX"]:
         raise ConfigError(
             f"MOCK_START_PRICE: within PX_MIN..PX_MAX ({values['PX_MIN']}..{values['PX_MAX']}): every order would "

@@ -40,6 +40,8 @@ from dma_bot.errors import ProtocolError, StartupError
 from dma_bot.feed.binance import BinanceFeed, combined_stream_url
 from dma_bot.feed.mock import MockFeed, RandomWalk
 from dma_bot.feed.reconnect import Watchdog
+from dma_bot.feed.recording import ReadStats, read_ticks, recording_instruments
+from dma_bot.feed.replay import ReplayFeed
 from dma_bot.gateways.binance import BinanceGateway
 from dma_bot.gateways.binance_rest import BinanceRest
 from dma_bot.gateways.mock import MockGateway
@@ -56,6 +58,8 @@ from dma_bot.params import (
     mock_instruments,
     random_walk_params,
     reference_prices,
+    replay_instruments,
+    replay_prices,
     risk_params,
     router_params,
     sim_venue_params,
@@ -96,7 +100,7 @@ class Engine:
     instruments: dict[str, Instrument]
     board: MarketBoard
     positions_latest: Latest[PositionSnapshot]
-    feed: MockFeed | BinanceFeed
+    feed: MockFeed | BinanceFeed | ReplayFeed
     workers: list[tuple[str, StrategyWorker]]
     risk_engine: RiskEngine
     risk: RiskStage
@@ -250,12 +254,18 @@ def _feed(
     clock: Clock,
     stop: asyncio.Event,
     record: tuple[Channel[Any], ...],
-) -> MockFeed | BinanceFeed:
+) -> MockFeed | BinanceFeed | ReplayFeed:
     """The configured feed; a Binance feed puts its connection Notes on ``record`` (a producer of its own)."""
     symbols: tuple[str, ...] = config["SYMBOLS"]
     if config["FEED_MODE"] == "mock":
         walk = RandomWalk(symbols, random_walk_params(config, instruments), config["MOCK_SEED"])
         return MockFeed(walk, routes, board, clock, config["MOCK_RATE"], stop)
+    if config["FEED_MODE"] == "replay":
+        path = config["REPLAY_FILE"]
+        stats = ReadStats()
+        rust = None if recording_instruments(path) else instruments
+        ticks = read_ticks(path, stats, symbols=symbols, rust_instruments=rust)
+        return ReplayFeed(ticks, stats, routes, board, clock, config["REPLAY_SPEED"], stop)
     return BinanceFeed(
         url=combined_stream_url(config["BINANCE_WS_URL"], symbols),
         instruments=instruments,
@@ -274,7 +284,7 @@ def _feed(
 
 
 def uses_binance(config: Config) -> bool:
-    return config["FEED_MODE"] != "mock" or config["VENUE_MODE"] != "mock"
+    return config["FEED_MODE"].startswith("binance") or config["VENUE_MODE"] != "mock"
 
 
 async def load_rules(config: Config, rest: BinanceRest) -> dict[str, SymbolRules]:
@@ -314,14 +324,17 @@ def build_engine(
     mock feed's MOCK_START_PRICE without) that order sizes and notional position limits are computed at."""
     size = config["DMA_QUEUE_SIZE"]
     symbols: tuple[str, ...] = config["SYMBOLS"]
-    if rules is None:
-        instruments = mock_instruments(config)
-    else:
+    replaying = config["FEED_MODE"] == "replay"
+    if rules is not None:
         instruments = {symbol: rule.instrument for symbol, rule in rules.items()}
+    elif replaying:
+        instruments = replay_instruments(config)
+    else:
+        instruments = mock_instruments(config)
     if prices is None:
         if rules is not None:
             raise ValueError("build_engine: a Binance instrument set needs the symbols' reference prices")
-        prices = reference_prices(config)
+        prices = replay_prices(config, instruments) if replaying else reference_prices(config)
     order_sizes = sizes(config, instruments, prices)
     board = MarketBoard()
     latest: Latest[PositionSnapshot] = Latest(EMPTY_SNAPSHOT)

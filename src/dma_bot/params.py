@@ -16,6 +16,7 @@ from typing import Final
 from dma_bot.config import Config
 from dma_bot.errors import ConfigError
 from dma_bot.feed.mock import RandomWalkParams
+from dma_bot.feed.recording import ReadStats, RecordingError, read_ticks, recording_instruments, rust_instruments
 from dma_bot.gateways.sim_venue import SimVenueParams
 from dma_bot.model.instrument import Instrument
 from dma_bot.risk.limits import RiskParams
@@ -31,6 +32,8 @@ __all__ = [
     "mock_instruments",
     "random_walk_params",
     "reference_prices",
+    "replay_instruments",
+    "replay_prices",
     "risk_params",
     "router_params",
     "sim_venue_params",
@@ -40,6 +43,7 @@ __all__ = [
 
 BINANCE: Final = "BINANCE"
 """The venue name of a Binance gateway (VENUE_MODE=binance_*, unless VENUES names the venues)."""
+_PRICE_SCAN: Final = 1_000_000  # quotes read at most to find each symbol's first price in a recording
 _QUOTES: Final = ("USDT", "USDC", "FDUSD", "BUSD", "TUSD", "BTC", "ETH", "BNB", "EUR", "TRY")
 
 
@@ -155,3 +159,36 @@ def sizes(config: Config, instruments: Mapping[str, Instrument], prices: Mapping
         max_position=config["RISK_MAX_POSITION"],
         max_position_notional=config["RISK_MAX_POSITION_NOTIONAL"],
     )
+
+
+def replay_instruments(config: Config) -> dict[str, Instrument]:
+    """FEED_MODE=replay: the SYMBOLS' instruments as the recording's first Start record names them (the Rust
+    original's recordings have none: cents, with MOCK_STEP_SIZE)."""
+    path = config["REPLAY_FILE"]
+    try:
+        recorded = recording_instruments(path)
+    except RecordingError as e:
+        raise ConfigError(f"REPLAY_FILE: a readable recording, was {path!r} ({e})") from e
+    if not recorded:
+        return rust_instruments(config["SYMBOLS"], config["MOCK_STEP_SIZE"])
+    missing = [symbol for symbol in config["SYMBOLS"] if symbol not in recorded]
+    if missing:
+        raise ConfigError(f"SYMBOLS: symbols the recording names ({','.join(recorded)}), was {','.join(missing)} "
+                          f"(not in REPLAY_FILE {path})")
+    return {symbol: recorded[symbol] for symbol in config["SYMBOLS"]}
+
+
+def replay_prices(config: Config, instruments: Mapping[str, Instrument]) -> dict[str, Decimal]:
+    """FEED_MODE=replay: each symbol's first recorded mid, the reference its orders are sized at."""
+    path = config["REPLAY_FILE"]
+    rust = None if recording_instruments(path) else instruments
+    prices: dict[str, Decimal] = {}
+    for count, tick in enumerate(read_ticks(path, ReadStats(), symbols=config["SYMBOLS"], rust_instruments=rust)):
+        if tick.symbol not in prices:
+            prices[tick.symbol] = instruments[tick.symbol].ticks_to_price(tick.bid + tick.ask) / 2
+            if len(prices) == len(instruments):
+                return prices
+        if count >= _PRICE_SCAN:
+            break
+    missing = [symbol for symbol in config["SYMBOLS"] if symbol not in prices]
+    raise ConfigError(f"SYMBOLS: symbols with quotes in REPLAY_FILE {path}, was {','.join(missing)} (no quote found)")

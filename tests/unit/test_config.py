@@ -85,7 +85,7 @@ def test_environment_overrides_file() -> None:
     [
         (
             {"FEED_MODE": "binance_futures"},
-            "FEED_MODE: one of mock, binance_sandbox, binance_mainnet, was 'binance_futures'",
+            "FEED_MODE: one of mock, binance_sandbox, binance_mainnet, replay, was 'binance_futures'",
         ),
         ({"VENUE_MODE": "paper"}, "VENUE_MODE: one of mock, binance_sandbox, binance_mainnet, was 'paper'"),
         ({"STRATEGIES": "mean_reversion,momentum"}, "STRATEGIES: a comma-separated list of mean_reversion"),

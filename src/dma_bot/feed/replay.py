@@ -1,0 +1,117 @@
+"""ReplayFeed: a recording's quotes into the live engine, at the recorded pace, N times faster, or as fast as the
+pipeline takes them (``FEED_MODE=replay``: the dashboard, the recorder and every stage run as live, no network).
+
+Owns only the pacing: the quotes come from :mod:`dma_bot.feed.recording` (parsed, checked and counted there),
+each goes on the board and to its symbol's fan-out, stamped ``ts_ns`` with the local clock when handed on (its
+``ts_event_ns`` stays the recorded one). With ``speed`` > 0 a quote is handed on ``(ts_event_ns - first) /
+speed`` after the first one; with 0 the quotes go in chunks with a yield between them (backpressure paces them).
+At the end of the recording it sets ``stop``, so the daemon drains and exits as after ``--duration``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from typing import Final
+
+from dma_bot.bus import Fanout, put_each
+from dma_bot.clock import Clock
+from dma_bot.feed.mock import unique_channels
+from dma_bot.feed.recording import ReadStats
+from dma_bot.model.events import Tick, TickBatch
+from dma_bot.model.market import MarketBoard
+
+__all__ = ["ReplayFeed"]
+
+_CHUNK: Final = 256  # quotes handed on together when they are due at once
+_SHORT_WAIT_NS: Final = 200_000
+
+
+class ReplayFeed:
+    """Replays ``ticks`` (one recording's, or several merged by time) into ``routes`` until done or ``stop``."""
+
+    def __init__(
+        self,
+        ticks: Iterator[Tick],
+        stats: ReadStats,
+        routes: Mapping[str, Fanout[Tick | TickBatch]],
+        board: MarketBoard,
+        clock: Clock,
+        speed: Decimal,
+        stop: asyncio.Event,
+    ) -> None:
+        if not speed >= 0:
+            raise ValueError(f"speed: >= 0 (0 = as fast as the pipeline takes them), was {speed}")
+        self._ticks = ticks
+        self.stats = stats
+        self._routes = dict(routes)
+        self._channels = unique_channels(list(self._routes.values()))
+        position = {id(channel): i for i, channel in enumerate(self._channels)}
+        self._targets = {s: tuple(position[id(c)] for c in route.channels) for s, route in self._routes.items()}
+        self._board = board
+        self._clock = clock
+        self._speed = speed
+        self._stop = stop
+        self.ticks_by_symbol: dict[str, int] = dict.fromkeys(self._routes, 0)
+        self.connected = False
+        self.finished = False  # the recording was replayed to its end (not stopped before)
+
+    async def run(self) -> None:
+        self.connected = True
+        try:
+            await self._replay()
+        finally:
+            self.connected = False
+            for route in self._routes.values():
+                await route.close()
+        if self.finished:
+            self._stop.set()
+
+    async def _replay(self) -> None:
+        clock, board, stop, targets = self._clock, self._board, self._stop, self._targets
+        counts = self.ticks_by_symbol
+        batches: list[list[Tick | TickBatch]] = [[] for _ in self._channels]
+        pending = 0
+        speed = self._speed
+        start_ns = clock.monotonic_ns()
+        first_ns: int | None = None
+        for tick in self._ticks:
+            if stop.is_set():
+                return
+            if speed:
+                if first_ns is None:
+                    first_ns = tick.ts_event_ns
+                due_ns = start_ns + int((tick.ts_event_ns - first_ns) / speed)
+                wait_ns = due_ns - clock.monotonic_ns()
+                if wait_ns > 0:
+                    if pending:
+                        await put_each(self._channels, batches)
+                        batches = [[] for _ in self._channels]
+                        pending = 0
+                    await self._wait(wait_ns)
+                    if stop.is_set():
+                        return
+            stamped = tick._replace(ts_ns=clock.time_ns())
+            board.update(stamped)
+            for index in targets[tick.symbol]:
+                batches[index].append(stamped)
+            counts[tick.symbol] += 1
+            pending += 1
+            if pending >= _CHUNK:
+                await put_each(self._channels, batches)
+                batches = [[] for _ in self._channels]
+                pending = 0
+                await asyncio.sleep(0)
+        if pending:
+            await put_each(self._channels, batches)
+        self.finished = True
+
+    async def _wait(self, wait_ns: int) -> None:
+        if wait_ns > _SHORT_WAIT_NS:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_ns / 1e9):
+                    await self._stop.wait()
+        else:
+            await asyncio.sleep(wait_ns / 1e9)
