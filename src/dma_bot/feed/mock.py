@@ -185,9 +185,7 @@ class MockFeed:
             raise ValueError(f"routes: a fan-out for every symbol, missing {missing}")
         self._walk = walk
         self._routes = [routes[s] for s in walk.symbols]
-        self._channels = unique_channels(self._routes)
-        position = {id(channel): i for i, channel in enumerate(self._channels)}
-        self._targets = [tuple(position[id(c)] for c in route.channels) for route in self._routes]
+        self._channels, self._targets = channel_targets(self._routes)
         self._board = board
         self._clock = clock
         self._rate = rate_per_symbol
@@ -285,3 +283,13 @@ def unique_channels(fanouts: Sequence[Fanout[Tick | TickBatch]]) -> list[Channel
         for channel in fanout.channels:
             seen.setdefault(id(channel), channel)
     return list(seen.values())
+
+
+def channel_targets(
+    fanouts: Sequence[Fanout[Tick | TickBatch]],
+) -> tuple[list[Channel[Tick | TickBatch]], list[tuple[int, ...]]]:
+    """The distinct channels behind ``fanouts`` and, per fan-out, the indexes of its channels among them: a feed
+    collects each channel's quotes and hands them on with one ``put_each``."""
+    channels = unique_channels(fanouts)
+    position = {id(channel): i for i, channel in enumerate(channels)}
+    return channels, [tuple(position[id(c)] for c in fanout.channels) for fanout in fanouts]

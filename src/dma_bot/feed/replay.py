@@ -18,7 +18,7 @@ from typing import Final
 
 from dma_bot.bus import Fanout, put_each
 from dma_bot.clock import Clock
-from dma_bot.feed.mock import unique_channels
+from dma_bot.feed.mock import channel_targets
 from dma_bot.feed.recording import ReadStats
 from dma_bot.model.events import Tick, TickBatch
 from dma_bot.model.market import MarketBoard
@@ -47,9 +47,8 @@ class ReplayFeed:
         self._ticks = ticks
         self.stats = stats
         self._routes = dict(routes)
-        self._channels = unique_channels(list(self._routes.values()))
-        position = {id(channel): i for i, channel in enumerate(self._channels)}
-        self._targets = {s: tuple(position[id(c)] for c in route.channels) for s, route in self._routes.items()}
+        self._channels, targets = channel_targets(list(self._routes.values()))
+        self._targets = dict(zip(self._routes, targets, strict=True))
         self._board = board
         self._clock = clock
         self._speed = speed
