@@ -54,7 +54,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["backtest"]:
+        from dma_bot.backtest_cli import main as backtest
+
+        return backtest(arguments[1:])
+    args = _parser().parse_args(arguments)
     try:
         if args.env:
             file_values = read_env_file(args.env)

@@ -563,7 +563,7 @@ def _cross_checks(values: Mapping[str, Any], sources: Mapping[str, str]) -> None
         replay = values["REPLAY_FILE"]
         if not replay or not Path(replay).is_file():
             raise ConfigError(f"REPLAY_FILE: an existing recording when FEED_MODE=replay, was "
-                              f"{_shown(replay) if replay else 'empty'}")
+                              f"{repr(replay) + ' (not found)' if replay else 'empty'}")
         if values["VENUE_MODE"] != "mock":
             raise ConfigError(f"VENUE_MODE: mock when FEED_MODE=replay (recorded prices are not the venue's), was "
                               f"{values['VENUE_MODE']}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -56,3 +58,38 @@ async def test_backtest_is_deterministic_and_signals_as_the_live_engine_did(tmp_
     assert stop["type"] == "Stop" and stop["open_orders"] == []
     assert stop["counts"]["Ord"] > 0 and stop["counts"]["Exec"] > stop["counts"]["Ord"]
     assert [r["seq"] for r in out] == list(range(1, len(out) + 1))
+
+
+async def _command(*args: str, cwd: Path) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dma_bot", "backtest", *args, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(cwd),
+        env={k: v for k, v in os.environ.items() if not k.startswith(("DMA_", "MOCK_", "RECORD_", "METRICS_"))},
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_backtest_command_writes_identical_events_and_report_twice(tmp_path: Path) -> None:
+    """`python -m dma_bot backtest` as a real process: events.jsonl and report.json byte-identical across two runs,
+    the report's PnL equal to the Stop record's, a summary on stdout; a missing recording is one line, exit 2."""
+    recording = tmp_path / "recording.jsonl"
+    await _recording(recording)
+    runs = []
+    for name in ("a", "b"):
+        code, out, err = await _command(str(recording), "--out", str(tmp_path / name), cwd=tmp_path)
+        assert code == 0, err
+        assert "quotes/s" in out and "net " in out
+        runs.append(tmp_path / name)
+
+    for file in ("events.jsonl", "report.json"):
+        assert (runs[0] / file).read_bytes() == (runs[1] / file).read_bytes(), file
+    report = orjson.loads((runs[0] / "report.json").read_bytes())
+    stop = orjson.loads((runs[0] / "events.jsonl").read_bytes().splitlines()[-1])
+    assert report["input"]["quotes"] > 1000 and report["totals"]["orders"] > 0
+    assert (report["totals"]["realized_pnl"], report["totals"]["net_pnl"]) == (stop["realized_pnl"], stop["net_pnl"])
+    code, _, err = await _command(str(tmp_path / "nowhere.jsonl"), cwd=tmp_path)
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()] and "nowhere.jsonl" in err

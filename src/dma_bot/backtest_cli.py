@@ -1,0 +1,144 @@
+"""``python -m dma_bot backtest RECORDING... [--env FILE] [--out DIR] [--strict] [--record-md]``.
+
+Owns the command: it reads the configuration as the daemon does (``--env`` preset, else ``./.env``, then the
+process environment), takes the instruments from the first recording's Start record (the Rust original's
+recordings: cents with ``MOCK_STEP_SIZE``), sizes orders at each symbol's first recorded mid, replays the
+recordings merged by time through :class:`~dma_bot.backtest.Backtest` and writes ``DIR/events.jsonl`` (the
+usual schema; ``Md`` lines only with ``--record-md``) and ``DIR/report.json`` (input, counts, books: the same
+bytes for the same input and configuration), then prints a summary with the wall time and quotes/s (kept out of
+report.json, which stays deterministic; they go to ``DIR/run.json``). A missing or unreadable recording, one
+without a quote, or (``--strict``) its first bad line is one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dma_bot.backtest import Backtest
+from dma_bot.config import Config, load_config, read_env_file
+from dma_bot.errors import ConfigError
+from dma_bot.feed.recording import ReadStats, RecordingError, merge_ticks, read_ticks, recording_instruments
+from dma_bot.params import replay_instruments, replay_prices
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dma_bot backtest",
+                                     description="Replay recordings through the engine's cores as fast as possible.")
+    parser.add_argument("recordings", nargs="+", metavar="RECORDING", help="JSONL recordings (.gz too), merged by time")
+    parser.add_argument("--env", metavar="FILE", help="preset file (default ./.env, else the mock preset)")
+    parser.add_argument("--out", metavar="DIR", default="backtest", help="output directory (default ./backtest)")
+    parser.add_argument("--strict", action="store_true", help="the first bad line is an error (exit 2)")
+    parser.add_argument("--record-md", action="store_true", help="also write the Md records to events.jsonl")
+    return parser
+
+
+def _config(env: str | None, first: str) -> Config:
+    if env:
+        file_values = read_env_file(env)
+    elif Path(".env").is_file():
+        file_values = read_env_file(".env")
+    else:
+        file_values = {}
+    overrides = {**os.environ, "FEED_MODE": "replay", "REPLAY_FILE": first, "VENUE_MODE": "mock"}
+    return load_config(file_values, overrides)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    missing = [path for path in args.recordings if not Path(path).is_file()]
+    if missing:
+        print(f"dma_bot backtest: RECORDING: existing recording files, was {' '.join(missing)} (not found)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        config = _config(args.env, args.recordings[0])
+        instruments = replay_instruments(config)
+        prices = replay_prices(config, instruments)
+    except (ConfigError, RecordingError) as e:
+        print(f"dma_bot backtest: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stats = ReadStats()
+    rust = None if recording_instruments(args.recordings[0]) else instruments
+    sources = [read_ticks(path, stats, symbols=config["SYMBOLS"], rust_instruments=rust, strict=args.strict)
+               for path in args.recordings]
+    backtest = Backtest(config, instruments, prices, record_md=args.record_md)
+    started = time.perf_counter()
+    try:
+        with open(out / "events.jsonl", "wb") as events:
+            backtest.run(merge_ticks(sources), events, {"recordings": args.recordings, "config": config.redacted(),
+                                                        "instruments": _grids(instruments)})
+    except RecordingError as e:
+        print(f"dma_bot backtest: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    wall_s = time.perf_counter() - started
+    if stats.quotes == 0:
+        print(f"dma_bot backtest: RECORDING: recordings with at least one quote of {','.join(config['SYMBOLS'])}, "
+              f"was none in {' '.join(args.recordings)}", file=sys.stderr)
+        return EXIT_USAGE
+    report = _report(args.recordings, stats, backtest)
+    (out / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    run = {"wall_s": round(wall_s, 3), "quotes_per_s": round(stats.quotes / wall_s) if wall_s > 0 else None}
+    (out / "run.json").write_bytes(orjson.dumps(run) + b"\n")
+    _print_summary(report, run, out)
+    return 0
+
+
+def _grids(instruments: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {s: {"tick_size": str(i.tick_size), "step_size": str(i.step_size), "base_asset": i.base_asset,
+                "quote_asset": i.quote_asset} for s, i in instruments.items()}
+
+
+def _report(recordings: list[str], stats: ReadStats, backtest: Backtest) -> dict[str, Any]:
+    counts = backtest.counts
+    stop = backtest.stop_fields()
+    return {
+        "input": {
+            "files": recordings,
+            "lines": stats.lines,
+            "quotes": stats.quotes,
+            "skipped": {str(reason): n for reason, n in stats.skipped.items()},
+            "first_problems": [[path, line, str(reason), detail] for path, line, reason, detail in stats.problems],
+            "first_ts_ns": stats.first_ns,
+            "last_ts_ns": stats.last_ns,
+        },
+        "totals": {
+            "signals": counts.signals,
+            "orders": counts.orders,
+            "rejects": counts.rejects,
+            "rejects_by_reason": dict(sorted(counts.by_reason.items())),
+            "routes": counts.routes,
+            "reports": counts.reports,
+            "fills": backtest.ledger.stats.fills,
+            "fees": stop["fees"],
+            "realized_pnl": stop["realized_pnl"],
+            "unrealized_pnl": stop["unrealized_pnl"],
+            "fee_value": stop["fee_value"],
+            "net_pnl": stop["net_pnl"],
+        },
+    }
+
+
+def _print_summary(report: dict[str, Any], run: dict[str, Any], out: Path) -> None:
+    given, totals = report["input"], report["totals"]
+    skipped = sum(n for reason, n in given["skipped"].items() if reason != "not_md")
+    print(f"quotes {given['quotes']:,} (lines {given['lines']:,}, skipped {skipped:,}) in {run['wall_s']} s: "
+          f"{run['quotes_per_s']:,} quotes/s")
+    print(f"signals {totals['signals']:,}  orders {totals['orders']:,}  rejects {totals['rejects']:,}  "
+          f"fills {totals['fills']:,}")
+    print(f"realized {totals['realized_pnl']}  unrealized {totals['unrealized_pnl']}  fees {totals['fee_value']}  "
+          f"net {totals['net_pnl']}")
+    print(f"events: {out / 'events.jsonl'}  report: {out / 'report.json'}")
