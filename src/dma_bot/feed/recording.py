@@ -33,9 +33,10 @@ from typing import IO, Any, Final
 
 import orjson
 
-from dma_bot.errors import DmaBotError
+from dma_bot.errors import DmaBotError, ProtocolError
 from dma_bot.model.events import Tick
 from dma_bot.model.instrument import Instrument
+from dma_bot.recorder.jsonl_decode import grid_places, grid_units
 
 __all__ = [
     "FIRST_PROBLEMS",
@@ -100,13 +101,6 @@ def _open(path: Path) -> IO[bytes]:
         raise RecordingError(f"{path}: a readable recording, was {e.strerror or e}") from e
 
 
-def _grid_units(text: object, size: Decimal) -> int:
-    if not isinstance(text, str):
-        raise ValueError(f"a decimal string, was {text!r}")
-    units = Decimal(text) / size
-    if units != units.to_integral_value():
-        raise ValueError(f"{text} is off the grid of {size}")
-    return int(units)
 
 
 class _Reader:
@@ -121,6 +115,7 @@ class _Reader:
         self.rust = rust
         self.strict = strict
         self.instruments: dict[str, Instrument] = {}
+        self.places: dict[str, tuple[int | None, int | None]] = {}  # decimals of each grid (None: not 10**-k)
         self.last_ns = -1
 
     def ticks(self) -> Iterator[Tick]:
@@ -155,7 +150,7 @@ class _Reader:
             else:
                 self._skip(number, SkipReason.BAD_LINE, f"not a record of a known format: {line[:60]!r}")
                 return None
-        except (KeyError, TypeError, ValueError, ArithmeticError) as e:
+        except (KeyError, TypeError, ValueError, ArithmeticError, ProtocolError) as e:
             self._skip(number, SkipReason.BAD_LINE, f"an Md record with fields that parse, was {e!s:.100}")
             return None
         if tick is None:
@@ -192,6 +187,7 @@ class _Reader:
                                                                                  instrument.step_size):
                     raise ValueError(f"{symbol}'s grid changes between sections")
                 self.instruments[symbol] = instrument
+                self.places[symbol] = (grid_places(instrument.tick_size), grid_places(instrument.step_size))
             return None
         if type_ != "Md":
             return None
@@ -200,8 +196,11 @@ class _Reader:
         if instrument is None:
             raise ValueError(f"no instrument for {symbol!r} (no Start record names it)")
         tick_size, step_size = instrument.tick_size, instrument.step_size
-        return Tick(symbol, _grid_units(record["bid"], tick_size), _grid_units(record["ask"], tick_size),
-                    _grid_units(record["bid_qty"], step_size), _grid_units(record["ask_qty"], step_size),
+        tick_places, step_places = self.places[symbol]
+        return Tick(symbol, grid_units(record["bid"], tick_size, tick_places, "bid"),
+                    grid_units(record["ask"], tick_size, tick_places, "ask"),
+                    grid_units(record["bid_qty"], step_size, step_places, "bid_qty"),
+                    grid_units(record["ask_qty"], step_size, step_places, "ask_qty"),
                     _int(record["ts_event_ns"]), _int(record["ts_ns"]))
 
     def _rust(self, md: dict[str, Any]) -> Tick:

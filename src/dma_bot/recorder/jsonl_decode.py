@@ -35,6 +35,8 @@ __all__ = [
     "SkipReason",
     "SkippedLines",
     "decode_record",
+    "grid_places",
+    "grid_units",
     "iter_records",
     "read_records",
     "to_event",
@@ -155,7 +157,7 @@ def to_event(record: Mapping[str, Any], instruments: Mapping[str, Instrument]) -
 
 
 @functools.lru_cache(maxsize=256)
-def _places(size: Decimal) -> int | None:
+def grid_places(size: Decimal) -> int | None:
     """Decimal places of a grid size that is exactly 10**-k, else None."""
     sign, digits, exponent = size.normalize().as_tuple()
     if sign or digits != (1,) or not isinstance(exponent, int) or exponent > 0:
@@ -163,8 +165,8 @@ def _places(size: Decimal) -> int | None:
     return -exponent
 
 
-def _units(text: object, size: Decimal, places: int | None, field: str) -> int:
-    """A grid string -> its exact count of ``size`` (``places`` = _places(size)); off-grid is an error."""
+def grid_units(text: object, size: Decimal, places: int | None, field: str) -> int:
+    """A grid string -> its exact count of ``size`` (``places`` = grid_places(size)); off-grid is an error."""
     if not isinstance(text, str):
         raise ProtocolError(f"JSONL {field}: must be a decimal string, was {text!r}")
     if places == 0:
@@ -212,14 +214,14 @@ class _Grid:
         instrument = _instrument(record, instruments)
         self.tick_size = instrument.tick_size
         self.step_size = instrument.step_size
-        self.price_places = _places(instrument.tick_size)
-        self.qty_places = _places(instrument.step_size)
+        self.price_places = grid_places(instrument.tick_size)
+        self.qty_places = grid_places(instrument.step_size)
 
     def price(self, record: Mapping[str, Any], field: str) -> int:
-        return _units(record[field], self.tick_size, self.price_places, field)
+        return grid_units(record[field], self.tick_size, self.price_places, field)
 
     def qty(self, record: Mapping[str, Any], field: str) -> int:
-        return _units(record[field], self.step_size, self.qty_places, field)
+        return grid_units(record[field], self.step_size, self.qty_places, field)
 
 
 _Record = Mapping[str, Any]
