@@ -34,9 +34,18 @@ from dma_bot.risk.order_ids import ClientOrderIds
 from dma_bot.router.scoring import Router
 from dma_bot.strategies import make_strategy
 
-__all__ = ["Backtest", "BacktestCounts"]
+__all__ = ["Backtest", "BacktestCounts", "StrategyCounts"]
 
 _RUN_PREFIX = "bt"  # client order ids of a backtest: bt1, bt2, ... (deterministic; no venue ever sees them)
+
+
+@dataclass(slots=True)
+class StrategyCounts:
+    """One (strategy, symbol): its signals, the orders risk accepted and the rejects by reason."""
+
+    signals: int = 0
+    orders: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -48,6 +57,7 @@ class BacktestCounts:
     routes: int = 0
     reports: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    by_strategy: dict[tuple[str, str], StrategyCounts] = field(default_factory=dict)
 
 
 class Backtest:
@@ -85,6 +95,8 @@ class Backtest:
         self.encoder = JsonlEncoder(instruments)
         self.record_md = record_md
         self.counts = BacktestCounts()
+        self.peak_pnl = Decimal(0)  # the highest net PnL seen after a fill (and 0 before the first)
+        self.max_drawdown = Decimal(0)  # the largest fall of net PnL from that peak, quote currency
 
     def run(self, ticks: Iterable[Tick], out: IO[bytes], start_fields: dict[str, Any]) -> None:
         """Every quote of ``ticks`` through the cores; the venues' last reports after the last quote; a Start
@@ -122,11 +134,17 @@ class Backtest:
             if signal is None:
                 continue
             counts.signals += 1
+            key = (signal.strategy, signal.symbol)
+            mine = counts.by_strategy.get(key)
+            if mine is None:
+                mine = counts.by_strategy[key] = StrategyCounts()
+            mine.signals += 1
             lines.append(encode(signal))
             decision = self.risk.check(signal, now)
             lines.append(encode(decision))
             if isinstance(decision, Order):
                 counts.orders += 1
+                mine.orders += 1
                 for route in self.router.route(decision, self.positions.value, now):
                     counts.routes += 1
                     lines.append(encode(route))
@@ -135,6 +153,7 @@ class Backtest:
                 counts.rejects += 1
                 reason = str(decision.reason)
                 counts.by_reason[reason] = counts.by_reason.get(reason, 0) + 1
+                mine.rejects[reason] = mine.rejects.get(reason, 0) + 1
 
     def _reports_due(self, now: int, lines: list[bytes]) -> None:
         """The venues' reports due by ``now``, in due order across venues, into the ledger and the lines."""
@@ -159,6 +178,15 @@ class Backtest:
         lines.extend(encode(note) for note in ledger.take_notes())
         if changed:
             self.positions.publish(ledger.snapshot())
+            self._mark()
+
+    def _mark(self) -> None:
+        """Net PnL (marked at the current mids) after fills: the peak and the largest drawdown from it."""
+        net = self.ledger.net_pnl(self.board)
+        if net > self.peak_pnl:
+            self.peak_pnl = net
+        elif self.peak_pnl - net > self.max_drawdown:
+            self.max_drawdown = self.peak_pnl - net
 
     def _drain(self, now: int, lines: list[bytes]) -> int:
         """After the last quote, the venues' remaining reports at their due times (the recorded clock stops,
@@ -183,6 +211,7 @@ class Backtest:
             "fees": {asset: str(amount) for asset, amount in sorted(ledger.fees().items())},
             "fee_value": str(snapshot.fee_value),
             "net_pnl": str(ledger.net_pnl(self.board)),
+            "max_drawdown": str(self.max_drawdown),
             "open_orders": ledger.open_order_ids(),
             "clean": True,
         }

@@ -128,7 +128,20 @@ def _report(recordings: list[str], stats: ReadStats, backtest: Backtest) -> dict
             "unrealized_pnl": stop["unrealized_pnl"],
             "fee_value": stop["fee_value"],
             "net_pnl": stop["net_pnl"],
+            "max_drawdown": stop["max_drawdown"],
         },
+        "by_strategy": [
+            {"strategy": strategy, "symbol": symbol, "signals": c.signals, "orders": c.orders,
+             "rejects": dict(sorted(c.rejects.items()))}
+            for (strategy, symbol), c in sorted(counts.by_strategy.items())
+        ],
+        "by_position": [
+            {"symbol": p.symbol, "venue": p.venue, "quantity": str(p.holdings),
+             "traded_quantity": backtest.instruments[p.symbol].format_qty(p.traded_quantity),
+             "average_price": str(p.average_price), "realized_pnl": str(p.realized_pnl),
+             "fees": {asset: str(amount) for asset, amount in sorted(p.fees.items())}, "fee_value": str(p.fee_value)}
+            for p in sorted(backtest.ledger.snapshot().positions.values(), key=lambda p: (p.symbol, p.venue))
+        ],
     }
 
 
@@ -140,5 +153,8 @@ def _print_summary(report: dict[str, Any], run: dict[str, Any], out: Path) -> No
     print(f"signals {totals['signals']:,}  orders {totals['orders']:,}  rejects {totals['rejects']:,}  "
           f"fills {totals['fills']:,}")
     print(f"realized {totals['realized_pnl']}  unrealized {totals['unrealized_pnl']}  fees {totals['fee_value']}  "
-          f"net {totals['net_pnl']}")
+          f"net {totals['net_pnl']}  max drawdown {totals['max_drawdown']}")
+    for row in report["by_strategy"]:
+        print(f"  {row['strategy']:<16} {row['symbol']:<10} signals {row['signals']:>8,}  orders {row['orders']:>6,}  "
+              f"rejects {sum(row['rejects'].values()):>8,}")
     print(f"events: {out / 'events.jsonl'}  report: {out / 'report.json'}")

@@ -8,6 +8,7 @@ import io
 import os
 import sys
 from collections import defaultdict
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,16 @@ async def test_backtest_command_writes_identical_events_and_report_twice(tmp_pat
     stop = orjson.loads((runs[0] / "events.jsonl").read_bytes().splitlines()[-1])
     assert report["input"]["quotes"] > 1000 and report["totals"]["orders"] > 0
     assert (report["totals"]["realized_pnl"], report["totals"]["net_pnl"]) == (stop["realized_pnl"], stop["net_pnl"])
+    rows = report["by_strategy"]
+    assert rows and {row["strategy"] for row in rows} <= {"mean_reversion", "ma_crossover", "vol_breakout"}
+    assert sum(row["orders"] for row in rows) == report["totals"]["orders"]
+    assert sum(row["signals"] for row in rows) == report["totals"]["signals"]
+    assert sum(sum(row["rejects"].values()) for row in rows) == report["totals"]["rejects"]
+    assert Decimal(report["totals"]["max_drawdown"]) >= 0
+    assert sum(Decimal(p["traded_quantity"]) for p in report["by_position"] if p["symbol"] == "BTCUSDT") == sum(
+        (1 if r["side"] == "BUY" else -1) * Decimal(r["last_qty"])
+        for r in (orjson.loads(line) for line in (runs[0] / "events.jsonl").read_bytes().splitlines())
+        if r["type"] == "Exec" and r["symbol"] == "BTCUSDT" and Decimal(r["last_qty"]))
     code, _, err = await _command(str(tmp_path / "nowhere.jsonl"), cwd=tmp_path)
     assert code == 2
     assert err.strip().splitlines() == [err.strip()] and "nowhere.jsonl" in err
