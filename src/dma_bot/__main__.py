@@ -59,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dma_bot.backtest_cli import main as backtest
 
         return backtest(arguments[1:])
+    if arguments[:1] == ["record"]:
+        from dma_bot.record_cli import main as record
+
+        return record(arguments[1:])
     args = _parser().parse_args(arguments)
     try:
         if args.env:

@@ -16,6 +16,7 @@ import orjson
 
 from dma_bot.backtest import Backtest
 from dma_bot.config import load_config
+from dma_bot.exchange_sim import ExchangeSim
 from dma_bot.feed.recording import ReadStats, read_ticks
 from dma_bot.main import run_daemon
 from dma_bot.params import replay_instruments, replay_prices
@@ -61,11 +62,12 @@ async def test_backtest_is_deterministic_and_signals_as_the_live_engine_did(tmp_
     assert [r["seq"] for r in out] == list(range(1, len(out) + 1))
 
 
-async def _command(*args: str, cwd: Path) -> tuple[int, str, str]:
+async def _command(*args: str, cwd: Path, **env: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "dma_bot", "backtest", *args, stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=str(cwd),
-        env={k: v for k, v in os.environ.items() if not k.startswith(("DMA_", "MOCK_", "RECORD_", "METRICS_"))},
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("DMA_", "MOCK_", "RECORD_", "METRICS_"))},
+             **env},
     )
     async with asyncio.timeout(60):
         out, err = await process.communicate()
@@ -104,3 +106,28 @@ async def test_backtest_command_writes_identical_events_and_report_twice(tmp_pat
     code, _, err = await _command(str(tmp_path / "nowhere.jsonl"), cwd=tmp_path)
     assert code == 2
     assert err.strip().splitlines() == [err.strip()] and "nowhere.jsonl" in err
+
+
+async def test_record_command_records_market_data_only_from_the_binance_feed(tmp_path: Path) -> None:
+    """`python -m dma_bot record` against exchange_sim's market streams: Md lines only (no Sig, Ord or Exec), a
+    clean Stop, and the file backtests as any recording."""
+    out = tmp_path / "quotes.jsonl"
+    async with ExchangeSim(symbols=("BTCUSDT", "ETHUSDT"), port=0, quote_interval=0.005) as sim:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "dma_bot", "record", "--duration", "1", "--out", str(out),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "FEED_MODE": "binance_sandbox", "SYMBOLS": "BTCUSDT,ETHUSDT", "PX_MAX": "10000000",
+                 "BINANCE_WS_URL": sim.ws_url, "BINANCE_REST_URL": sim.rest_url, "LOG_LEVEL": "warning"},
+            cwd=str(tmp_path),
+        )
+        async with asyncio.timeout(30):
+            _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    records = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    types = {r["type"] for r in records}
+    assert types == {"Start", "Md", "Stop"} and records[-1]["clean"] is True
+    assert {r["symbol"] for r in records if r["type"] == "Md"} == {"BTCUSDT", "ETHUSDT"}
+    assert "recorded " in err.decode()
+    code, summary, err_bt = await _command(str(out), "--out", str(tmp_path / "bt"), cwd=tmp_path,
+                                           SYMBOLS="BTCUSDT,ETHUSDT", PX_MAX="10000000")
+    assert code == 0 and "quotes/s" in summary, err_bt
