@@ -12,10 +12,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from dma_bot import __version__
-from dma_bot.config import help_table, load_config, read_env_file
+from dma_bot.config import help_table, load_config, preset_values
 from dma_bot.errors import ConfigError, StartupError
 
 __all__ = ["main"]
@@ -65,13 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return record(arguments[1:])
     args = _parser().parse_args(arguments)
     try:
-        if args.env:
-            file_values = read_env_file(args.env)
-        elif Path(".env").is_file():
-            file_values = read_env_file(".env")
-        else:
-            file_values = {}
-        config = load_config(file_values, os.environ)
+        config = load_config(preset_values(args.env), os.environ)
     except ConfigError as e:
         print(f"dma_bot: configuration error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -23,10 +23,11 @@ from typing import Any
 import orjson
 
 from dma_bot.backtest import Backtest
-from dma_bot.config import Config, load_config, read_env_file
+from dma_bot.config import Config, load_config, preset_values
 from dma_bot.errors import ConfigError
-from dma_bot.feed.recording import ReadStats, RecordingError, merge_ticks, read_ticks, recording_instruments
-from dma_bot.params import replay_instruments, replay_prices
+from dma_bot.feed.recording import ReadStats, RecordingError, merge_ticks
+from dma_bot.params import replay_instruments, replay_prices, replay_ticks
+from dma_bot.recorder.jsonl import instrument_fields
 
 __all__ = ["main"]
 
@@ -45,14 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config(env: str | None, first: str) -> Config:
-    if env:
-        file_values = read_env_file(env)
-    elif Path(".env").is_file():
-        file_values = read_env_file(".env")
-    else:
-        file_values = {}
     overrides = {**os.environ, "FEED_MODE": "replay", "REPLAY_FILE": first, "VENUE_MODE": "mock"}
-    return load_config(file_values, overrides)
+    return load_config(preset_values(env), overrides)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -72,15 +67,13 @@ def main(argv: Sequence[str]) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stats = ReadStats()
-    rust = None if recording_instruments(args.recordings[0]) else instruments
-    sources = [read_ticks(path, stats, symbols=config["SYMBOLS"], rust_instruments=rust, strict=args.strict)
-               for path in args.recordings]
+    sources = [replay_ticks(config, instruments, stats, path, strict=args.strict) for path in args.recordings]
     backtest = Backtest(config, instruments, prices, record_md=args.record_md)
     started = time.perf_counter()
     try:
         with open(out / "events.jsonl", "wb") as events:
             backtest.run(merge_ticks(sources), events, {"recordings": args.recordings, "config": config.redacted(),
-                                                        "instruments": _grids(instruments)})
+                                                        "instruments": instrument_fields(instruments)})
     except RecordingError as e:
         print(f"dma_bot backtest: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -95,11 +88,6 @@ def main(argv: Sequence[str]) -> int:
     (out / "run.json").write_bytes(orjson.dumps(run) + b"\n")
     _print_summary(report, run, out)
     return 0
-
-
-def _grids(instruments: dict[str, Any]) -> dict[str, dict[str, str]]:
-    return {s: {"tick_size": str(i.tick_size), "step_size": str(i.step_size), "base_asset": i.base_asset,
-                "quote_asset": i.quote_asset} for s, i in instruments.items()}
 
 
 def _report(recordings: list[str], stats: ReadStats, backtest: Backtest) -> dict[str, Any]:

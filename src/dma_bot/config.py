@@ -33,6 +33,7 @@ __all__ = [
     "KeySpec",
     "Secret",
     "load_config",
+    "preset_values",
     "read_env_file",
 ]
 
@@ -424,6 +425,16 @@ class Config:
 
 def _venue_text(row: VenueRow) -> str:
     return f"{row.name}:{row.fee_bps}:{row.latency_ms}:{row.liquidity}"
+
+
+def preset_values(env: str | None) -> dict[str, str]:
+    """The preset a command runs with: ``--env FILE`` when given, else ``./.env`` when it exists, else none (the
+    built-in defaults are the mock preset)."""
+    if env:
+        return read_env_file(env)
+    if Path(".env").is_file():
+        return read_env_file(".env")
+    return {}
 
 
 def read_env_file(path: str | Path) -> dict[str, str]:

@@ -40,7 +40,7 @@ from dma_bot.errors import ProtocolError, StartupError
 from dma_bot.feed.binance import BinanceFeed, combined_stream_url
 from dma_bot.feed.mock import MockFeed, RandomWalk
 from dma_bot.feed.reconnect import Watchdog
-from dma_bot.feed.recording import ReadStats, read_ticks, recording_instruments
+from dma_bot.feed.recording import ReadStats
 from dma_bot.feed.replay import ReplayFeed
 from dma_bot.gateways.binance import BinanceGateway
 from dma_bot.gateways.binance_rest import BinanceRest
@@ -60,6 +60,7 @@ from dma_bot.params import (
     reference_prices,
     replay_instruments,
     replay_prices,
+    replay_ticks,
     risk_params,
     router_params,
     sim_venue_params,
@@ -68,7 +69,7 @@ from dma_bot.params import (
 )
 from dma_bot.positions.ledger import Ledger
 from dma_bot.positions.stage import PositionsStage
-from dma_bot.recorder.jsonl import JsonlEncoder
+from dma_bot.recorder.jsonl import JsonlEncoder, instrument_fields
 from dma_bot.recorder.writer import RecorderStage
 from dma_bot.retry import Backoff
 from dma_bot.risk.limits import RiskEngine
@@ -79,7 +80,7 @@ from dma_bot.router.stage import RouterStage
 from dma_bot.strategies import make_strategy
 from dma_bot.strategies.workers import StrategyWorker, shard
 
-__all__ = ["Engine", "build_engine", "run_daemon"]
+__all__ = ["Engine", "build_engine", "build_feed", "load_rules", "run_daemon"]
 
 log = logging.getLogger("dma_bot")
 
@@ -246,7 +247,7 @@ def _average(price: Decimal, instrument: Instrument) -> str:
     return f"{price:.{_places(instrument.tick_size) + 2}f}"
 
 
-def _feed(
+def build_feed(
     config: Config,
     instruments: dict[str, Instrument],
     routes: dict[str, Fanout[Tick]],
@@ -261,10 +262,8 @@ def _feed(
         walk = RandomWalk(symbols, random_walk_params(config, instruments), config["MOCK_SEED"])
         return MockFeed(walk, routes, board, clock, config["MOCK_RATE"], stop)
     if config["FEED_MODE"] == "replay":
-        path = config["REPLAY_FILE"]
         stats = ReadStats()
-        rust = None if recording_instruments(path) else instruments
-        ticks = read_ticks(path, stats, symbols=symbols, rust_instruments=rust)
+        ticks = replay_ticks(config, instruments, stats, config["REPLAY_FILE"])
         return ReplayFeed(ticks, stats, routes, board, clock, config["REPLAY_SPEED"], stop)
     return BinanceFeed(
         url=combined_stream_url(config["BINANCE_WS_URL"], symbols),
@@ -366,7 +365,7 @@ def build_engine(
             workers.append((f"strategy.{name}.{index}", worker))
     routes = {symbol: fanout(*tick_targets[symbol], *copies) for symbol in symbols}
 
-    feed = _feed(config, instruments, routes, board, clock, stop, copies)
+    feed = build_feed(config, instruments, routes, board, clock, stop, copies)
 
     order_ids = ClientOrderIds(run_prefix(clock.time_ns(), os.urandom(8)))
     risk_engine = RiskEngine(risk_params(config), instruments, board, latest, order_ids, order_sizes.max_positions)
@@ -464,15 +463,7 @@ def _start_fields(config: Config, instruments: dict[str, Instrument]) -> dict[st
         "version": __version__,
         "pid": os.getpid(),
         "config": config.redacted(),
-        "instruments": {
-            symbol: {
-                "tick_size": str(i.tick_size),
-                "step_size": str(i.step_size),
-                "base_asset": i.base_asset,
-                "quote_asset": i.quote_asset,
-            }
-            for symbol, i in instruments.items()
-        },
+        "instruments": instrument_fields(instruments),
     }
 
 

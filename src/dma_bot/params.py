@@ -9,7 +9,7 @@ make the same decisions from the same configuration.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Final
 
@@ -18,6 +18,7 @@ from dma_bot.errors import ConfigError
 from dma_bot.feed.mock import RandomWalkParams
 from dma_bot.feed.recording import ReadStats, RecordingError, read_ticks, recording_instruments, rust_instruments
 from dma_bot.gateways.sim_venue import SimVenueParams
+from dma_bot.model.events import Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.risk.limits import RiskParams
 from dma_bot.risk.sizing import OrderSizes, order_sizes
@@ -34,6 +35,7 @@ __all__ = [
     "reference_prices",
     "replay_instruments",
     "replay_prices",
+    "replay_ticks",
     "risk_params",
     "router_params",
     "sim_venue_params",
@@ -178,12 +180,20 @@ def replay_instruments(config: Config) -> dict[str, Instrument]:
     return {symbol: recorded[symbol] for symbol in config["SYMBOLS"]}
 
 
+def replay_ticks(
+    config: Config, instruments: Mapping[str, Instrument], stats: ReadStats, path: str, *, strict: bool = False
+) -> Iterator[Tick]:
+    """The SYMBOLS' quotes of one recording, in its format: ours (grids from its Start record) or, without a
+    Start record, the Rust original's (in ``instruments``, cents)."""
+    rust = None if recording_instruments(path) else instruments
+    return read_ticks(path, stats, symbols=config["SYMBOLS"], rust_instruments=rust, strict=strict)
+
+
 def replay_prices(config: Config, instruments: Mapping[str, Instrument]) -> dict[str, Decimal]:
     """FEED_MODE=replay: each symbol's first recorded mid, the reference its orders are sized at."""
     path = config["REPLAY_FILE"]
-    rust = None if recording_instruments(path) else instruments
     prices: dict[str, Decimal] = {}
-    for count, tick in enumerate(read_ticks(path, ReadStats(), symbols=config["SYMBOLS"], rust_instruments=rust)):
+    for count, tick in enumerate(replay_ticks(config, instruments, ReadStats(), path)):
         if tick.symbol not in prices:
             prices[tick.symbol] = instruments[tick.symbol].ticks_to_price(tick.bid + tick.ask) / 2
             if len(prices) == len(instruments):

@@ -16,23 +16,18 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from dma_bot.binance.errors import VenueError
 from dma_bot.bus import Channel, fanout
 from dma_bot.clock import LiveClock
-from dma_bot.config import Config, load_config, read_env_file
-from dma_bot.errors import ConfigError, ProtocolError, StartupError
-from dma_bot.feed.binance import BinanceFeed, combined_stream_url
-from dma_bot.feed.mock import MockFeed, RandomWalk
-from dma_bot.feed.reconnect import Watchdog
+from dma_bot.config import Config, load_config, preset_values
+from dma_bot.errors import ConfigError, StartupError
 from dma_bot.gateways.binance_rest import BinanceRest
+from dma_bot.main import build_feed, load_rules
 from dma_bot.model.market import MarketBoard
-from dma_bot.params import mock_instruments, random_walk_params
-from dma_bot.recorder.jsonl import JsonlEncoder
+from dma_bot.params import mock_instruments
+from dma_bot.recorder.jsonl import JsonlEncoder, instrument_fields
 from dma_bot.recorder.writer import RecorderStage
-from dma_bot.retry import Backoff
 
 __all__ = ["main"]
 
@@ -54,8 +49,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"dma_bot record: --duration: a number of seconds > 0, was {args.duration}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        file_values = read_env_file(args.env) if args.env else read_env_file(".env") if Path(".env").is_file() else {}
-        config = load_config(file_values, {**os.environ, "VENUE_MODE": "mock"})
+        config = load_config(preset_values(args.env), {**os.environ, "VENUE_MODE": "mock"})
         path = args.out or config["RECORD_FILE"]
         if not path:
             raise ConfigError("--out: a file to record to (or RECORD_FILE), was empty")
@@ -76,31 +70,20 @@ async def _record(config: Config, path: str, duration: float) -> int:
     async with contextlib.AsyncExitStack() as resources:
         if config["FEED_MODE"] == "mock":
             instruments = mock_instruments(config)
-            routes = {symbol: fanout(record) for symbol in symbols}
-            walk = RandomWalk(symbols, random_walk_params(config, instruments), config["MOCK_SEED"])
-            feed: MockFeed | BinanceFeed = MockFeed(walk, routes, board, clock, config["MOCK_RATE"], stop)
         else:
             rest = await resources.enter_async_context(BinanceRest(config["BINANCE_REST_URL"], clock=clock))
-            try:
-                rules = await rest.exchange_info(symbols)
-            except (VenueError, ProtocolError) as e:
-                raise StartupError(f"BINANCE_REST_URL: a reachable Binance REST API (exchangeInfo), was "
-                                   f"{config['BINANCE_REST_URL']!r} ({e})") from e
-            instruments = {symbol: rule.instrument for symbol, rule in rules.items()}
-            routes = {symbol: fanout(record) for symbol in symbols}
-            feed = BinanceFeed(
-                url=combined_stream_url(config["BINANCE_WS_URL"], symbols), instruments=instruments, routes=routes,
-                board=board, clock=clock, stop=stop, backoff=Backoff(max_s=config["BINANCE_RECONNECT_MAX_S"]),
-                watchdog=Watchdog(stale_after_ns=config["BINANCE_STALE_S"] * 1_000_000_000,
-                                  max_age_ns=config["BINANCE_CONNECTION_MAX_AGE_S"] * 1_000_000_000),
-                seed=config["MOCK_SEED"],
-            )
-        grids = {s: {"tick_size": str(i.tick_size), "step_size": str(i.step_size), "base_asset": i.base_asset,
-                     "quote_asset": i.quote_asset} for s, i in instruments.items()}
-        recorder = RecorderStage(path, JsonlEncoder(instruments), record, clock,
-                                 start_fields={"mode": "record", "config": config.redacted(), "instruments": grids},
-                                 stop_fields=lambda: {"ticks": sum(feed.ticks_by_symbol.values())},
-                                 min_free_bytes=config["RECORD_MIN_FREE_MB"] * 1024 * 1024)
+            instruments = {symbol: rule.instrument for symbol, rule in (await load_rules(config, rest)).items()}
+        routes = {symbol: fanout(record) for symbol in symbols}
+        feed = build_feed(config, instruments, routes, board, clock, stop, ())
+        recorder = RecorderStage(
+            path,
+            JsonlEncoder(instruments),
+            record,
+            clock,
+            start_fields={"mode": "record", "config": config.redacted(), "instruments": instrument_fields(instruments)},
+            stop_fields=lambda: {"ticks": sum(feed.ticks_by_symbol.values())},
+            min_free_bytes=config["RECORD_MIN_FREE_MB"] * 1024 * 1024,
+        )
         recorder.open()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

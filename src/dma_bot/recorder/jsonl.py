@@ -48,7 +48,15 @@ from dma_bot.model.events import (
 )
 from dma_bot.model.instrument import Instrument
 
-__all__ = ["EVENT_TYPES", "FORMAT_CACHE_LIMIT", "RECORD_TYPES", "SCHEMA_VERSION", "Event", "JsonlEncoder"]
+__all__ = [
+    "EVENT_TYPES",
+    "FORMAT_CACHE_LIMIT",
+    "RECORD_TYPES",
+    "SCHEMA_VERSION",
+    "Event",
+    "JsonlEncoder",
+    "instrument_fields",
+]
 
 SCHEMA_VERSION: Final = 1
 EVENT_TYPES: Final = ("Md", "Sig", "Ord", "Route", "Exec", "Reject", "Note", "Account")
@@ -63,6 +71,16 @@ Event = (
     Tick | TickBatch | Signal | SignalBatch | Order | Route | ExecReport | RiskReject | RejectBatch | Note
     | AccountSnapshot
 )
+
+
+def instrument_fields(instruments: Mapping[str, Instrument]) -> dict[str, dict[str, str]]:
+    """The ``instruments`` field of a Start record: each symbol's grid and assets as strings (what a reader
+    turns the section's decimal strings back into ticks and steps with)."""
+    return {
+        symbol: {"tick_size": str(i.tick_size), "step_size": str(i.step_size), "base_asset": i.base_asset,
+                 "quote_asset": i.quote_asset}
+        for symbol, i in instruments.items()
+    }
 
 
 def _json_default(value: object) -> str:
