@@ -43,7 +43,15 @@ async def _scrape(port: int, path: str = "/metrics") -> str:
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every record of a finished recording: a torn line is an error here."""
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def _read_written(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a recording a running daemon is still writing: the line after the last newline may
+    be half written (the recorder flushes whole batches, but the reader can race the write itself)."""
+    data = path.read_bytes() if path.exists() else b""
+    return [orjson.loads(line) for line in data[: data.rfind(b"\n") + 1].splitlines()]
 
 
 async def test_daemon_trades_scrapes_and_drains_on_sigterm(tmp_path: Path, daemons: list[Daemon]) -> None:

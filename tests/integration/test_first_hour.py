@@ -14,7 +14,7 @@ import pytest
 from dma_bot.exchange_sim import ExchangeSim
 from tests.conftest import ROOT, Daemon, eventually, start_daemon
 from tests.integration.test_daemon_binance_venue import _env
-from tests.integration.test_daemon_mock import _read_jsonl
+from tests.integration.test_daemon_mock import _read_jsonl, _read_written
 
 
 async def _run_preset(tmp_path: Path, daemons: list[Daemon], lines: str) -> tuple[int, list[str], Path]:
@@ -220,7 +220,7 @@ async def test_the_sim_preset_trades_every_symbol_and_a_too_small_quantity_is_re
         port = await daemon.wait_ready()
 
         async def both_filled() -> bool:
-            records = _read_jsonl(record)
+            records = _read_written(record)
             return {r["symbol"] for r in records if r["type"] == "Exec" and r["status"] == "filled"} == {
                 "BTCUSDT", "ETHUSDT"}
 
@@ -252,7 +252,7 @@ async def test_the_binance_presets_trade_every_symbol_out_of_the_box(
         await daemon.wait_ready()
 
         async def every_symbol_filled() -> bool:
-            filled = {r["symbol"] for r in _read_jsonl(record) if r["type"] == "Exec" and r["status"] == "filled"}
+            filled = {r["symbol"] for r in _read_written(record) if r["type"] == "Exec" and r["status"] == "filled"}
             return filled == symbols
 
         await eventually(every_symbol_filled, timeout=90, what=f"a fill on each of {sorted(symbols)}")
