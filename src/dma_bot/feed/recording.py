@@ -51,6 +51,7 @@ __all__ = [
 
 FIRST_PROBLEMS: Final = 10
 _CENT: Final = Decimal("0.01")
+_INT64_MAX: Final = 2**63 - 1  # a quote's every number fits int64: the backtest's columns hold them
 _RUST_OTHER: Final = frozenset({"Sig", "Ord", "Exec", "Note"})
 
 
@@ -92,7 +93,12 @@ def rust_instruments(symbols: Iterable[str], step_size: Decimal) -> dict[str, In
     return {symbol: Instrument(symbol=symbol, tick_size=_CENT, step_size=step_size) for symbol in symbols}
 
 
-def _open(path: Path) -> IO[bytes]:
+STREAM_ERRORS: Final[tuple[type[BaseException], ...]] = (OSError, EOFError)
+"""What reading a recording's stream raises when the file is truncated or corrupt (gzip, zstd)."""
+
+
+def open_recording(path: Path) -> IO[bytes]:
+    """The recording's bytes, decompressed by its suffix (.gz); a file that cannot be opened is a RecordingError."""
     try:
         if path.suffix == ".gz":
             return gzip.open(path, "rb")
@@ -101,10 +107,10 @@ def _open(path: Path) -> IO[bytes]:
         raise RecordingError(f"{path}: a readable recording, was {e.strerror or e}") from e
 
 
-
-
-class _Reader:
-    """One file's lines -> ticks, with the section's instruments and the skip counts in ``stats``."""
+class LineReader:
+    """One file's lines -> ticks, with the section's instruments and the skip counts in ``stats``: the reference
+    reader (:mod:`dma_bot.feed.recording_columns` parses the recorder's Md lines faster and gives the rest to
+    :meth:`parse`)."""
 
     def __init__(self, path: Path, stats: ReadStats, symbols: frozenset[str] | None,
                  rust: Mapping[str, Instrument] | None, strict: bool) -> None:
@@ -120,17 +126,34 @@ class _Reader:
 
     def ticks(self) -> Iterator[Tick]:
         stats = self.stats
-        with _open(self.path) as file:
+        with open_recording(self.path) as file:
             try:
                 for number, line in enumerate(file, 1):
                     stats.lines += 1
                     tick = self._line(number, line)
                     if tick is not None:
                         yield tick
-            except (OSError, EOFError) as e:  # a truncated or corrupt gzip stream
+            except STREAM_ERRORS as e:  # a truncated or corrupt compressed stream
                 raise RecordingError(f"{self.name}: a readable recording, was {e}") from e
 
     def _line(self, number: int, line: bytes) -> Tick | None:
+        tick = self.parse(number, line)
+        if tick is None:
+            return None
+        if tick.ts_event_ns < self.last_ns:
+            self._skip(number, SkipReason.OUT_OF_ORDER, out_of_order_detail(tick.ts_event_ns, self.last_ns))
+            return None
+        self.last_ns = tick.ts_event_ns
+        stats = self.stats
+        stats.quotes += 1
+        if stats.first_ns is None or tick.ts_event_ns < stats.first_ns:
+            stats.first_ns = tick.ts_event_ns
+        if stats.last_ns is None or tick.ts_event_ns > stats.last_ns:
+            stats.last_ns = tick.ts_event_ns
+        return tick
+
+    def parse(self, number: int, line: bytes) -> Tick | None:
+        """One line -> its quote of a wanted symbol, or None (counted in ``stats``); no time-order check."""
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -156,20 +179,13 @@ class _Reader:
         if tick is None:
             self._skip(number, SkipReason.NOT_MD, "")
             return None
+        if not all(0 <= value <= _INT64_MAX for value in tick[1:]):
+            self._skip(number, SkipReason.BAD_LINE, f"an Md record with prices, sizes and times in 0..2**63-1, was "
+                                                   f"{tick[1:]}")
+            return None
         if self.symbols is not None and tick.symbol not in self.symbols:
-            self._skip(number, SkipReason.UNKNOWN_SYMBOL, f"symbol {tick.symbol!r} is not asked for")
+            self._skip(number, SkipReason.UNKNOWN_SYMBOL, unknown_symbol_detail(tick.symbol))
             return None
-        if tick.ts_event_ns < self.last_ns:
-            self._skip(number, SkipReason.OUT_OF_ORDER,
-                       f"ts_event_ns {tick.ts_event_ns} is before the previous quote's {self.last_ns}")
-            return None
-        self.last_ns = tick.ts_event_ns
-        stats = self.stats
-        stats.quotes += 1
-        if stats.first_ns is None or tick.ts_event_ns < stats.first_ns:
-            stats.first_ns = tick.ts_event_ns
-        if stats.last_ns is None or tick.ts_event_ns > stats.last_ns:
-            stats.last_ns = tick.ts_event_ns
         return tick
 
     def _skip(self, number: int, reason: SkipReason, detail: str) -> None:
@@ -212,6 +228,14 @@ class _Reader:
         return Tick(symbol, _int(md["best_bid"]), _int(md["best_ask"]), 0, 0, ts_ns, ts_ns)
 
 
+def unknown_symbol_detail(symbol: str) -> str:
+    return f"symbol {symbol!r} is not asked for"
+
+
+def out_of_order_detail(ts_ns: int, previous_ns: int) -> str:
+    return f"ts_event_ns {ts_ns} is before the previous quote's {previous_ns}"
+
+
 def _int(value: object) -> int:
     if type(value) is not int:
         raise ValueError(f"an integer, was {value!r}")
@@ -232,14 +256,14 @@ def read_ticks(
     if not file.is_file():
         raise RecordingError(f"{file}: an existing recording file, was not found")
     wanted = None if symbols is None else frozenset(symbols)
-    yield from _Reader(file, stats, wanted, rust_instruments, strict).ticks()
+    yield from LineReader(file, stats, wanted, rust_instruments, strict).ticks()
 
 
 def recording_instruments(path: str | Path) -> dict[str, Instrument]:
     """The instruments named by the first ``Start`` record of one of our recordings (read up to it only); {} for
     a file without one (the Rust original's format)."""
-    reader = _Reader(Path(path), ReadStats(), None, None, strict=False)
-    with _open(reader.path) as file:
+    reader = LineReader(Path(path), ReadStats(), None, None, strict=False)
+    with open_recording(reader.path) as file:
         for line in file:
             try:
                 record = orjson.loads(line)

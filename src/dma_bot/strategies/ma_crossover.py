@@ -38,8 +38,8 @@ from typing import Final
 import numpy as np
 
 from dma_bot.model.enums import Side
-from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch, signal_batch_of
-from dma_bot.strategies.columns import INT64_SAFE, on_ticks, window_and_mid2s
+from dma_bot.model.events import IntArray, Signal, SignalBatch, Tick, TickBatch
+from dma_bot.strategies.columns import INT64_SAFE, Rows, batch_of, rows_by_ticks, window_and_mid2s
 
 __all__ = ["MA_CROSSOVER", "MACrossover", "MACrossoverParams"]
 
@@ -153,17 +153,21 @@ class MACrossover:
 
     def on_batch(self, batch: TickBatch, now_ns: int) -> SignalBatch | None:
         """The signals, in order, and the state that ``on_tick`` over ``batch.rows()`` would give."""
-        n = len(batch)
+        return batch_of(self.name, self.symbol, self.quantity, batch, self.signal_rows(batch.bid, batch.ask), now_ns)
+
+    def signal_rows(self, bid: IntArray, ask: IntArray) -> Rows:
+        """The rows of these quotes (in order) that signal and the state ``on_tick`` over them would give."""
+        n = len(bid)
         window = self._window
         slow = self._slow
         fast = self._fast
         threshold = self._threshold
-        prepared = window_and_mid2s(window, batch.bid, batch.ask) if n >= _VECTOR_MIN else None
+        prepared = window_and_mid2s(window, bid, ask) if n >= _VECTOR_MIN else None
         if prepared is None:
-            return on_ticks(self.on_tick, batch, now_ns)
+            return rows_by_ticks(self.on_tick, bid, ask)
         values, bound = prepared
         if (slow + n) * 2 * bound >= INT64_SAFE or 4 * fast * slow * bound + threshold >= INT64_SAFE:
-            return on_ticks(self.on_tick, batch, now_ns)
+            return rows_by_ticks(self.on_tick, bid, ask)
         sums = np.cumsum(values)
         ends = sums[slow:]  # row i's windows end at values[slow + i], its own mid2
         slow_sums = ends - sums[:n]
@@ -196,15 +200,9 @@ class MACrossover:
             prev = -prev
             after = row + 1
             earliest = row + cooldown
-        signals: list[Signal] = []
+        buys = np.zeros(len(fired), dtype=np.bool_)
         if fired:
-            asks = batch.ask[fired].tolist()
-            bids = batch.bid[fired].tolist()
-            name, symbol, quantity, ts_event_ns = self.name, self.symbol, self.quantity, batch.ts_event_ns
-            for ask, bid in zip(asks, bids, strict=True):
-                price = ask if side is _BUY else bid
-                signals.append(_new_tuple(Signal, (name, symbol, side, price, quantity, ts_event_ns, now_ns)))
-                side = _SELL if side is _BUY else _BUY
+            buys[0 if side is _BUY else 1 :: 2] = True  # the signs alternate, starting at `side`
             since_last = n - 1 - fired[-1]
         else:
             since_last += n
@@ -214,4 +212,4 @@ class MACrossover:
         self._warmup = max(warm - n, 0)
         self._prev_sign = prev
         self._since_last = min(since_last, cooldown)
-        return signal_batch_of(signals)
+        return np.array(fired, dtype=np.intp), buys

@@ -34,8 +34,8 @@ import numpy as np
 import numpy.typing as npt
 
 from dma_bot.model.enums import Side
-from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch, signal_batch
-from dma_bot.strategies.columns import INT64_SAFE, on_ticks, window_and_mid2s
+from dma_bot.model.events import IntArray, Signal, SignalBatch, Tick, TickBatch
+from dma_bot.strategies.columns import INT64_SAFE, Rows, batch_of, rows_by_ticks, window_and_mid2s
 
 __all__ = ["MEAN_REVERSION", "MeanReversion", "MeanReversionParams"]
 
@@ -129,19 +129,21 @@ class MeanReversion:
 
     def on_batch(self, batch: TickBatch, now_ns: int) -> SignalBatch | None:
         """The signals, in order, and the state that ``on_tick`` over ``batch.rows()`` would give."""
-        n = len(batch)
+        return batch_of(self.name, self.symbol, self.quantity, batch, self.signal_rows(batch.bid, batch.ask), now_ns)
+
+    def signal_rows(self, bid: IntArray, ask: IntArray) -> Rows:
+        """The rows of these quotes (in order) that signal and the state ``on_tick`` over them would give."""
+        n = len(bid)
         window = self._window
         width = len(window)
         scale = self._scale
         edge = self._edge
-        bid = batch.bid
-        ask = batch.ask
         prepared = window_and_mid2s(window, bid, ask) if n >= _VECTOR_MIN else None
         if prepared is None:
-            return on_ticks(self.on_tick, batch, now_ns)
+            return rows_by_ticks(self.on_tick, bid, ask)
         values, bound = prepared
         if (width + n) * 2 * bound >= INT64_SAFE or scale * (bound + edge) >= INT64_SAFE:
-            return on_ticks(self.on_tick, batch, now_ns)
+            return rows_by_ticks(self.on_tick, bid, ask)
         sums = np.cumsum(values)
         totals = sums[width:] - sums[:n]  # row i: values[i + 1 : i + 1 + width], its window after the append
         warm = self._warmup
@@ -159,14 +161,10 @@ class MeanReversion:
             self._quiet = max(0, quiet - max(0, n - start))  # rows still warming up do not count
         hit_buys = buy[hits]
         hits += start
-        signals = signal_batch(
-            self.name, self.symbol, hit_buys, np.where(hit_buys, ask[hits], bid[hits]), self.quantity,
-            batch.ts_event_ns, now_ns,
-        )
         window.extend(values[-min(n, width) :].tolist())
         self._sum2 = int(totals[-1])
         self._warmup = max(warm - n, 0)
-        return signals
+        return hits, hit_buys
 
     @staticmethod
     def _fired(hits: npt.NDArray[np.intp], quiet: int, cooldown: int) -> npt.NDArray[np.intp]:

@@ -38,8 +38,8 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
 from dma_bot.model.enums import Side
-from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch, signal_batch_of
-from dma_bot.strategies.columns import INT64_SAFE, on_ticks, window_and_mid2s
+from dma_bot.model.events import IntArray, Signal, SignalBatch, Tick, TickBatch
+from dma_bot.strategies.columns import INT64_SAFE, Rows, batch_of, rows_by_ticks, window_and_mid2s
 
 __all__ = ["VOL_BREAKOUT", "VolBreakout", "VolBreakoutParams"]
 
@@ -168,16 +168,20 @@ class VolBreakout:
 
     def on_batch(self, batch: TickBatch, now_ns: int) -> SignalBatch | None:
         """The signals, in order, and the state that ``on_tick`` over ``batch.rows()`` would give."""
-        n = len(batch)
+        return batch_of(self.name, self.symbol, self.quantity, batch, self.signal_rows(batch.bid, batch.ask), now_ns)
+
+    def signal_rows(self, bid: IntArray, ask: IntArray) -> Rows:
+        """The rows of these quotes (in order) that signal and the state ``on_tick`` over them would give."""
+        n = len(bid)
         window = self._window
         width = self.params.window
         edge2 = self._edge2
-        prepared = window_and_mid2s(window, batch.bid, batch.ask) if n >= _VECTOR_MIN else None
+        prepared = window_and_mid2s(window, bid, ask) if n >= _VECTOR_MIN else None
         if prepared is None:
-            return on_ticks(self.on_tick, batch, now_ns)
+            return rows_by_ticks(self.on_tick, bid, ask)
         values, bound = prepared
         if 2 * bound + edge2 >= INT64_SAFE:
-            return on_ticks(self.on_tick, batch, now_ns)
+            return rows_by_ticks(self.on_tick, bid, ask)
         warm = self._warmup  # rows 0 .. warm - 1 only fill the window; row i >= warm compares
         candidates: list[int] = []
         up = np.zeros(0, dtype=bool)
@@ -195,16 +199,9 @@ class VolBreakout:
             row = candidates[k]
             fired.append(row)
             k = bisect_left(candidates, row + cooldown, k + 1)
-        signals: list[Signal] = []
+        rows = np.array(fired, dtype=np.intp)
+        is_up = up[rows - warm] if fired else np.zeros(0, dtype=np.bool_)
         if fired:
-            rows = np.array(fired)
-            is_up = up[rows - warm]
-            prices = np.where(is_up, batch.ask[rows], batch.bid[rows]).tolist()
-            name, symbol, quantity, ts_event_ns = self.name, self.symbol, self.quantity, batch.ts_event_ns
-            signals = [
-                _new_tuple(Signal, (name, symbol, _BUY if buy else _SELL, price, quantity, ts_event_ns, now_ns))
-                for buy, price in zip(is_up.tolist(), prices, strict=True)
-            ]
             since_last = n - 1 - fired[-1]
         else:
             since_last += n
@@ -216,4 +213,4 @@ class VolBreakout:
         self._lows.extend(_monotonic(final, highs=False))
         self._warmup = max(warm - n, 0)
         self._since_last = min(since_last, cooldown)
-        return signal_batch_of(signals)
+        return rows, is_up
