@@ -88,7 +88,7 @@ class Backtest:
         self.router = Router(routing, instruments)
         self.venues = {
             spec.name: SimVenue(spec.name, sim_venue_params(config, spec), instruments,
-                                seed=config["MOCK_VENUE_SEED"] + index)
+                                seed=config["MOCK_VENUE_SEED"] + index, board=self.board)
             for index, spec in enumerate(routing.venues)
         }
         self.ledger = Ledger(instruments, board=self.board)
@@ -110,8 +110,8 @@ class Backtest:
             if first:
                 out.write(encoder.encode_control("Start", start_fields, ts_ns=now))
                 first = False
-            self._reports_due(now, lines)
-            self._quote(tick, now, lines)
+            self._reports_due(now, lines)  # before this quote is on the board: attempts due by now trade
+            self._quote(tick, now, lines)  # against the quotes that prevailed until now (SimVenue reads the board)
             last_ns = now
             if len(lines) >= 512:
                 out.write(b"".join(lines))

@@ -403,7 +403,8 @@ def build_engine(
                 )
             )
             continue
-        sim = SimVenue(spec.name, sim_venue_params(config, spec), instruments, seed=config["MOCK_VENUE_SEED"] + index)
+        sim = SimVenue(spec.name, sim_venue_params(config, spec), instruments, seed=config["MOCK_VENUE_SEED"] + index,
+                       board=board)
         gateways.append(MockGateway(sim, venue_inbox, out, clock, max_order_age_ms=config["RISK_MAX_ORDER_AGE_MS"]))
     router_stage = RouterStage(router, orders, venue_outputs, latest, clock)
     # Bookkeeping goes behind the path from a tick to an order at the venue: while ticks, signals, orders

@@ -4,6 +4,7 @@ strategies make exactly the signals the live engine made on the same quotes."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import io
 import os
 import sys
@@ -60,6 +61,29 @@ async def test_backtest_is_deterministic_and_signals_as_the_live_engine_did(tmp_
     assert stop["type"] == "Stop" and stop["open_orders"] == []
     assert stop["counts"]["Ord"] > 0 and stop["counts"]["Exec"] > stop["counts"]["Ord"]
     assert [r["seq"] for r in out] == list(range(1, len(out) + 1))
+    _assert_fills_at_the_prevailing_touch(recording, out)
+
+
+def _assert_fills_at_the_prevailing_touch(path: Path, out: list[dict[str, Any]]) -> None:
+    """Each fill is at the touch of its symbol's quote prevailing when it became due: the loop pops a venue's
+    reports at the first quote at or after their due time, before applying that quote (after the last quote,
+    the last quotes prevail); a buy never above its limit, a sell never below, never beyond the displayed size."""
+    instruments = replay_instruments(load_config({}, {"FEED_MODE": "replay", "REPLAY_FILE": str(path)}))
+    ticks = list(read_ticks(path, ReadStats()))
+    times = [tick.ts_event_ns for tick in ticks]
+    routes = {r["client_order_id"]: r for r in out if r["type"] == "Route"}
+    fills = [r for r in out if r["type"] == "Exec" and r["status"] in {"partially_filled", "filled"}]
+    assert fills
+    for fill in fills:
+        instrument = instruments[fill["symbol"]]
+        applied = bisect.bisect_left(times, fill["ts_event_ns"])  # the quotes applied when the fill was popped
+        tick = next(t for t in reversed(ticks[:applied]) if t.symbol == fill["symbol"])
+        buy = fill["side"] == "BUY"
+        touch, size = (tick.ask, tick.ask_qty) if buy else (tick.bid, tick.bid_qty)
+        price = instrument.price_to_ticks(Decimal(fill["last_px"]))
+        limit = instrument.price_to_ticks(Decimal(routes[fill["client_order_id"]]["price"]))
+        assert price == touch and (price <= limit if buy else price >= limit), (fill, tick)
+        assert size == 0 or instrument.qty_to_steps(Decimal(fill["last_qty"])) <= size, (fill, tick)
 
 
 async def _command(*args: str, cwd: Path, **env: str) -> tuple[int, str, str]:

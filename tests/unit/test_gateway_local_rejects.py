@@ -13,8 +13,9 @@ from dma_bot.gateways.base import GATEWAY_EVENTS, local_reject, route_too_old
 from dma_bot.gateways.mock import MockGateway
 from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
 from dma_bot.model.enums import ExecStatus, Side
-from dma_bot.model.events import ExecReport, Route
+from dma_bot.model.events import ExecReport, Route, Tick
 from dma_bot.model.instrument import Instrument
+from dma_bot.model.market import MarketBoard
 
 MS = 1_000_000
 SIGNAL_NS = 1_760_000_000_000_000_000
@@ -55,7 +56,9 @@ async def test_mock_gateway_rejects_a_route_older_than_the_maximum_age_and_submi
     submitted; a fresh one lives its simulated life."""
     clock = LiveClock()
     params = SimVenueParams(ack_latency_ms=1, fill_latency_ms=1, partial_fill_pct=0, fee_bps=10)
-    venue = SimVenue("SIM", params, {BTC.symbol: BTC}, seed=1)
+    board = MarketBoard()
+    board.update(Tick("BTCUSDT", 6_499_999, 6_500_000, 0, 0, 0, 0))  # the routes buy at the ask: they fill
+    venue = SimVenue("SIM", params, {BTC.symbol: BTC}, seed=1, board=board)
     inbox: Channel[Route] = Channel("venue_orders.SIM", 16)
     out: Channel[ExecReport] = Channel("exec_reports", 64, producers=0)
     gateway = MockGateway(venue, inbox, fanout(out), clock, max_order_age_ms=1_000)
@@ -77,6 +80,7 @@ async def test_mock_gateway_rejects_a_route_older_than_the_maximum_age_and_submi
 
 
 def test_mock_gateway_refuses_a_negative_maximum_age() -> None:
-    venue = SimVenue("SIM", SimVenueParams(ack_latency_ms=1, fill_latency_ms=1, fee_bps=0), {}, seed=1)
+    venue = SimVenue("SIM", SimVenueParams(ack_latency_ms=1, fill_latency_ms=1, fee_bps=0), {}, seed=1,
+                     board=MarketBoard())
     with pytest.raises(ValueError, match="max_order_age_ms"):
         MockGateway(venue, Channel("in", 1), fanout(Channel("out", 1, producers=0)), LiveClock(), max_order_age_ms=-1)

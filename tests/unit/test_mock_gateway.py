@@ -11,8 +11,9 @@ from dma_bot.gateways.base import Gateway
 from dma_bot.gateways.mock import MockGateway
 from dma_bot.gateways.sim_venue import SimVenue, SimVenueParams
 from dma_bot.model.enums import ExecStatus, Side, is_legal_transition
-from dma_bot.model.events import ExecReport, Route
+from dma_bot.model.events import ExecReport, Route, Tick
 from dma_bot.model.instrument import Instrument
+from dma_bot.model.market import MarketBoard
 
 BTC = Instrument(
     symbol="BTCUSDT",
@@ -23,19 +24,28 @@ BTC = Instrument(
 )
 
 
+def marketable_board() -> MarketBoard:
+    """A board whose BTC quote (bid 65000.00, ask 65000.01, depth unknown) every route of make_route crosses:
+    buys are priced at or above the ask, sells at or below the bid, so each order fills whole."""
+    board = MarketBoard()
+    board.update(Tick("BTCUSDT", 6_500_000, 6_500_001, 0, 0, 0, 0))
+    return board
+
+
 def make_gateway(
     *, inbox_size: int = 1_024, out_size: int = 4_096, partial_fill_pct: int = 50, reject_pct: int = 0, seed: int = 1
 ) -> tuple[MockGateway, Channel[Route], Channel[ExecReport]]:
     params = SimVenueParams(
         ack_latency_ms=1, fill_latency_ms=1, partial_fill_pct=partial_fill_pct, reject_pct=reject_pct, fee_bps=10
     )
-    venue = SimVenue("SIM", params, {BTC.symbol: BTC}, seed=seed)
+    venue = SimVenue("SIM", params, {BTC.symbol: BTC}, seed=seed, board=marketable_board())
     inbox: Channel[Route] = Channel("venue_orders.SIM", inbox_size)
     out: Channel[ExecReport] = Channel("exec_reports", out_size)
     return MockGateway(venue, inbox, Fanout([out]), LiveClock()), inbox, out
 
 
 def make_route(n: int) -> Route:
+    """Route n: odd n buys at 65000.00 + n ticks, even n sells at 65000.00 - n ticks."""
     return Route(
         venue="SIM",
         client_order_id=f"c{n}",
@@ -43,7 +53,7 @@ def make_route(n: int) -> Route:
         strategy="mr",
         symbol="BTCUSDT",
         side=Side.BUY if n % 2 else Side.SELL,
-        price=6_500_000 + n,
+        price=6_500_000 + n if n % 2 else 6_500_000 - n,
         quantity=100 + n,
         ts_signal_ns=0,
         ts_ns=0,
@@ -192,7 +202,8 @@ async def _turns_until_first_report(busy: bool) -> int:
     """Loop turns from submitting one route (its ACK due at once on a still clock) to the ACK on the output,
     with the gateway told the engine's hot path is ``busy``."""
     clock = ManualClock()
-    venue = SimVenue("SIM", SimVenueParams(ack_latency_ms=0, fill_latency_ms=1, fee_bps=0), {BTC.symbol: BTC}, seed=3)
+    venue = SimVenue("SIM", SimVenueParams(ack_latency_ms=0, fill_latency_ms=1, fee_bps=0), {BTC.symbol: BTC}, seed=3,
+                     board=marketable_board())
     inbox: Channel[Route] = Channel("routes.SIM", 8)
     out: Channel[ExecReport] = Channel("exec", 64)
     gateway = MockGateway(venue, inbox, Fanout([out]), clock)

@@ -5,11 +5,11 @@ the clock's current time, waits until the venue's next report is due or the next
 whichever comes first, and puts each due report on its output. With ``defer_reports_while`` (the wiring passes
 "the engine's hot path has work waiting") due reports wait for that work, at most ``MAX_DEFERRALS`` turns:
 the simulated venue stands for a remote one, so its report generation must not delay the engine's own path
-from a tick to an order (routes are still taken at once). Every decision (latency, partial fills,
-fees, rejects, ids) is the venue core's, except the one every gateway shares: a route older than
-``max_order_age_ms`` since its signal when it arrives is REJECTED locally ("stale: ..."), never submitted
-(:func:`~dma_bot.gateways.base.route_too_old`). It needs a clock that moves with the event loop (``LiveClock``);
-a backtest drives ``SimVenue`` directly in its own loop instead.
+from a tick to an order (routes are still taken at once). Every decision (latency, partial fills, fill
+prices against the quotes on the venue's MarketBoard, fees, rejects, ids) is the venue core's, except the one
+every gateway shares: a route older than ``max_order_age_ms`` since its signal when it arrives is REJECTED
+locally ("stale: ..."), never submitted (:func:`~dma_bot.gateways.base.route_too_old`). It needs a clock that
+moves with the event loop (``LiveClock``); a backtest drives ``SimVenue`` directly in its own loop instead.
 
 Waiting for "routes or a deadline" uses ``asyncio.timeout`` around ``Channel.get_batch()`` and starts no
 task. That cannot lose a route: a routes channel is never a background one, so the only suspension point of

@@ -1,11 +1,28 @@
 """SimVenue: a simulated exchange as a pure, seeded, synchronous core.
 
-It owns the venue's behaviour: when an order is acknowledged, whether and in how many parts it fills,
-its fees, its ids and its rejects. It owns no asyncio, no clock and no queues: it is driven by ``now_ns``
-arguments, so the live mock gateway and a backtest loop share every decision. ``submit()`` schedules an
-order's whole life (ACK, then one FILLED or 2-3 PARTIALLY_FILLED..FILLED; or one REJECTED) with latencies
-drawn from ``random.Random(seed)``; ``pop_due(now_ns)`` hands out the reports that are due. The sim fills
-passively at the route's limit price and never infers a fact: side, symbol and venue come from the route.
+It owns the venue's behaviour: when an order is acknowledged, when and at what price it fills, its fees,
+its ids and its rejects. It owns no asyncio, no clock and no queues: it is driven by ``now_ns`` arguments
+and reads the prevailing quotes from a :class:`MarketBoard`, so the live mock gateway and a backtest loop
+share every decision. It never infers a fact: side, symbol and venue come from the route.
+
+The fill model, in two halves:
+
+* The schedule is decided at ``submit()`` from ``random.Random(seed)`` alone, never from quotes: one
+  REJECTED (a failed order check, or ``reject_pct``), or an ACK after the ack latency, then one fill
+  attempt of the whole quantity, or (``partial_fill_pct``) 2-3 attempts of random parts summing to it,
+  each a fill latency after the one before. The same seed and routes give the same schedule and draws.
+* Each attempt, when ``pop_due()`` reaches it, trades against the quote prevailing then,
+  ``board.last[route.symbol]`` (the driver keeps the board current): a BUY fills iff the ask is at or
+  below its limit (an ask of 0 is no ask), at the ask; a SELL iff the bid is at or above its limit, at the
+  bid (the touch, so price improvement goes to the order). The fill is capped at the displayed size on that
+  side when that size is > 0 (0 = depth unknown, e.g. the Rust recordings: the whole attempt fills).
+  Whatever an attempt does not fill (no quote yet, not marketable, capped) is added to the next attempt;
+  an attempt that fills nothing reports nothing. A fill that completes the order is FILLED, any other
+  PARTIALLY_FILLED; what is left after the last attempt ends the order with one EXPIRED (``last_qty`` 0,
+  ``leaves_qty`` 0) whose reason says why. Fees are ``fee_bps`` of each fill's notional at its fill price.
+
+Limits: L1 only (no queue position, no depth beyond the touch), nothing rests beyond the last attempt, and
+no market impact: the displayed size one order took is there again for the next.
 """
 
 from __future__ import annotations
@@ -19,9 +36,10 @@ from itertools import pairwise
 from typing import Final
 
 from dma_bot.errors import ConfigError
-from dma_bot.model.enums import ExecStatus
-from dma_bot.model.events import ExecReport, Route
+from dma_bot.model.enums import ExecStatus, Side
+from dma_bot.model.events import ExecReport, Route, Tick
 from dma_bot.model.instrument import Instrument
+from dma_bot.model.market import MarketBoard
 
 __all__ = ["SimVenue", "SimVenueParams"]
 
@@ -31,6 +49,10 @@ _ACK: Final = ExecStatus.ACK
 _PARTIAL: Final = ExecStatus.PARTIALLY_FILLED
 _FILLED: Final = ExecStatus.FILLED
 _REJECTED: Final = ExecStatus.REJECTED
+_EXPIRED: Final = ExecStatus.EXPIRED
+_ATTEMPT: Final = ExecStatus.PARTIALLY_FILLED  # marks a scheduled fill attempt; its status is decided when due
+_BUY: Final = Side.BUY
+_WINDOW: Final = "not filled within the venue's fill window"
 
 
 def _latency_ns(key: str, value: object) -> int:
@@ -75,9 +97,10 @@ class SimVenueParams:
 
 
 class _Order:
-    """One submitted order and its scheduled reports ``(due_ns, status, last_qty)``, in time order."""
+    """One submitted order and its schedule ``(due_ns, kind, part_qty)`` in time order: kind ACK or REJECTED
+    (part 0), or ``_ATTEMPT`` for a fill attempt of ``part_qty`` steps plus the carried-over ``pending``."""
 
-    __slots__ = ("cum_qty", "events", "index", "instrument", "reason", "route", "venue_order_id")
+    __slots__ = ("cum_qty", "events", "index", "instrument", "pending", "reason", "route", "venue_order_id")
 
     def __init__(
         self,
@@ -94,15 +117,18 @@ class _Order:
         self.reason = reason
         self.index = 0
         self.cum_qty = 0
+        self.pending = 0  # steps earlier attempts did not fill: added to the next one
 
 
 class SimVenue:
-    """The simulated venue ``name``: deterministic for a given seed and sequence of ``(route, now_ns)``."""
+    """The simulated venue ``name``: deterministic for a given seed, sequence of ``(route, now_ns)`` and the
+    quotes on ``board`` at each ``pop_due``."""
 
     __slots__ = (
         "_accepted",
         "_ack_jitter",
         "_ack_mean",
+        "_board",
         "_fee_rate",
         "_fill_jitter",
         "_fill_mean",
@@ -118,8 +144,12 @@ class SimVenue:
         "params",
     )
 
-    def __init__(self, name: str, params: SimVenueParams, instruments: Mapping[str, Instrument], seed: int):
+    def __init__(
+        self, name: str, params: SimVenueParams, instruments: Mapping[str, Instrument], seed: int, *,
+        board: MarketBoard,
+    ) -> None:
         self.name = name
+        self._board = board
         self.params = params
         self._instruments = dict(instruments)
         self._rng = random.Random(seed)
@@ -147,7 +177,7 @@ class SimVenue:
         return heap[0][0] if heap else None
 
     def submit(self, route: Route, now_ns: int) -> None:
-        """Accept ``route`` at ``now_ns`` and schedule every report of its life."""
+        """Accept ``route`` at ``now_ns`` and schedule its life: one REJECTED, or the ACK and its fill attempts."""
         if route.venue != self.name:
             raise ValueError(f"route {route.client_order_id}: venue must be {self.name!r}, was {route.venue!r}")
         rng = self._rng
@@ -162,31 +192,77 @@ class SimVenue:
             self._accepted += 1
             events = [(due, _ACK, 0)]
             parts = self._split(route.quantity)
-            last = len(parts) - 1
-            for index, part in enumerate(parts):
+            for part in parts:
                 due += max(self._draw(self._fill_mean, self._fill_jitter), 1)
-                events.append((due, _FILLED if index == last else _PARTIAL, part))
+                events.append((due, _ATTEMPT, part))
             order = _Order(route, instrument, f"{self.name}-{self._accepted}", events, "")
         heappush(self._heap, (order.events[0][0], self._submitted, order))
         self._submitted += 1
         self._open += 1
 
     def pop_due(self, now_ns: int) -> list[ExecReport]:
-        """Every report due at or before ``now_ns``, in time order (ties in submit order); ``ts_ns = now_ns``."""
+        """Every report due at or before ``now_ns``, in time order (ties in submit order); ``ts_ns = now_ns``.
+
+        Fill attempts trade against ``board.last`` as it is now: the driver calls this with the board holding
+        the quotes that prevail at the reports' due times."""
         heap = self._heap
+        quotes = self._board.last
         reports: list[ExecReport] = []
         while heap and heap[0][0] <= now_ns:
             due, seq, order = heap[0]
             events = order.events
-            _, status, last_qty = events[order.index]
+            _, kind, part = events[order.index]
             order.index += 1
-            if order.index < len(events):
-                heapreplace(heap, (events[order.index][0], seq, order))
-            else:
+            last = order.index == len(events)
+            if last:
                 heappop(heap)
                 self._open -= 1
-            reports.append(self._report(order, due, status, last_qty, now_ns))
+            else:
+                heapreplace(heap, (events[order.index][0], seq, order))
+            if kind is _ATTEMPT:
+                self._attempt(order, due, part, last, quotes.get(order.route.symbol), now_ns, reports)
+            else:
+                reports.append(self._report(order, due, kind, 0, 0, now_ns))
         return reports
+
+    def _attempt(
+        self, order: _Order, due: int, part: int, last: bool, tick: Tick | None, now_ns: int,
+        reports: list[ExecReport],
+    ) -> None:
+        """One fill attempt of ``part`` + the carried-over steps against ``tick``: its fill report (if it
+        filled anything), and the EXPIRED report when it is the ``last`` attempt and steps are left."""
+        want = order.pending + part
+        filled = 0
+        if tick is not None:
+            route = order.route
+            if route.side is _BUY:
+                price, size = tick.ask, tick.ask_qty
+                marketable = 0 < price <= route.price
+            else:
+                price, size = tick.bid, tick.bid_qty
+                marketable = price >= route.price
+            if marketable:
+                filled = want if size <= 0 or size >= want else size
+                status = _FILLED if order.cum_qty + filled == route.quantity else _PARTIAL
+                reports.append(self._report(order, due, status, filled, price, now_ns))
+        order.pending = want - filled
+        if last and order.pending:
+            order.reason = self._expiry_reason(order, tick)
+            reports.append(self._report(order, due, _EXPIRED, 0, 0, now_ns))
+
+    @staticmethod
+    def _expiry_reason(order: _Order, tick: Tick | None) -> str:
+        """Why the last attempt left ``order.pending`` steps unfilled."""
+        route = order.route
+        if tick is None:
+            return f"{_WINDOW}: no quote for {route.symbol}"
+        buy = route.side is _BUY
+        touch, price, size = ("ask", tick.ask, tick.ask_qty) if buy else ("bid", tick.bid, tick.bid_qty)
+        if (0 < price <= route.price) if buy else (price >= route.price):
+            return (f"{_WINDOW}: the {touch} displayed {size} steps, {order.pending} steps left "
+                    f"(filled {order.cum_qty} of {route.quantity})")
+        return (f"{_WINDOW}: limit not marketable against the quote ({route.side} limit {route.price} ticks, "
+                f"{touch} {price} ticks)")
 
     def _draw(self, mean: int, jitter: int) -> int:
         if not jitter:
@@ -217,17 +293,17 @@ class SimVenue:
             return f"notional: must be at least min_notional {instrument.min_notional}"
         return ""
 
-    def _report(self, order: _Order, due: int, status: ExecStatus, last_qty: int, now_ns: int) -> ExecReport:
+    def _report(
+        self, order: _Order, due: int, status: ExecStatus, last_qty: int, last_price: int, now_ns: int,
+    ) -> ExecReport:
         route = order.route
         instrument = order.instrument
         fee = _ZERO
         trade_id = None
-        last_price = 0
         if last_qty:
             order.cum_qty += last_qty
             self._trades += 1
             trade_id = f"{self.name}-t{self._trades}"
-            last_price = route.price
             if self._fee_rate:
                 fee = self._fee_rate * instrument.notional(last_price, last_qty)  # type: ignore[union-attr]
         return ExecReport(
@@ -241,7 +317,7 @@ class SimVenue:
             last_price=last_price,
             order_qty=route.quantity,
             cum_qty=order.cum_qty,
-            leaves_qty=0 if status is _REJECTED else route.quantity - order.cum_qty,
+            leaves_qty=0 if status is _REJECTED or status is _EXPIRED else route.quantity - order.cum_qty,
             fee=fee,
             fee_asset=instrument.quote_asset if instrument is not None else "",
             trade_id=trade_id,
