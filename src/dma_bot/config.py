@@ -330,7 +330,7 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("METRICS_HOST", "0.0.0.0", _text, "address the metrics endpoint binds"),
     KeySpec("METRICS_PORT", "9898", _int(0, 65535), "Prometheus endpoint port (/ and /metrics); 0 = any free"),
     KeySpec("RECORD_FILE", "events_mock.jsonl", _text, "append-only JSONL event log; empty = off"),
-    KeySpec("REPLAY_FILE", "", _text, "FEED_MODE=replay: the recording (our JSONL or the Rust original's; .gz too)"),
+    KeySpec("REPLAY_FILE", "", _text, "FEED_MODE=replay: the recording (our JSONL or the Rust original's; .gz, .zst)"),
     KeySpec(
         "REPLAY_SPEED",
         "1",

@@ -1,4 +1,4 @@
-"""Reading market data back out of recordings (dma_bot.feed.recording): ours, the Rust original's, gzip."""
+"""Reading market data back out of recordings (dma_bot.feed.recording): ours, the Rust original's, gzip, zstd."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import zstandard
 
 from dma_bot.feed.recording import (
     ReadStats,
@@ -102,6 +103,50 @@ def test_gzip_recordings_are_read_transparently_and_a_missing_file_is_one_line(t
     assert list(read_ticks(packed, ReadStats())) == TICKS
     with pytest.raises(RecordingError, match=r"nowhere.jsonl: an existing recording file, was not found$"):
         list(read_ticks(tmp_path / "nowhere.jsonl", ReadStats()))
+
+
+def test_zstd_recordings_give_the_plain_files_ticks_across_frames_and_count_stored_bytes(tmp_path: Path) -> None:
+    """Two frames (as ``cat a.zst b.zst`` makes) read as one file; input_bytes ends at the compressed size."""
+    plain = _our_file(tmp_path / "events.jsonl", TICKS)
+    data = plain.read_bytes()
+    cut = data.index(b"\n", data.index(b"\n") + 1) + 1  # the Start and the first quote, then the rest
+    packed = tmp_path / "events.jsonl.zst"
+    compressor = zstandard.ZstdCompressor()
+    packed.write_bytes(compressor.compress(data[:cut]) + compressor.compress(data[cut:]))
+    stats = ReadStats()
+
+    ticks = list(read_ticks(packed, stats))
+
+    assert ticks == list(read_ticks(plain, ReadStats())) == TICKS
+    assert (stats.lines, stats.quotes, stats.input_bytes) == (4, 3, packed.stat().st_size)
+    assert recording_instruments(packed) == recording_instruments(plain) == INSTRUMENTS
+
+
+def test_input_bytes_follow_the_reading_of_a_long_recording(tmp_path: Path) -> None:
+    """Updated every few thousand lines while reading, not only at the end; the sum over files."""
+    many = [Tick("BTCUSDT", 6_500_000, 6_500_002, 1, 1, n, n) for n in range(10_000)]
+    path = _our_file(tmp_path / "long.jsonl", many)
+    stats = ReadStats()
+    seen = [stats.input_bytes for _ in read_ticks(path, stats)]
+
+    assert 0 < seen[5_000] < path.stat().st_size and seen == sorted(seen)
+    assert stats.input_bytes == path.stat().st_size
+    list(read_ticks(path, stats))
+    assert stats.input_bytes == 2 * path.stat().st_size
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_a_truncated_or_corrupt_zstd_recording_is_one_line_naming_the_file(tmp_path: Path, damage: str) -> None:
+    many = [Tick("BTCUSDT", 6_500_000 + n % 7, 6_500_010, 1, 1, n, n) for n in range(5_000)]
+    packed = zstandard.ZstdCompressor().compress(_our_file(tmp_path / "events.jsonl", many).read_bytes())
+    path = tmp_path / "events.jsonl.zst"
+    path.write_bytes(packed[: len(packed) // 2] if damage == "truncated" else b"not zstd at all" + packed)
+
+    with pytest.raises(RecordingError, match=r"events.jsonl.zst: a readable recording, was zstd [^\n]+$"):
+        list(read_ticks(path, ReadStats()))
+    if damage == "corrupt":  # the Start record is in the first bytes, so a truncated file still has it
+        with pytest.raises(RecordingError, match=r"events.jsonl.zst: a readable recording, was zstd"):
+            recording_instruments(path)
 
 
 def test_several_recordings_merge_by_time() -> None:

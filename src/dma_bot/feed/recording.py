@@ -11,7 +11,10 @@ reads no clock and makes no decision: it parses, checks order and counts what it
   "best_ask":..}}`` a line, prices in integer cents, no sizes: a quote of 1 cent to 1 tick of an instrument whose
   tick size is 0.01 (``rust_instruments`` gives them), and sizes of 0 steps (the book's depth is unknown; the
   simulated venue fills by its own model). ``Sig``, ``Ord``, ``Exec`` and ``Note`` variants count as ``not_md``.
-* A file ending in ``.gz`` is read through gzip, transparently.
+* A file ending in ``.gz`` is read through gzip, ``.zst`` through zstd (the ``zstandard`` package; several
+  frames, as ``cat a.zst b.zst`` makes, are fine), transparently. A corrupt or truncated stream is a
+  :class:`RecordingError` naming the file. ``ReadStats.input_bytes`` counts the bytes of the files read so far
+  (of the compressed file for ``.gz`` and ``.zst``), for a progress bar against the files' sizes.
 
 A line that cannot be parsed (``bad_line``), a quote older than the previous quote of the file
 (``out_of_order``) or of a symbol not asked for or without an instrument (``unknown_symbol``) is counted per
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 import orjson
+import zstandard
 
 from dma_bot.errors import DmaBotError, ProtocolError
 from dma_bot.model.events import Tick
@@ -50,6 +55,10 @@ __all__ = [
 ]
 
 FIRST_PROBLEMS: Final = 10
+_PROGRESS_LINES: Final = 4096  # input_bytes is brought up to date every this many lines (a power of two)
+_ZSTD_CHUNK: Final = 1 << 17  # compressed bytes read at a time
+STREAM_ERRORS: Final[tuple[type[BaseException], ...]] = (OSError, EOFError, zstandard.ZstdError)
+"""What reading a recording's stream raises when the file is truncated or corrupt (gzip, zstd)."""
 _CENT: Final = Decimal("0.01")
 _INT64_MAX: Final = 2**63 - 1  # a quote's every number fits int64: the backtest's columns hold them
 _RUST_OTHER: Final = frozenset({"Sig", "Ord", "Exec", "Note"})
@@ -77,6 +86,7 @@ class ReadStats:
     problems: list[tuple[str, int, SkipReason, str]] = field(default_factory=list)
     first_ns: int | None = None
     last_ns: int | None = None
+    input_bytes: int = 0  # of the files as stored (compressed for .gz, .zst), updated every few thousand lines
 
     def skip(self, path: str, number: int, reason: SkipReason, detail: str, *, strict: bool) -> None:
         self.skipped[reason] += 1
@@ -93,18 +103,68 @@ def rust_instruments(symbols: Iterable[str], step_size: Decimal) -> dict[str, In
     return {symbol: Instrument(symbol=symbol, tick_size=_CENT, step_size=step_size) for symbol in symbols}
 
 
-STREAM_ERRORS: Final[tuple[type[BaseException], ...]] = (OSError, EOFError)
-"""What reading a recording's stream raises when the file is truncated or corrupt (gzip, zstd)."""
+class _ZstdFrames(io.RawIOBase):
+    """A zstd file's frames, one after another, as a raw stream; closing it closes the file. A stream that ends
+    inside a frame is a ``ZstdError``: zstandard's own ``stream_reader`` reads a truncated stream as a short one."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._frame = self._decompressor.decompressobj()
+        self._in_frame = False  # bytes of the current frame were given, its end was not
+        self._pending = memoryview(b"")
+        self._at_end = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            if self._at_end:
+                return 0
+            self._fill()
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _fill(self) -> None:
+        data = self._file.read(_ZSTD_CHUNK)
+        if not data:
+            if self._in_frame:
+                raise zstandard.ZstdError("zstd stream truncated: it ends inside a frame")
+            self._at_end = True
+            return
+        chunks = []
+        while data:
+            self._in_frame = True
+            chunks.append(self._frame.decompress(data))
+            if not self._frame.eof:
+                break
+            data = self._frame.unused_data
+            self._frame = self._decompressor.decompressobj()
+            self._in_frame = False
+        self._pending = memoryview(b"".join(chunks))
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._file.close()
+            finally:
+                super().close()
 
 
-def open_recording(path: Path) -> IO[bytes]:
-    """The recording's bytes, decompressed by its suffix (.gz); a file that cannot be opened is a RecordingError."""
+def open_recording(path: Path) -> tuple[IO[bytes], IO[bytes]]:
+    """The file's decompressed bytes, and the file as stored (whose ``tell()`` is how far reading got)."""
     try:
-        if path.suffix == ".gz":
-            return gzip.open(path, "rb")
-        return open(path, "rb")
+        stored = open(path, "rb")  # noqa: SIM115 - closed with the reader returned
     except OSError as e:
         raise RecordingError(f"{path}: a readable recording, was {e.strerror or e}") from e
+    if path.suffix == ".gz":
+        return gzip.GzipFile(fileobj=stored, mode="rb"), stored  # type: ignore[return-value]
+    if path.suffix == ".zst":
+        return io.BufferedReader(_ZstdFrames(stored)), stored
+    return stored, stored
 
 
 class LineReader:
@@ -126,15 +186,22 @@ class LineReader:
 
     def ticks(self) -> Iterator[Tick]:
         stats = self.stats
-        with open_recording(self.path) as file:
+        file, stored = open_recording(self.path)
+        counted = 0
+        with file, stored:
             try:
                 for number, line in enumerate(file, 1):
                     stats.lines += 1
+                    if not number & (_PROGRESS_LINES - 1):
+                        position = stored.tell()
+                        stats.input_bytes += position - counted
+                        counted = position
                     tick = self._line(number, line)
                     if tick is not None:
                         yield tick
-            except STREAM_ERRORS as e:  # a truncated or corrupt compressed stream
+            except STREAM_ERRORS as e:
                 raise RecordingError(f"{self.name}: a readable recording, was {e}") from e
+            stats.input_bytes += stored.tell() - counted
 
     def _line(self, number: int, line: bytes) -> Tick | None:
         tick = self.parse(number, line)
@@ -263,15 +330,19 @@ def recording_instruments(path: str | Path) -> dict[str, Instrument]:
     """The instruments named by the first ``Start`` record of one of our recordings (read up to it only); {} for
     a file without one (the Rust original's format)."""
     reader = LineReader(Path(path), ReadStats(), None, None, strict=False)
-    with open_recording(reader.path) as file:
-        for line in file:
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and record.get("type") == "Start":
-                reader._ours(record)
-                return reader.instruments
+    file, stored = open_recording(reader.path)
+    with file, stored:
+        try:
+            for line in file:
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(record, dict) and record.get("type") == "Start":
+                    reader._ours(record)
+                    return reader.instruments
+        except STREAM_ERRORS as e:
+            raise RecordingError(f"{reader.name}: a readable recording, was {e}") from e
     return {}
 
 

@@ -246,11 +246,17 @@ class _ColumnReader:
 
     def blocks(self) -> Iterator[QuoteBlock]:
         front, back = bytes(_PAD_FRONT), bytes(_PAD_BACK)
-        with open_recording(self.path) as file:
+        file, stored = open_recording(self.path)
+        stats = self.stats
+        counted = 0
+        with file, stored:
             carry = b""
             try:
                 while True:
                     raw = file.read(CHUNK_BYTES)
+                    position = stored.tell()
+                    stats.input_bytes += position - counted
+                    counted = position
                     if not raw:
                         break
                     cut = raw.rfind(b"\n") + 1
