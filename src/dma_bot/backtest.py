@@ -14,15 +14,21 @@ column batches for speed, ``--from/--to``.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, Any, Final
+
+import numpy as np
+import numpy.typing as npt
 
 from dma_bot.bus import Latest
 from dma_bot.config import Config
+from dma_bot.feed.recording_columns import QuoteBlock
 from dma_bot.gateways.sim_venue import SimVenue
-from dma_bot.model.events import ExecReport, Order, Tick
+from dma_bot.model.enums import Side
+from dma_bot.model.events import BoolArray, ExecReport, Order, Signal, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot
@@ -32,10 +38,13 @@ from dma_bot.recorder.jsonl import JsonlEncoder
 from dma_bot.risk.limits import RiskEngine
 from dma_bot.risk.order_ids import ClientOrderIds
 from dma_bot.router.scoring import Router
-from dma_bot.strategies import make_strategy
+from dma_bot.strategies import Strategy, make_strategy
 
 __all__ = ["Backtest", "BacktestCounts", "StrategyCounts"]
 
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_new_tuple: Final = tuple.__new__  # builds the Signal NamedTuple without its Python-level __new__
 _RUN_PREFIX = "bt"  # client order ids of a backtest: bt1, bt2, ... (deterministic; no venue ever sees them)
 
 
@@ -58,6 +67,38 @@ class BacktestCounts:
     reports: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     by_strategy: dict[tuple[str, str], StrategyCounts] = field(default_factory=dict)
+
+
+class _BlockBoard:
+    """The MarketBoard as the per-quote loop would have it at a row of a block: ``upto(j)`` puts each symbol's
+    newest quote among rows ``< j`` on it (a symbol without one keeps its quote from before the block); only
+    symbols whose row changed get a new Tick."""
+
+    __slots__ = ("_block", "_board", "_done", "_rows", "_shown")
+
+    def __init__(self, board: MarketBoard, block: QuoteBlock, rows_of: dict[str, list[int]]) -> None:
+        self._board = board
+        self._block = block
+        self._rows = rows_of
+        self._shown = dict.fromkeys(rows_of, -1)
+        self._done = 0
+
+    def upto(self, j: int) -> None:
+        if j <= self._done:
+            return
+        self._done = j
+        block = self._block
+        last = self._board.last
+        shown = self._shown
+        for symbol, rows in self._rows.items():
+            k = bisect_left(rows, j) - 1
+            if k < 0:
+                continue
+            row = rows[k]
+            if shown[symbol] != row:
+                shown[symbol] = row
+                last[symbol] = Tick(symbol, int(block.bid[row]), int(block.ask[row]), int(block.bid_qty[row]),
+                                    int(block.ask_qty[row]), int(block.ts_event_ns[row]), int(block.ts_ns[row]))
 
 
 class Backtest:
@@ -122,38 +163,130 @@ class Backtest:
         out.write(b"".join(lines))
         out.write(encoder.encode_control("Stop", self.stop_fields(), ts_ns=last_ns))
 
-    def _quote(self, tick: Tick, now: int, lines: list[bytes]) -> None:
-        counts = self.counts
-        counts.quotes += 1
-        self.board.update(tick)
-        encode = self.encoder.encode
+    def run_columns(self, blocks: Iterable[QuoteBlock], out: IO[bytes], start_fields: dict[str, Any]) -> None:
+        """What :meth:`run` does over the blocks' rows, byte for byte, computed column-wise: each strategy finds
+        its signalling rows of a block at once (``signal_rows``), and only the rows where something happens (a
+        signal, a report falling due) are turned into board updates and events, in the order the per-quote loop
+        makes them. ``record_md`` needs every quote as a line: it takes the per-quote loop."""
         if self.record_md:
-            lines.append(encode(tick))
+            self.run((tick for block in blocks for tick in block.ticks()), out, start_fields)
+            return
+        encoder = self.encoder
+        lines: list[bytes] = []
+        last_ns = 0
+        first = True
+        for block in blocks:
+            n = len(block)
+            if not n:
+                continue
+            ts = block.ts_event_ns
+            if first:
+                out.write(encoder.encode_control("Start", start_fields, ts_ns=int(ts[0])))
+                first = False
+            self.counts.quotes += n
+            self._block(block, ts.tolist(), lines)
+            last_ns = int(ts[-1])
+            if len(lines) >= 512:
+                out.write(b"".join(lines))
+                lines.clear()
+        if first:
+            out.write(encoder.encode_control("Start", start_fields, ts_ns=0))
+        last_ns = self._drain(last_ns, lines)
+        out.write(b"".join(lines))
+        out.write(encoder.encode_control("Stop", self.stop_fields(), ts_ns=last_ns))
+
+    def _block(self, block: QuoteBlock, ts: list[int], lines: list[bytes]) -> None:
+        symbols = block.symbols
+        single = len(symbols) == 1
+        rows_of: dict[str, list[int]] = {}
+        found: list[tuple[npt.NDArray[np.intp], int, BoolArray, Strategy]] = []
+        for index, symbol in enumerate(symbols):
+            strategies = self.strategies.get(symbol)
+            positions = np.arange(len(block), dtype=np.intp) if single else np.flatnonzero(block.symbol == index)
+            if not len(positions):
+                continue
+            rows_of[symbol] = positions.tolist()
+            if not strategies:
+                continue
+            bid, ask = (block.bid, block.ask) if single else (block.bid[positions], block.ask[positions])
+            for k, strategy in enumerate(strategies):  # config order: a quote's signals in the per-quote order
+                rows, buy = strategy.signal_rows(bid, ask)
+                if len(rows):
+                    found.append((positions[rows], k, buy, strategy))
+        board = _BlockBoard(self.board, block, rows_of)
+        popped = 0  # rows whose reports-due step (before their quote) is done
+        if found:
+            at = np.concatenate([rows for rows, _, _, _ in found])
+            rank = np.concatenate([np.full(len(rows), k) for rows, k, _, _ in found])
+            buys = np.concatenate([buy for _, _, buy, _ in found])
+            owner = np.concatenate([np.full(len(rows), i) for i, (rows, _, _, _) in enumerate(found)])
+            sequence = np.lexsort((rank, at))
+            strategies_found = [strategy for _, _, _, strategy in found]
+            bid, ask = block.bid, block.ask
+            for p, is_buy, i in zip(at[sequence].tolist(), buys[sequence].tolist(), owner[sequence].tolist(),
+                                    strict=True):
+                now = ts[p]
+                popped = self._due_until(p, ts, popped, board, lines)
+                board.upto(p + 1)
+                strategy = strategies_found[i]
+                signal = _new_tuple(Signal, (strategy.name, strategy.symbol, _BUY if is_buy else _SELL,
+                                             int(ask[p]) if is_buy else int(bid[p]), strategy.quantity, now, now))
+                self._signal(signal, now, lines)
+        self._due_until(len(ts) - 1, ts, popped, board, lines)
+        board.upto(len(ts))
+
+    def _due_until(self, p: int, ts: list[int], popped: int, board: _BlockBoard, lines: list[bytes]) -> int:
+        """The reports-due steps of rows ``popped .. p`` that have reports: at the first row whose time reaches a
+        report's due time, with the board holding the rows before it (as the per-quote loop does); the rows up
+        to ``p`` are then done."""
+        venues = self.venues.values()
+        while True:
+            due = min((d for venue in venues if (d := venue.next_due_ns()) is not None), default=None)
+            if due is None or due > ts[p]:
+                break
+            j = max(bisect_left(ts, due, popped), popped)
+            if j > p:
+                break
+            board.upto(j)
+            self._reports_due(ts[j], lines)
+            popped = j + 1
+        return max(popped, p + 1)
+
+    def _quote(self, tick: Tick, now: int, lines: list[bytes]) -> None:
+        self.counts.quotes += 1
+        self.board.update(tick)
+        if self.record_md:
+            lines.append(self.encoder.encode(tick))
         for strategy in self.strategies.get(tick.symbol, ()):
             signal = strategy.on_tick(tick, now)
-            if signal is None:
-                continue
-            counts.signals += 1
-            key = (signal.strategy, signal.symbol)
-            mine = counts.by_strategy.get(key)
-            if mine is None:
-                mine = counts.by_strategy[key] = StrategyCounts()
-            mine.signals += 1
-            lines.append(encode(signal))
-            decision = self.risk.check(signal, now)
-            lines.append(encode(decision))
-            if isinstance(decision, Order):
-                counts.orders += 1
-                mine.orders += 1
-                for route in self.router.route(decision, self.positions.value, now):
-                    counts.routes += 1
-                    lines.append(encode(route))
-                    self.venues[route.venue].submit(route, now)
-            else:
-                counts.rejects += 1
-                reason = str(decision.reason)
-                counts.by_reason[reason] = counts.by_reason.get(reason, 0) + 1
-                mine.rejects[reason] = mine.rejects.get(reason, 0) + 1
+            if signal is not None:
+                self._signal(signal, now, lines)
+
+    def _signal(self, signal: Signal, now: int, lines: list[bytes]) -> None:
+        """One signal through risk, the router and the venues (the same steps in both loops)."""
+        counts = self.counts
+        encode = self.encoder.encode
+        counts.signals += 1
+        key = (signal.strategy, signal.symbol)
+        mine = counts.by_strategy.get(key)
+        if mine is None:
+            mine = counts.by_strategy[key] = StrategyCounts()
+        mine.signals += 1
+        lines.append(encode(signal))
+        decision = self.risk.check(signal, now)
+        lines.append(encode(decision))
+        if isinstance(decision, Order):
+            counts.orders += 1
+            mine.orders += 1
+            for route in self.router.route(decision, self.positions.value, now):
+                counts.routes += 1
+                lines.append(encode(route))
+                self.venues[route.venue].submit(route, now)
+        else:
+            counts.rejects += 1
+            reason = str(decision.reason)
+            counts.by_reason[reason] = counts.by_reason.get(reason, 0) + 1
+            mine.rejects[reason] = mine.rejects.get(reason, 0) + 1
 
     def _reports_due(self, now: int, lines: list[bytes]) -> None:
         """The venues' reports due by ``now``, in due order across venues, into the ledger and the lines."""

@@ -25,8 +25,9 @@ import orjson
 from dma_bot.backtest import Backtest
 from dma_bot.config import Config, load_config, preset_values
 from dma_bot.errors import ConfigError
-from dma_bot.feed.recording import ReadStats, RecordingError, merge_ticks
-from dma_bot.params import replay_instruments, replay_prices, replay_ticks
+from dma_bot.feed.recording import ReadStats, RecordingError
+from dma_bot.feed.recording_columns import merge_columns
+from dma_bot.params import replay_columns, replay_instruments, replay_prices
 from dma_bot.recorder.jsonl import instrument_fields
 
 __all__ = ["main"]
@@ -37,7 +38,8 @@ EXIT_USAGE = 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dma_bot backtest",
                                      description="Replay recordings through the engine's cores as fast as possible.")
-    parser.add_argument("recordings", nargs="+", metavar="RECORDING", help="JSONL recordings (.gz too), merged by time")
+    parser.add_argument("recordings", nargs="+", metavar="RECORDING",
+                        help="JSONL recordings (.gz, .zst), merged by time")
     parser.add_argument("--env", metavar="FILE", help="preset file (default ./.env, else the mock preset)")
     parser.add_argument("--out", metavar="DIR", default="backtest", help="output directory (default ./backtest)")
     parser.add_argument("--strict", action="store_true", help="the first bad line is an error (exit 2)")
@@ -67,13 +69,14 @@ def main(argv: Sequence[str]) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stats = ReadStats()
-    sources = [replay_ticks(config, instruments, stats, path, strict=args.strict) for path in args.recordings]
+    sources = [replay_columns(config, instruments, stats, path, strict=args.strict) for path in args.recordings]
     backtest = Backtest(config, instruments, prices, record_md=args.record_md)
     started = time.perf_counter()
     try:
         with open(out / "events.jsonl", "wb") as events:
-            backtest.run(merge_ticks(sources), events, {"recordings": args.recordings, "config": config.redacted(),
-                                                        "instruments": instrument_fields(instruments)})
+            fields = {"recordings": args.recordings, "config": config.redacted(),
+                      "instruments": instrument_fields(instruments)}
+            backtest.run_columns(merge_columns(sources), events, fields)
     except RecordingError as e:
         print(f"dma_bot backtest: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -17,6 +17,7 @@ from dma_bot.config import Config
 from dma_bot.errors import ConfigError
 from dma_bot.feed.mock import RandomWalkParams
 from dma_bot.feed.recording import ReadStats, RecordingError, read_ticks, recording_instruments, rust_instruments
+from dma_bot.feed.recording_columns import QuoteBlock, read_columns
 from dma_bot.gateways.sim_venue import SimVenueParams
 from dma_bot.model.events import Tick
 from dma_bot.model.instrument import Instrument
@@ -187,6 +188,14 @@ def replay_ticks(
     Start record, the Rust original's (in ``instruments``, cents)."""
     rust = None if recording_instruments(path) else instruments
     return read_ticks(path, stats, symbols=config["SYMBOLS"], rust_instruments=rust, strict=strict)
+
+
+def replay_columns(
+    config: Config, instruments: Mapping[str, Instrument], stats: ReadStats, path: str, *, strict: bool = False
+) -> Iterator[QuoteBlock]:
+    """:func:`replay_ticks` as column blocks (symbol index = position in SYMBOLS): the backtest's reader."""
+    rust = None if recording_instruments(path) else instruments
+    return read_columns(path, stats, symbols=config["SYMBOLS"], rust_instruments=rust, strict=strict)
 
 
 def replay_prices(config: Config, instruments: Mapping[str, Instrument]) -> dict[str, Decimal]:

@@ -18,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch
+from dma_bot.model.events import IntArray, Signal, SignalBatch, Tick, TickBatch
+from dma_bot.strategies.columns import Rows
 from dma_bot.strategies.ma_crossover import MA_CROSSOVER, MACrossover, MACrossoverParams
 from dma_bot.strategies.mean_reversion import MEAN_REVERSION, MeanReversion, MeanReversionParams
 from dma_bot.strategies.vol_breakout import VOL_BREAKOUT, VolBreakout, VolBreakoutParams
@@ -33,6 +34,7 @@ class Strategy(Protocol):
 
     name: str
     symbol: str
+    quantity: int
 
     def on_tick(self, tick: Tick, now_ns: int) -> Signal | None:
         """Update state with ``tick`` (of ``self.symbol``); return a signal or None."""
@@ -41,6 +43,11 @@ class Strategy(Protocol):
     def on_batch(self, batch: TickBatch, now_ns: int) -> SignalBatch | None:
         """The same result as ``on_tick(tick, now_ns)`` for each ``tick`` of ``batch.rows()`` in order: the
         non-None signals in order as one SignalBatch (None for none), and the same state afterwards."""
+        ...
+
+    def signal_rows(self, bid: IntArray, ask: IntArray) -> Rows:
+        """The same for any column of quotes (a strategy reads only bid and ask): the rows that signal, in order,
+        and whether each is a buy (at its ask; else a sell at its bid), and the same state afterwards."""
         ...
 
 
