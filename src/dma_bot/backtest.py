@@ -15,10 +15,10 @@ column batches for speed, ``--from/--to``.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import IO, Any, Final
+from typing import IO, Any, Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,7 @@ __all__ = ["Backtest", "BacktestCounts", "StrategyCounts"]
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 _new_tuple: Final = tuple.__new__  # builds the Signal NamedTuple without its Python-level __new__
+_Unit = TypeVar("_Unit")
 _RUN_PREFIX = "bt"  # client order ids of a backtest: bt1, bt2, ... (deterministic; no venue ever sees them)
 
 
@@ -142,26 +143,8 @@ class Backtest:
     def run(self, ticks: Iterable[Tick], out: IO[bytes], start_fields: dict[str, Any]) -> None:
         """Every quote of ``ticks`` through the cores; the venues' last reports after the last quote; a Start
         and a Stop record around the events."""
-        encoder = self.encoder
-        lines: list[bytes] = []
-        last_ns = 0
-        first = True
-        for tick in ticks:
-            now = tick.ts_event_ns
-            if first:
-                out.write(encoder.encode_control("Start", start_fields, ts_ns=now))
-                first = False
-            self._reports_due(now, lines)  # before this quote is on the board: attempts due by now trade
-            self._quote(tick, now, lines)  # against the quotes that prevailed until now (SimVenue reads the board)
-            last_ns = now
-            if len(lines) >= 512:
-                out.write(b"".join(lines))
-                lines.clear()
-        if first:
-            out.write(encoder.encode_control("Start", start_fields, ts_ns=0))
-        last_ns = self._drain(last_ns, lines)
-        out.write(b"".join(lines))
-        out.write(encoder.encode_control("Stop", self.stop_fields(), ts_ns=last_ns))
+        units = ((tick.ts_event_ns, tick.ts_event_ns, tick) for tick in ticks)
+        self._write(units, self._tick, out, start_fields)
 
     def run_columns(self, blocks: Iterable[QuoteBlock], out: IO[bytes], start_fields: dict[str, Any]) -> None:
         """What :meth:`run` does over the blocks' rows, byte for byte, computed column-wise: each strategy finds
@@ -171,21 +154,23 @@ class Backtest:
         if self.record_md:
             self.run((tick for block in blocks for tick in block.ticks()), out, start_fields)
             return
+        units = ((int(block.ts_event_ns[0]), int(block.ts_event_ns[-1]), block) for block in blocks if len(block))
+        self._write(units, self._block, out, start_fields)
+
+    def _write(self, units: Iterable[tuple[int, int, _Unit]], step: Callable[[_Unit, list[bytes]], None],
+               out: IO[bytes], start_fields: dict[str, Any]) -> None:
+        """The Start record at the first unit's first time, ``step`` over each unit (a quote or a block, with its
+        first and last time) buffering its lines, the venues' last reports, and the Stop record."""
         encoder = self.encoder
         lines: list[bytes] = []
         last_ns = 0
         first = True
-        for block in blocks:
-            n = len(block)
-            if not n:
-                continue
-            ts = block.ts_event_ns
+        for first_ns, unit_last_ns, unit in units:
             if first:
-                out.write(encoder.encode_control("Start", start_fields, ts_ns=int(ts[0])))
+                out.write(encoder.encode_control("Start", start_fields, ts_ns=first_ns))
                 first = False
-            self.counts.quotes += n
-            self._block(block, ts.tolist(), lines)
-            last_ns = int(ts[-1])
+            step(unit, lines)
+            last_ns = unit_last_ns
             if len(lines) >= 512:
                 out.write(b"".join(lines))
                 lines.clear()
@@ -195,7 +180,14 @@ class Backtest:
         out.write(b"".join(lines))
         out.write(encoder.encode_control("Stop", self.stop_fields(), ts_ns=last_ns))
 
-    def _block(self, block: QuoteBlock, ts: list[int], lines: list[bytes]) -> None:
+    def _tick(self, tick: Tick, lines: list[bytes]) -> None:
+        now = tick.ts_event_ns
+        self._reports_due(now, lines)  # before this quote is on the board: attempts due by now trade
+        self._quote(tick, now, lines)  # against the quotes that prevailed until now (SimVenue reads the board)
+
+    def _block(self, block: QuoteBlock, lines: list[bytes]) -> None:
+        self.counts.quotes += len(block)
+        ts = block.ts_event_ns.tolist()
         symbols = block.symbols
         single = len(symbols) == 1
         rows_of: dict[str, list[int]] = {}

@@ -54,7 +54,7 @@ __all__ = ["QuoteBlock", "merge_columns", "read_columns"]
 CHUNK_BYTES: Final = 4 << 20
 _PAD_FRONT: Final = 24  # bytes before the chunk: a right-aligned 3-word read of a field never leaves the buffer
 _PAD_BACK: Final = 16
-_U8 = npt.NDArray[np.uint64]
+_Words64 = npt.NDArray[np.uint64]  # 8-byte little-endian words
 
 _TEMPLATE: Final = (
     b'{"type":"Md","seq":', b',"ts_ns":', b',"v":1,"symbol":"', b'","bid":"', b'","ask":"', b'","bid_qty":"',
@@ -129,7 +129,7 @@ class _Words:
         self.bytes = np.frombuffer(padded, dtype=np.uint8)
         self.words = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
 
-    def at(self, positions: IntArray) -> _U8:
+    def at(self, positions: IntArray) -> _Words64:
         return self.words[positions]
 
     def matches(self, positions: IntArray, text: bytes) -> npt.NDArray[np.bool_]:
@@ -139,7 +139,7 @@ class _Words:
             ok &= (self.words[positions + offset] & mask) == expected
         return ok
 
-    def digits(self, start: IntArray, end: IntArray, most: int) -> tuple[_U8, npt.NDArray[np.bool_]]:
+    def digits(self, start: IntArray, end: IntArray, most: int) -> tuple[_Words64, npt.NDArray[np.bool_]]:
         """The unsigned integer spelled by bytes ``start .. end-1`` of each row (1..``most`` <= 19 digits) and
         whether they are all digits and that many."""
         length = end - start
