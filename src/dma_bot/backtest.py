@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from dma_bot.bus import Latest
 from dma_bot.config import Config
+from dma_bot.equity import EquityCurve
 from dma_bot.feed.recording_columns import QuoteBlock
 from dma_bot.gateways.sim_venue import SimVenue
 from dma_bot.model.enums import Side
@@ -33,7 +34,7 @@ from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot
 from dma_bot.params import risk_params, router_params, sim_venue_params, sizes, strategy_params
-from dma_bot.positions.ledger import Ledger
+from dma_bot.positions.ledger import Ledger, tidy
 from dma_bot.recorder.jsonl import JsonlEncoder
 from dma_bot.risk.limits import RiskEngine
 from dma_bot.risk.order_ids import ClientOrderIds
@@ -137,8 +138,9 @@ class Backtest:
         self.encoder = JsonlEncoder(instruments)
         self.record_md = record_md
         self.counts = BacktestCounts()
-        self.peak_pnl = Decimal(0)  # the highest net PnL seen after a fill (and 0 before the first)
-        self.max_drawdown = Decimal(0)  # the largest fall of net PnL from that peak, quote currency
+        self.equity = EquityCurve()  # net PnL marked after fills and at each recorded minute's start
+        self._positions_stale = False  # the ledger changed since self.positions was last published
+        self._minute = -1  # the recorded minute (ts // MINUTE_NS) of the last quote
 
     def run(self, ticks: Iterable[Tick], out: IO[bytes], start_fields: dict[str, Any]) -> None:
         """Every quote of ``ticks`` through the cores; the venues' last reports after the last quote; a Start
@@ -265,6 +267,9 @@ class Backtest:
             mine = counts.by_strategy[key] = StrategyCounts()
         mine.signals += 1
         lines.append(encode(signal))
+        if self._positions_stale:  # risk and the router read the positions: publish what the ledger holds now
+            self._positions_stale = False
+            self.positions.publish(self.ledger.snapshot())
         decision = self.risk.check(signal, now)
         lines.append(encode(decision))
         if isinstance(decision, Order):
@@ -302,16 +307,13 @@ class Backtest:
             changed = ledger.apply(report) or changed
         lines.extend(encode(note) for note in ledger.take_notes())
         if changed:
-            self.positions.publish(ledger.snapshot())
-            self._mark()
+            self._positions_stale = True
+            self._mark(reports[-1].ts_event_ns)
 
-    def _mark(self) -> None:
-        """Net PnL (marked at the current mids) after fills: the peak and the largest drawdown from it."""
-        net = self.ledger.net_pnl(self.board)
-        if net > self.peak_pnl:
-            self.peak_pnl = net
-        elif self.peak_pnl - net > self.max_drawdown:
-            self.max_drawdown = self.peak_pnl - net
+    def _mark(self, ts_ns: int) -> None:
+        """Net PnL and exposure at the current mids into the equity curve (its peak and drawdown)."""
+        net, exposure = self.ledger.mark(self.board)
+        self.equity.mark(ts_ns, net, exposure)
 
     def _drain(self, now: int, lines: list[bytes]) -> int:
         """After the last quote, the venues' remaining reports at their due times (the recorded clock stops,
@@ -336,7 +338,7 @@ class Backtest:
             "fees": {asset: str(amount) for asset, amount in sorted(ledger.fees().items())},
             "fee_value": str(snapshot.fee_value),
             "net_pnl": str(ledger.net_pnl(self.board)),
-            "max_drawdown": str(self.max_drawdown),
+            "max_drawdown": str(tidy(self.equity.max_drawdown)),
             "open_orders": ledger.open_order_ids(),
             "clean": True,
         }

@@ -36,7 +36,8 @@ _DPI: Final = 100
 
 @dataclass(frozen=True, slots=True)
 class EquitySample:
-    """Net PnL (quote currency, fees included) and net position (base quantity) at ``ts_ns`` (UTC ns)."""
+    """Net PnL (quote currency, fees included) and net position at ``ts_ns`` (UTC ns): the traded quantities'
+    value at mid, quote currency (base quantities of several symbols do not add up)."""
 
     ts_ns: int
     net_pnl: Decimal
@@ -99,7 +100,7 @@ def write_equity_png(path: Path, samples: Sequence[EquitySample], *, title: str)
     drawdown_axes.plot(when, drawdown[kept], drawstyle="steps-post", marker=marker, color="tab:red", linewidth=0.8)
     drawdown_axes.set_ylabel("drawdown")
     position_axes.plot(when, position[kept], drawstyle="steps-post", marker=marker, color="tab:green")
-    position_axes.set_ylabel("net position")
+    position_axes.set_ylabel("net position (quote)")
     position_axes.set_xlabel("time (UTC)")
     for axes in (equity_axes, drawdown_axes, position_axes):
         axes.grid(True, alpha=0.3)

@@ -408,3 +408,24 @@ def test_ledger_same_trade_id_on_two_symbols_is_two_fills() -> None:
                 client_order_id="c2")
     )
     assert ledger.snapshot().net_steps == {"BTCUSDT": 2, "ETHUSDT": 3}
+
+
+def test_ledger_mark_equals_net_pnl_and_values_the_exposure_at_mid() -> None:
+    """mark() is net_pnl's exact value (realized + unrealized - priced fees) with the traded quantities'
+    value at mid, over random fills on two symbols and venues; a symbol without a mid counts 0 in both."""
+    rng = random.Random(5)
+    ledger = Ledger(INSTRUMENTS)
+    for n in range(300):
+        symbol = rng.choice(["BTCUSDT", "ETHUSDT"])
+        ledger.apply(_report(side=rng.choice([Side.BUY, Side.SELL]), symbol=symbol, venue=rng.choice("AB"),
+                             last_qty=rng.randint(1, 900), last_price=rng.randint(9_000, 11_000),
+                             client_order_id=f"m{n}", fee=Decimal(rng.randint(0, 999)) / 10_000))
+        board = _board(("BTCUSDT", rng.randint(9_000, 11_000), rng.randint(11_001, 11_003)),
+                       *([("ETHUSDT", 4_000, 4_001)] if n % 3 else []))
+        net, exposure = ledger.mark(board)
+        assert net == ledger.net_pnl(board)
+        held = {s: sum(p.traded_quantity for p in ledger.snapshot().positions.values() if p.symbol == s)
+                for s in ("BTCUSDT", "ETHUSDT")}
+        expected = sum((INSTRUMENTS[s].steps_to_qty(q) * INSTRUMENTS[s].ticks_to_price(board.mid2(s)) / 2
+                        for s, q in held.items() if board.mid2(s) is not None), Decimal(0))
+        assert exposure == expected

@@ -60,6 +60,7 @@ __all__ = [
     "FillGap",
     "Ledger",
     "LedgerStats",
+    "tidy",
 ]
 
 _log = logging.getLogger(__name__)
@@ -92,6 +93,11 @@ def _tidy(value: Decimal) -> Decimal:
     value = value.normalize(_EXACT)
     exponent = value.as_tuple().exponent
     return value.quantize(Decimal(1), context=_EXACT) if isinstance(exponent, int) and exponent > 0 else value
+
+
+def tidy(value: Decimal) -> Decimal:
+    """``value`` as the ledger spells amounts: no trailing zeros, whole numbers without an exponent."""
+    return _tidy(value)
 
 
 def _quote(subunits: int, unit: Decimal) -> Decimal:
@@ -212,7 +218,9 @@ class Ledger:
         "_board",
         "_books",
         "_done",
+        "_fee_total",
         "_gaps",
+        "_half_units",
         "_instruments",
         "_max_terminal",
         "_max_trades",
@@ -226,6 +234,7 @@ class Ledger:
         "_trade_order",
         "_trades",
         "_units",
+        "_units_e9",
         "_views",
         "stats",
     )
@@ -248,6 +257,9 @@ class Ledger:
             symbol: _EXACT.multiply(instrument.tick_size, instrument.step_size)
             for symbol, instrument in self._instruments.items()
         }
+        self._units_e9 = {symbol: _EXACT.scaleb(unit, -9) for symbol, unit in self._units.items()}  # per SUBUNIT
+        self._half_units = {symbol: _EXACT.divide(unit, _TWO) for symbol, unit in self._units.items()}
+        self._fee_total = _ZERO  # the sum of every book's fee_value (kept as fees are booked)
         self._board = board
         self._max_terminal = max_terminal_orders
         self._max_trades = max_trade_ids
@@ -387,6 +399,7 @@ class Ledger:
             _add(book.unvalued, asset, fee)
         else:
             book.fee_value = _EXACT.add(book.fee_value, value)
+            self._fee_total = _EXACT.add(self._fee_total, value)
 
     def apply_account(self, account: AccountSnapshot) -> bool:
         """Reconcile with a venue's account read (see :mod:`dma_bot.positions.drift`); True: the drift shown
@@ -505,8 +518,9 @@ class Ledger:
 
     def _in_quote(self, totals: dict[str, int]) -> Decimal:
         total = _ZERO
+        units = self._units_e9
         for symbol, amount in totals.items():
-            total = _EXACT.add(total, _quote(amount, self._units[symbol]))
+            total = _EXACT.add(total, _EXACT.multiply(Decimal(amount), units[symbol]))
         return _tidy(total)
 
     def realized_pnl(self) -> Decimal:
@@ -519,10 +533,7 @@ class Ledger:
 
     def fee_value(self) -> Decimal:
         """The quote value of every fee that has a price (see the module docstring)."""
-        total = _ZERO
-        for book in self._books.values():
-            total = _EXACT.add(total, book.fee_value)
-        return _tidy(total)
+        return _tidy(self._fee_total)
 
     def fees(self) -> dict[str, Decimal]:
         """Commissions per asset over every position."""
@@ -557,6 +568,35 @@ class Ledger:
     def net_pnl(self, board: MarketBoard) -> Decimal:
         """Realized + unrealized PnL - the value of the priced fees, in quote currency."""
         return _tidy(_EXACT.subtract(_EXACT.add(self.realized_pnl(), self.unrealized_pnl(board)), self.fee_value()))
+
+    def mark(self, board: MarketBoard) -> tuple[Decimal, Decimal]:
+        """``(net PnL, net exposure)`` at the board's mids, exactly and cheaply (for an equity curve marked
+        after every fill): :meth:`net_pnl`'s value (not tidied: compare it, :func:`tidy` it to show it), and
+        the traded quantities' value at mid summed over symbols, quote currency (a symbol without a mid
+        counts 0 in both, as in :meth:`unrealized_pnl`)."""
+        pnl: dict[str, int] = {}
+        held: dict[str, int] = {}
+        last = board.last
+        for (symbol, _venue), book in self._books.items():
+            amount = book.realized
+            quantity = book.quantity
+            if quantity:
+                tick = last.get(symbol)
+                if tick is not None:
+                    mid2 = tick.bid + tick.ask
+                    amount += quantity * mid2 * _HALF_SUBUNITS - book.cost
+                    held[symbol] = held.get(symbol, 0) + quantity * mid2
+            pnl[symbol] = pnl.get(symbol, 0) + amount
+        net = _EXACT.minus(self._fee_total)
+        units = self._units_e9
+        for symbol, amount in pnl.items():
+            if amount:
+                net = _EXACT.add(net, _EXACT.multiply(Decimal(amount), units[symbol]))
+        exposure = _ZERO
+        halves = self._half_units
+        for symbol, amount in held.items():
+            exposure = _EXACT.add(exposure, _EXACT.multiply(Decimal(amount), halves[symbol]))
+        return net, exposure
 
     def snapshot(self) -> PositionSnapshot:
         """An immutable view (read-only mappings over copies); cached until the next change."""

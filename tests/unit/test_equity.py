@@ -1,0 +1,51 @@
+"""EquityCurve: the exact peak and drawdown over every mark, per-minute closes, bounded samples."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+import pytest
+
+from dma_bot.equity import MINUTE_NS, EquityCurve
+
+
+def test_peak_and_max_drawdown_over_marks() -> None:
+    curve = EquityCurve()
+    for ts, net in enumerate(["1", "5", "2", "7", "-1.5", "3"]):
+        curve.mark(ts, Decimal(net), Decimal(0))
+    assert curve.peak == Decimal(7)
+    assert curve.max_drawdown == Decimal("8.5")  # 7 -> -1.5
+
+
+def test_a_curve_that_only_falls_draws_down_from_zero() -> None:
+    curve = EquityCurve()
+    curve.mark(1, Decimal("-2"), Decimal(0))
+    curve.mark(2, Decimal("-3"), Decimal(0))
+    assert (curve.peak, curve.max_drawdown) == (Decimal(0), Decimal(3))
+
+
+def test_minute_closes_are_the_last_mark_of_each_minute() -> None:
+    curve = EquityCurve()
+    curve.mark(10, Decimal(1), Decimal(0))
+    curve.mark(MINUTE_NS - 1, Decimal(2), Decimal(0))
+    curve.mark(3 * MINUTE_NS + 5, Decimal(4), Decimal(0))
+    curve.finish()
+    assert curve.minute_closes == [(0, Decimal(2)), (3 * MINUTE_NS, Decimal(4))]
+
+
+def test_samples_stay_bounded_and_keep_the_extremes_and_the_drawdown() -> None:
+    rng = random.Random(3)
+    curve = EquityCurve(max_samples=64)
+    values = [Decimal(rng.randint(-1000, 1000)) for _ in range(10_000)]
+    for ts, value in enumerate(values):
+        curve.mark(ts, value, Decimal(0))
+    assert len(curve.samples) < 64
+    kept = [sample.net_pnl for sample in curve.samples]
+    assert max(kept) == max(values) and min(kept) == min(values)
+    assert [s.ts_ns for s in curve.samples] == sorted(s.ts_ns for s in curve.samples)
+
+
+def test_too_few_samples_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_samples: at least 4, was 3"):
+        EquityCurve(max_samples=3)
