@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from dma_bot.bus import Latest
 from dma_bot.config import Config
-from dma_bot.equity import EquityCurve
+from dma_bot.equity import MINUTE_NS, EquityCurve
 from dma_bot.feed.recording_columns import QuoteBlock
 from dma_bot.gateways.sim_venue import SimVenue
 from dma_bot.model.enums import Side
@@ -141,6 +141,7 @@ class Backtest:
         self.equity = EquityCurve()  # net PnL marked after fills and at each recorded minute's start
         self._positions_stale = False  # the ledger changed since self.positions was last published
         self._minute = -1  # the recorded minute (ts // MINUTE_NS) of the last quote
+        self._last_ns = 0  # the last quote's time
 
     def run(self, ticks: Iterable[Tick], out: IO[bytes], start_fields: dict[str, Any]) -> None:
         """Every quote of ``ticks`` through the cores; the venues' last reports after the last quote; a Start
@@ -179,13 +180,27 @@ class Backtest:
         if first:
             out.write(encoder.encode_control("Start", start_fields, ts_ns=0))
         last_ns = self._drain(last_ns, lines)
+        if not first:
+            self._mark(last_ns)  # the end: the last minute's close
+        self.equity.finish()
         out.write(b"".join(lines))
         out.write(encoder.encode_control("Stop", self.stop_fields(), ts_ns=last_ns))
 
     def _tick(self, tick: Tick, lines: list[bytes]) -> None:
         now = tick.ts_event_ns
+        minute = now // MINUTE_NS
+        if minute != self._minute:
+            self._minute_starts(minute)
         self._reports_due(now, lines)  # before this quote is on the board: attempts due by now trade
         self._quote(tick, now, lines)  # against the quotes that prevailed until now (SimVenue reads the board)
+        self._last_ns = now
+
+    def _minute_starts(self, minute: int) -> None:
+        """A quote of a new recorded minute is next: the curve is marked as the last minute ended (the state
+        after the previous quote, at its time), so every minute has a close even without a fill."""
+        if self._minute >= 0:
+            self._mark(self._last_ns)
+        self._minute = minute
 
     def _block(self, block: QuoteBlock, lines: list[bytes]) -> None:
         self.counts.quotes += len(block)
@@ -209,6 +224,25 @@ class Backtest:
                     found.append((positions[rows], k, buy, strategy))
         board = _BlockBoard(self.board, block, rows_of)
         popped = 0  # rows whose reports-due step (before their quote) is done
+        minutes = block.ts_event_ns // MINUTE_NS
+        starts = (np.flatnonzero(minutes[1:] != minutes[:-1]) + 1).tolist()
+        if int(minutes[0]) != self._minute:
+            starts.insert(0, 0)
+        starts.append(len(ts))  # a sentinel: no minute starts there
+        next_start = 0  # index into starts
+
+        def minutes_until(p: int) -> None:
+            """The minute starts at rows <= p, in order, each after the rows before it are done."""
+            nonlocal popped, next_start
+            while starts[next_start] <= p:
+                q = starts[next_start]
+                next_start += 1
+                if q:
+                    popped = self._due_until(q - 1, ts, popped, board, lines)
+                    board.upto(q)
+                    self._last_ns = ts[q - 1]
+                self._minute_starts(int(minutes[q]))
+
         if found:
             at = np.concatenate([rows for rows, _, _, _ in found])
             rank = np.concatenate([np.full(len(rows), k) for rows, k, _, _ in found])
@@ -220,14 +254,17 @@ class Backtest:
             for p, is_buy, i in zip(at[sequence].tolist(), buys[sequence].tolist(), owner[sequence].tolist(),
                                     strict=True):
                 now = ts[p]
+                minutes_until(p)
                 popped = self._due_until(p, ts, popped, board, lines)
                 board.upto(p + 1)
                 strategy = strategies_found[i]
                 signal = _new_tuple(Signal, (strategy.name, strategy.symbol, _BUY if is_buy else _SELL,
                                              int(ask[p]) if is_buy else int(bid[p]), strategy.quantity, now, now))
                 self._signal(signal, now, lines)
+        minutes_until(len(ts) - 1)
         self._due_until(len(ts) - 1, ts, popped, board, lines)
         board.upto(len(ts))
+        self._last_ns = ts[-1]
 
     def _due_until(self, p: int, ts: list[int], popped: int, board: _BlockBoard, lines: list[bytes]) -> int:
         """The reports-due steps of rows ``popped .. p`` that have reports: at the first row whose time reaches a

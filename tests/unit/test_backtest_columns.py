@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 import dma_bot.feed.recording_columns as columns
 from dma_bot.backtest import Backtest
 from dma_bot.config import load_config, preset_values
+from dma_bot.equity import MINUTE_NS
 from dma_bot.feed.mock import RandomWalk
 from dma_bot.feed.recording import ReadStats
 from dma_bot.feed.recording_columns import read_columns
@@ -26,8 +28,8 @@ def _recording(path: Path, quotes: int, symbols: str) -> Path:
     encoder = JsonlEncoder(instruments)
     lines = [encoder.encode_control("Start", {"instruments": instrument_fields(instruments)}, ts_ns=1)]
     count = len(config["SYMBOLS"])
-    for i in range(quotes):  # 1 ms apart, a burst of equal times now and then
-        ts = 10**18 + (i - i % 7 if i % 50 < 10 else i) * 1_000_000
+    for i in range(quotes):  # 7 ms apart (minutes go by), a burst of equal times now and then
+        ts = 10**18 + (i - i % 7 if i % 50 < 10 else i) * 7_000_000
         lines.append(encoder.encode(walk.next(i % count, ts)))
     path.write_bytes(b"".join(lines))
     return path
@@ -54,4 +56,27 @@ def test_column_loop_equals_the_per_quote_loop(tmp_path: Path, monkeypatch: pyte
     by_columns.run_columns(read_columns(path, ReadStats(), symbols=config["SYMBOLS"]), columnar, {})
 
     assert columnar.getvalue() == reference.getvalue()
+    assert by_columns.equity.samples == per_quote.equity.samples
+    assert by_columns.equity.minute_closes == per_quote.equity.minute_closes
+    assert len(per_quote.equity.minute_closes) >= 3  # minutes were crossed (marked at each start)
     assert per_quote.counts.signals > 50 and per_quote.counts.reports > 50  # the run really trades
+
+
+def test_every_recorded_minute_has_a_close_even_without_a_fill(tmp_path: Path) -> None:
+    """The curve is marked at each minute start in both loops, so a quiet minute still has its close."""
+    path = _recording(tmp_path / "md.jsonl", 30_000, "BTCUSDT")  # 7 ms apart: 210 s, 4 minutes touched
+    values = {"FEED_MODE": "replay", "REPLAY_FILE": str(path), "VENUE_MODE": "mock", "SYMBOLS": "BTCUSDT",
+              "STRATEGIES": "mean_reversion", "MR_EDGE_TICKS": "1000000"}  # never signals
+    config = load_config(preset_values(str(ROOT / ".env.mock")), values)
+    instruments = replay_instruments(config)
+    prices = replay_prices(config, instruments)
+    per_quote = Backtest(config, instruments, prices)
+    per_quote.run(replay_ticks(config, instruments, ReadStats(), str(path)), io.BytesIO(), {})
+    by_columns = Backtest(config, instruments, prices)
+    by_columns.run_columns(read_columns(path, ReadStats(), symbols=config["SYMBOLS"]), io.BytesIO(), {})
+
+    first, last = 10**18 - 10**18 % MINUTE_NS, (10**18 + 29_999 * 7_000_000) // MINUTE_NS * MINUTE_NS
+    expected = [(minute, Decimal(0)) for minute in range(first, last + 1, MINUTE_NS)]
+    assert per_quote.counts.signals == 0
+    assert per_quote.equity.minute_closes == expected
+    assert by_columns.equity.minute_closes == expected
