@@ -40,6 +40,7 @@ from dma_bot.risk.limits import RiskEngine
 from dma_bot.risk.order_ids import ClientOrderIds
 from dma_bot.router.scoring import Router
 from dma_bot.strategies import Strategy, make_strategy
+from dma_bot.strategy_books import StrategyBooks
 
 __all__ = ["Backtest", "BacktestCounts", "StrategyCounts"]
 
@@ -138,6 +139,7 @@ class Backtest:
         self.encoder = JsonlEncoder(instruments)
         self.record_md = record_md
         self.counts = BacktestCounts()
+        self.books = StrategyBooks(instruments, self.board)  # each strategy's fills, fees, PnL and drawdown
         self.equity = EquityCurve()  # net PnL marked after fills and at each recorded minute's start
         self._positions_stale = False  # the ledger changed since self.positions was last published
         self._minute = -1  # the recorded minute (ts // MINUTE_NS) of the last quote
@@ -183,6 +185,7 @@ class Backtest:
         if not first:
             self._mark(last_ns)  # the end: the last minute's close
         self.equity.finish()
+        self.books.finish()
         out.write(b"".join(lines))
         out.write(encoder.encode_control("Stop", self.stop_fields(), ts_ns=last_ns))
 
@@ -315,6 +318,7 @@ class Backtest:
             for route in self.router.route(decision, self.positions.value, now):
                 counts.routes += 1
                 lines.append(encode(route))
+                self.books.routed(route)
                 self.venues[route.venue].submit(route, now)
         else:
             counts.rejects += 1
@@ -338,19 +342,28 @@ class Backtest:
         ledger = self.ledger
         changed = False
         encode = self.encoder.encode
+        books = self.books
+        moved: set[str] = set()
         for report in reports:
             self.counts.reports += 1
             lines.append(encode(report))
             changed = ledger.apply(report) or changed
+            strategy = books.apply(report)
+            if strategy is not None:
+                moved.add(strategy)
         lines.extend(encode(note) for note in ledger.take_notes())
         if changed:
             self._positions_stale = True
-            self._mark(reports[-1].ts_event_ns)
+            ts_ns = reports[-1].ts_event_ns
+            self.equity.mark(ts_ns, *ledger.mark(self.board))
+            for strategy in sorted(moved):
+                books.mark(strategy, ts_ns)
 
     def _mark(self, ts_ns: int) -> None:
-        """Net PnL and exposure at the current mids into the equity curve (its peak and drawdown)."""
+        """Net PnL and exposure at the current mids into the equity curves, the total and each strategy's."""
         net, exposure = self.ledger.mark(self.board)
         self.equity.mark(ts_ns, net, exposure)
+        self.books.mark_all(ts_ns)
 
     def _drain(self, now: int, lines: list[bytes]) -> int:
         """After the last quote, the venues' remaining reports at their due times (the recorded clock stops,

@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +122,7 @@ def _report(recordings: list[str], stats: ReadStats, backtest: Backtest) -> dict
             "net_pnl": stop["net_pnl"],
             "max_drawdown": stop["max_drawdown"],
         },
-        "by_strategy": [
-            {"strategy": strategy, "symbol": symbol, "signals": c.signals, "orders": c.orders,
-             "rejects": dict(sorted(c.rejects.items()))}
-            for (strategy, symbol), c in sorted(counts.by_strategy.items())
-        ],
+        "by_strategy": _by_strategy(backtest),
         "by_position": [
             {"symbol": p.symbol, "venue": p.venue, "quantity": str(p.holdings),
              "traded_quantity": backtest.instruments[p.symbol].format_qty(p.traded_quantity),
@@ -134,6 +131,39 @@ def _report(recordings: list[str], stats: ReadStats, backtest: Backtest) -> dict
             for p in sorted(backtest.ledger.snapshot().positions.values(), key=lambda p: (p.symbol, p.venue))
         ],
     }
+
+
+def _by_strategy(backtest: Backtest) -> list[dict[str, Any]]:
+    """Per strategy: its signals, orders and rejects (also per symbol) and its books (fills, volume, fees, PnL,
+    max drawdown; also per symbol and venue)."""
+    money = backtest.books.report()
+    names = sorted({*backtest.config["STRATEGIES"], *money})
+    rows = []
+    for name in names:
+        symbols = [(symbol, c) for (strategy, symbol), c in sorted(backtest.counts.by_strategy.items())
+                   if strategy == name]
+        rejects: dict[str, int] = {}
+        for _, c in symbols:
+            for reason, n in c.rejects.items():
+                rejects[reason] = rejects.get(reason, 0) + n
+        books = money.get(name) or {"fills": 0, "notional": "0", "fees": {}, "fee_value": "0", "realized_pnl": "0",
+                                    "unrealized_pnl": "0", "net_pnl": "0", "max_drawdown": "0", "by_symbol_venue": []}
+        rows.append({
+            "strategy": name,
+            "signals": sum(c.signals for _, c in symbols),
+            "orders": sum(c.orders for _, c in symbols),
+            "rejects": dict(sorted(rejects.items())),
+            **{key: value for key, value in books.items() if key != "by_symbol_venue"},
+            "by_symbol": [{"symbol": symbol, "signals": c.signals, "orders": c.orders,
+                           "rejects": dict(sorted(c.rejects.items()))} for symbol, c in symbols],
+            "by_symbol_venue": books["by_symbol_venue"],
+        })
+    return rows
+
+
+def _short(amount: str) -> str:
+    """A money string cut to 2 decimals for the table (report.json keeps it exact)."""
+    return f"{Decimal(amount):,.2f}"
 
 
 def _print_summary(report: dict[str, Any], run: dict[str, Any], out: Path) -> None:
@@ -145,7 +175,13 @@ def _print_summary(report: dict[str, Any], run: dict[str, Any], out: Path) -> No
           f"fills {totals['fills']:,}")
     print(f"realized {totals['realized_pnl']}  unrealized {totals['unrealized_pnl']}  fees {totals['fee_value']}  "
           f"net {totals['net_pnl']}  max drawdown {totals['max_drawdown']}")
+    print(f"  {'strategy':<16} {'symbol':<10} {'signals':>8} {'orders':>7} {'rejects':>8} {'fills':>7} "
+          f"{'net PnL':>16} {'max drawdown':>16}")
     for row in report["by_strategy"]:
-        print(f"  {row['strategy']:<16} {row['symbol']:<10} signals {row['signals']:>8,}  orders {row['orders']:>6,}  "
-              f"rejects {sum(row['rejects'].values()):>8,}")
+        print(f"  {row['strategy']:<16} {'(all)':<10} {row['signals']:>8,} {row['orders']:>7,} "
+              f"{sum(row['rejects'].values()):>8,} {row['fills']:>7,} {_short(row['net_pnl']):>16} "
+              f"{_short(row['max_drawdown']):>16}")
+        for line in row["by_symbol"]:
+            print(f"  {'':<16} {line['symbol']:<10} {line['signals']:>8,} {line['orders']:>7,} "
+                  f"{sum(line['rejects'].values()):>8,}")
     print(f"events: {out / 'events.jsonl'}  report: {out / 'report.json'}")

@@ -18,9 +18,11 @@ import orjson
 from dma_bot.backtest import Backtest
 from dma_bot.config import load_config
 from dma_bot.exchange_sim import ExchangeSim
-from dma_bot.feed.recording import ReadStats, read_ticks
+from dma_bot.feed.recording import ReadStats, read_ticks, recording_instruments
 from dma_bot.main import run_daemon
 from dma_bot.params import replay_instruments, replay_prices
+from dma_bot.positions.ledger import Ledger, tidy
+from dma_bot.recorder.jsonl_decode import to_event
 
 
 async def _recording(path: Path) -> None:
@@ -127,9 +129,46 @@ async def test_backtest_command_writes_identical_events_and_report_twice(tmp_pat
         (1 if r["side"] == "BUY" else -1) * Decimal(r["last_qty"])
         for r in (orjson.loads(line) for line in (runs[0] / "events.jsonl").read_bytes().splitlines())
         if r["type"] == "Exec" and r["symbol"] == "BTCUSDT" and Decimal(r["last_qty"]))
+    _assert_books_are_the_events_ledger(recording, runs[0], report)
     code, _, err = await _command(str(tmp_path / "nowhere.jsonl"), cwd=tmp_path)
     assert code == 2
     assert err.strip().splitlines() == [err.strip()] and "nowhere.jsonl" in err
+
+
+def _assert_books_are_the_events_ledger(recording: Path, run: Path, report: dict[str, Any]) -> None:
+    """The report's money is what a fresh Ledger makes of events.jsonl's Exec records: in total and per strategy
+    (each Exec attributed through its Route), per symbol and venue inside each strategy, and the Stop record's."""
+    instruments = recording_instruments(recording)
+    records = [orjson.loads(line) for line in (run / "events.jsonl").read_bytes().splitlines()]
+    owner = {r["client_order_id"]: r["strategy"] for r in records if r["type"] == "Route"}
+    total = Ledger(instruments)
+    ledgers: dict[str, Ledger] = defaultdict(lambda: Ledger(instruments))
+    fills: dict[str, int] = defaultdict(int)
+    for record in records:
+        if record["type"] == "Exec":
+            report_event = to_event(record, instruments)
+            total.apply(report_event)
+            ledgers[owner[report_event.client_order_id]].apply(report_event)
+            fills[owner[report_event.client_order_id]] += report_event.last_qty > 0
+    stop = records[-1]
+    totals = report["totals"]
+    assert totals["realized_pnl"] == stop["realized_pnl"] == str(total.realized_pnl())
+    assert totals["fee_value"] == stop["fee_value"] == str(total.fee_value())
+    assert totals["fills"] == total.stats.fills
+    traded = [row for row in report["by_strategy"] if row["fills"]]
+    assert len(traded) >= 2  # several strategies really traded: the attribution is tested
+    for row in report["by_strategy"]:
+        ledger = ledgers[row["strategy"]]
+        assert row["realized_pnl"] == str(ledger.realized_pnl()), row["strategy"]
+        assert row["fee_value"] == str(ledger.fee_value()), row["strategy"]
+        assert row["fees"] == {asset: str(tidy(fee)) for asset, fee in ledger.fees().items()}, row["strategy"]
+        assert row["fills"] == fills[row["strategy"]] == ledger.stats.fills
+        positions = ledger.snapshot().positions
+        assert {(r["symbol"], r["venue"]): r["realized_pnl"] for r in row["by_symbol_venue"]} == {
+            key: str(position.realized_pnl) for key, position in positions.items()}
+    # net PnL (cash + marked holdings - fees) adds up across strategies; realized PnL need not: in the total
+    # book one strategy's buy can close another's short, in their own books it opens a position
+    assert sum(Decimal(row["net_pnl"]) for row in report["by_strategy"]) == Decimal(totals["net_pnl"])
 
 
 async def test_record_command_records_market_data_only_from_the_binance_feed(tmp_path: Path) -> None:

@@ -569,6 +569,17 @@ class Ledger:
         """Realized + unrealized PnL - the value of the priced fees, in quote currency."""
         return _tidy(_EXACT.subtract(_EXACT.add(self.realized_pnl(), self.unrealized_pnl(board)), self.fee_value()))
 
+    def book_pnl(self, board: MarketBoard) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
+        """Per (symbol, venue) book: realized PnL and unrealized PnL at mid (0 without a mid), quote currency,
+        before fees."""
+        out: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+        for key, book in self._books.items():
+            unit = self._units[key[0]]
+            mid2 = board.mid2(key[0]) if book.quantity else None
+            unrealized = 0 if mid2 is None else book.quantity * mid2 * _HALF_SUBUNITS - book.cost
+            out[key] = (_quote(book.realized, unit), _quote(unrealized, unit))
+        return out
+
     def mark(self, board: MarketBoard) -> tuple[Decimal, Decimal]:
         """``(net PnL, net exposure)`` at the board's mids, exactly and cheaply (for an equity curve marked
         after every fill): :meth:`net_pnl`'s value (not tidied: compare it, :func:`tidy` it to show it), and

@@ -1,0 +1,127 @@
+"""StrategyBooks: a backtest's money per strategy, and per symbol and venue inside it.
+
+Owns the attribution of fills to strategies and nothing else: every child order the router sends carries its
+strategy (``Route.strategy``); its client order id is remembered until the order's terminal report, and each
+execution report of it goes into that strategy's own :class:`~dma_bot.positions.ledger.Ledger` (the same core
+as the backtest's total ledger, so realized PnL, fees per asset and unrealized PnL at mid are computed the same
+way) and marks that strategy's :class:`~dma_bot.equity.EquityCurve` (its peak and max drawdown). It also counts
+fills and traded volume (base steps and quote notional) per (strategy, symbol, venue). Pure: no I/O, no clock.
+
+Every route has a strategy, so fills, volume, fees and net PnL (cash, holdings at mid, fees) add up over the
+strategies to the total ledger's; realized PnL need not: in the total book one strategy's buy can close another
+strategy's short, while in their own books it opens a position. A report for an order this class never saw
+routed is counted under ``unattributed`` and kept out of every strategy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+from dma_bot.equity import EquityCurve
+from dma_bot.model.events import ExecReport, Route
+from dma_bot.model.instrument import Instrument
+from dma_bot.model.market import MarketBoard
+from dma_bot.positions.ledger import Ledger, tidy
+
+__all__ = ["StrategyBooks"]
+
+_ZERO: Final = Decimal(0)
+
+
+@dataclass(slots=True)
+class _Flow:
+    """One (strategy, symbol, venue): fills, base steps traded (both sides) and their notional, tick*step units."""
+
+    fills: int = 0
+    steps: int = 0
+    notional: int = 0
+
+
+class StrategyBooks:
+    def __init__(self, instruments: Mapping[str, Instrument], board: MarketBoard) -> None:
+        self._instruments = dict(instruments)
+        self._board = board
+        self._owner: dict[str, str] = {}  # open child client order id -> strategy
+        self.ledgers: dict[str, Ledger] = {}
+        self.curves: dict[str, EquityCurve] = {}
+        self.flows: dict[tuple[str, str, str], _Flow] = {}
+        self.unattributed = 0
+
+    def routed(self, route: Route) -> None:
+        strategy = route.strategy
+        self._owner[route.client_order_id] = strategy
+        if strategy not in self.ledgers:
+            self.ledgers[strategy] = Ledger(self._instruments, board=self._board)
+            self.curves[strategy] = EquityCurve()
+
+    def apply(self, report: ExecReport) -> str | None:
+        """Book the report in its strategy's ledger; the strategy when that changed its books, else None."""
+        cid = report.client_order_id
+        strategy = self._owner.pop(cid, None) if report.status.is_terminal else self._owner.get(cid)
+        if strategy is None:
+            self.unattributed += 1
+            return None
+        if report.last_qty > 0:
+            key = (strategy, report.symbol, report.venue)
+            flow = self.flows.get(key)
+            if flow is None:
+                flow = self.flows[key] = _Flow()
+            flow.fills += 1
+            flow.steps += report.last_qty
+            flow.notional += report.last_qty * report.last_price
+        return strategy if self.ledgers[strategy].apply(report) else None
+
+    def mark(self, strategy: str, ts_ns: int) -> None:
+        net, exposure = self.ledgers[strategy].mark(self._board)
+        self.curves[strategy].mark(ts_ns, net, exposure)
+
+    def mark_all(self, ts_ns: int) -> None:
+        for strategy in self.ledgers:
+            self.mark(strategy, ts_ns)
+
+    def finish(self) -> None:
+        for curve in self.curves.values():
+            curve.finish()
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        """Per strategy: fills, volume, fees per asset, realized/unrealized/net PnL, max drawdown; and the same
+        per symbol and venue inside it (``by_symbol_venue``). Money as exact decimal strings."""
+        board = self._board
+        out: dict[str, dict[str, Any]] = {}
+        for strategy in sorted(self.ledgers):
+            ledger = self.ledgers[strategy]
+            curve = self.curves[strategy]
+            rows = []
+            volume = _ZERO
+            fills = 0
+            books = ledger.book_pnl(board)
+            for (symbol, venue), (realized, unrealized) in sorted(books.items()):
+                flow = self.flows.get((strategy, symbol, venue), _Flow())
+                instrument = self._instruments[symbol]
+                notional = tidy(instrument.ticks_to_price(flow.notional) * instrument.step_size)
+                position = ledger.snapshot().positions[(symbol, venue)]
+                rows.append({
+                    "symbol": symbol, "venue": venue, "fills": flow.fills,
+                    "volume": instrument.format_qty(flow.steps), "notional": str(notional),
+                    "fees": {asset: str(tidy(amount)) for asset, amount in sorted(position.fees.items())},
+                    "realized_pnl": str(realized), "unrealized_pnl": str(unrealized),
+                    "position": str(position.holdings),
+                })
+                volume += notional
+                fills += flow.fills
+            snapshot = ledger.snapshot()
+            out[strategy] = {
+                "fills": fills,
+                "notional": str(tidy(volume)),
+                "fees": {asset: str(tidy(amount)) for asset, amount in sorted(ledger.fees().items())},
+                "fee_value": str(snapshot.fee_value),
+                "realized_pnl": str(snapshot.realized_pnl),
+                "unrealized_pnl": str(ledger.unrealized_pnl(board)),
+                "net_pnl": str(ledger.net_pnl(board)),
+                "max_drawdown": str(tidy(curve.max_drawdown)),
+                "by_symbol_venue": rows,
+            }
+        return out
