@@ -82,5 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def _run() -> int:
+    """``main()``, with stdout closed early by its reader (``... | head``) ending the command quietly, as a
+    pipe's writer should, instead of a traceback (what was to be written to files is written by then)."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 1
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_run())
