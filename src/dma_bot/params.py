@@ -16,7 +16,15 @@ from typing import Final
 from dma_bot.config import Config
 from dma_bot.errors import ConfigError
 from dma_bot.feed.mock import RandomWalkParams
-from dma_bot.feed.recording import ReadStats, RecordingError, read_ticks, recording_instruments, rust_instruments
+from dma_bot.feed.recording import (
+    ALL_TIME,
+    ReadStats,
+    RecordingError,
+    Window,
+    read_ticks,
+    recording_instruments,
+    rust_instruments,
+)
 from dma_bot.feed.recording_columns import QuoteBlock, read_columns
 from dma_bot.gateways.sim_venue import SimVenueParams
 from dma_bot.model.events import Tick
@@ -191,11 +199,21 @@ def replay_ticks(
 
 
 def replay_columns(
-    config: Config, instruments: Mapping[str, Instrument], stats: ReadStats, path: str, *, strict: bool = False
+    config: Config,
+    instruments: Mapping[str, Instrument],
+    stats: ReadStats,
+    path: str,
+    *,
+    strict: bool = False,
+    selected: bool = False,
+    window: Window = ALL_TIME,
 ) -> Iterator[QuoteBlock]:
-    """:func:`replay_ticks` as column blocks (symbol index = position in SYMBOLS): the backtest's reader."""
+    """:func:`replay_ticks` as column blocks (symbol index = position in SYMBOLS): the backtest's reader.
+    ``selected``: SYMBOLS is a selection (other symbols' quotes are ``not_selected``); ``window``: the quotes
+    wanted (see :func:`~dma_bot.feed.recording.read_ticks`)."""
     rust = None if recording_instruments(path) else instruments
-    return read_columns(path, stats, symbols=config["SYMBOLS"], rust_instruments=rust, strict=strict)
+    return read_columns(path, stats, symbols=config["SYMBOLS"], rust_instruments=rust, strict=strict,
+                        selected=selected, window=window)
 
 
 def replay_prices(config: Config, instruments: Mapping[str, Instrument]) -> dict[str, Decimal]:

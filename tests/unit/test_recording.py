@@ -86,7 +86,7 @@ def test_bad_lines_out_of_order_and_unknown_symbols_are_counted_with_line_number
     ticks = list(read_ticks(path, stats, symbols=["BTCUSDT"]))
 
     assert ticks == [TICKS[0], TICKS[2]]
-    assert {r: n for r, n in stats.skipped.items() if r is not SkipReason.NOT_MD} == {
+    assert {r: n for r, n in stats.skipped.items() if n and r is not SkipReason.NOT_MD} == {
         SkipReason.BAD_LINE: 2, SkipReason.OUT_OF_ORDER: 1, SkipReason.UNKNOWN_SYMBOL: 1}
     assert [(number, reason) for _, number, reason, _ in stats.problems] == [
         (3, SkipReason.UNKNOWN_SYMBOL), (5, SkipReason.BAD_LINE), (6, SkipReason.OUT_OF_ORDER),

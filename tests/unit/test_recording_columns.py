@@ -7,6 +7,7 @@ chunks put line, section and tie boundaries inside and across chunks.
 
 from __future__ import annotations
 
+import gzip
 import random
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +16,18 @@ import orjson
 import pytest
 
 import dma_bot.feed.recording_columns as columns
-from dma_bot.feed.recording import LineReader, ReadStats, RecordingError, merge_ticks, read_ticks, rust_instruments
+from dma_bot.feed.recording import (
+    ALL_TIME,
+    QUIET_REASONS,
+    LineReader,
+    ReadStats,
+    RecordingError,
+    SkipReason,
+    Window,
+    merge_ticks,
+    read_ticks,
+    rust_instruments,
+)
 from dma_bot.feed.recording_columns import merge_columns, read_columns
 from dma_bot.model.enums import Side
 from dma_bot.model.events import Signal, Tick
@@ -82,11 +94,13 @@ def _mixed_file(path: Path, rng: random.Random) -> Path:
     return path
 
 
-def _both(path: Path, symbols: list[str], *, strict: bool = False,
-          rust: dict[str, Instrument] | None = None) -> tuple[list[Tick], ReadStats, list[Tick], ReadStats]:
+def _both(path: Path, symbols: list[str], *, strict: bool = False, rust: dict[str, Instrument] | None = None,
+          selected: bool = False, window: Window = ALL_TIME) -> tuple[list[Tick], ReadStats, list[Tick], ReadStats]:
     reference, fast = ReadStats(), ReadStats()
-    ticks = list(read_ticks(path, reference, symbols=symbols, rust_instruments=rust, strict=strict))
-    rows = [tick for block in read_columns(path, fast, symbols=symbols, rust_instruments=rust, strict=strict)
+    ticks = list(read_ticks(path, reference, symbols=symbols, rust_instruments=rust, strict=strict,
+                            selected=selected, window=window))
+    rows = [tick for block in read_columns(path, fast, symbols=symbols, rust_instruments=rust, strict=strict,
+                                           selected=selected, window=window)
             for tick in block.ticks()]
     return ticks, reference, rows, fast
 
@@ -182,3 +196,95 @@ def test_merged_files_equal_the_reference_merge_ties_included(tmp_path: Path, mo
            for tick in block.ticks()]
 
     assert got == expected and len(got) == 900
+
+
+_T0 = 10**18
+
+
+@pytest.mark.parametrize("chunk", [64, 1000, 1 << 20])
+@pytest.mark.parametrize("window", [Window(_T0 + 200_000), Window(None, _T0 + 500_000),
+                                    Window(_T0 + 100_000, _T0 + 10**9 + 100_000)])
+@pytest.mark.parametrize("selected", [False, True])
+def test_column_reader_equals_the_reference_with_a_window_and_a_selection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, window: Window, selected: bool) -> None:
+    monkeypatch.setattr(columns, "CHUNK_BYTES", chunk)
+    path = _mixed_file(tmp_path / "mixed.jsonl", random.Random(5))
+
+    ticks, reference, rows, fast = _both(path, ["SOLUSDT", "BTCUSDT"], selected=selected, window=window)
+
+    assert rows == ticks
+    assert fast == reference
+    assert len(ticks) > 100 and reference.skipped[SkipReason.OUTSIDE_WINDOW] > 0
+    assert all((window.start_ns or 0) <= tick.ts_event_ns < (window.end_ns or 2**63) for tick in ticks)
+    quiet = {reason for _, _, reason, _ in reference.problems} & QUIET_REASONS
+    assert not quiet  # skipped on purpose: never a problem
+    if selected:  # ETHUSDT's quotes (and the one of a symbol without an instrument) are left out, not problems
+        assert reference.skipped[SkipReason.NOT_SELECTED] > 100 and reference.skipped[SkipReason.UNKNOWN_SYMBOL] == 0
+    else:
+        assert reference.skipped[SkipReason.UNKNOWN_SYMBOL] > 100 and reference.skipped[SkipReason.NOT_SELECTED] == 0
+
+
+@pytest.mark.parametrize("chunk", [64, 1 << 20])
+@pytest.mark.parametrize("window", [Window(), Window(_T0 + 300_000, _T0 + 600_000)])
+def test_strict_with_a_selection_raises_the_reference_error_or_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, window: Window) -> None:
+    monkeypatch.setattr(columns, "CHUNK_BYTES", chunk)
+    path = _mixed_file(tmp_path / "mixed.jsonl", random.Random(9))
+
+    def outcome(read: object) -> str:
+        try:
+            list(read(path, ReadStats(), symbols=["BTCUSDT", "SOLUSDT"], strict=True, selected=True,  # type: ignore
+                      window=window))
+        except RecordingError as e:
+            return str(e)
+        return "no error"
+
+    assert outcome(read_columns) == outcome(read_ticks) != "no error"
+    assert "is not asked for" not in outcome(read_ticks)  # ETHUSDT is not selected: no problem
+
+
+@pytest.mark.parametrize("chunk", [300, 1 << 20])
+@pytest.mark.parametrize(("symbols", "selected"), [(["BTCUSDT", "SOLUSDT"], False), (["BTCUSDT"], False),
+                                                   (["BTCUSDT"], True)])
+def test_reading_stops_at_the_window_end_and_counts_the_file_as_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int, symbols: list[str], selected: bool) -> None:
+    """The rest of the file is not read: here it is a truncated gzip stream, an error for a full read. Nothing
+    after the quote that ends the window is counted (SOLUSDT's quotes, when not asked for, are counted in bulk)."""
+    monkeypatch.setattr(columns, "CHUNK_BYTES", chunk)
+    ticks = _walk(random.Random(4), 30_000, _T0, ["BTCUSDT", "SOLUSDT"])
+    data = b"".join(_section(JsonlEncoder(INSTRUMENTS), ticks, INSTRUMENTS))
+    path = tmp_path / "long.jsonl.gz"
+    packed = gzip.compress(data)
+    path.write_bytes(packed[: len(packed) * 3 // 5])
+    window = Window(_T0 + 1_000_000, _T0 + 3_000_000)  # quotes 1,000 .. 3,000 of 30,000
+    with pytest.raises(RecordingError, match=r"long\.jsonl\.gz: a readable recording"):
+        list(read_ticks(path, ReadStats()))
+
+    got, reference, rows, fast = _both(path, symbols, window=window, selected=selected)
+
+    assert rows == got == [tick for tick in ticks if _T0 + 1_000_000 <= tick.ts_event_ns < _T0 + 3_000_000
+                           and tick.symbol in symbols]
+    assert fast == reference
+    ends = next(i for i, tick in enumerate(ticks) if tick.ts_event_ns >= _T0 + 3_000_000 and tick.symbol in symbols)
+    assert reference.lines == 1 + ends + 1  # the Start, the quotes up to the first past the end
+    assert reference.lines < data.count(b"\n") // 5
+    wanted = sum(tick.symbol in symbols for tick in ticks[:1_000])
+    assert reference.skipped[SkipReason.OUTSIDE_WINDOW] == wanted + 1  # before it, and the quote that ends it
+    others = SkipReason.NOT_SELECTED if selected else SkipReason.UNKNOWN_SYMBOL
+    assert reference.skipped[others] == sum(tick.symbol not in symbols for tick in ticks[:ends])
+    assert reference.input_bytes == path.stat().st_size
+
+
+def test_a_selection_on_the_rust_format_leaves_other_symbols_out_without_problems(tmp_path: Path) -> None:
+    lines = [{"Md": {"ts_ns": 10 + i, "symbol": "BTCUSDT" if i % 3 else "ETHUSDT", "best_bid": 6500012 + i,
+                     "best_ask": 6500015 + i}} for i in range(60)]
+    path = tmp_path / "rust.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(line) for line in lines) + b"\n")
+    rust = rust_instruments(["BTCUSDT"], Decimal("0.001"))
+
+    ticks, reference, rows, fast = _both(path, ["BTCUSDT"], rust=rust, selected=True, window=Window(20))
+
+    assert rows == ticks and [tick.ts_event_ns for tick in ticks] == [t for t in range(20, 70) if (t - 10) % 3]
+    assert fast == reference
+    assert (reference.skipped[SkipReason.NOT_SELECTED], reference.skipped[SkipReason.OUTSIDE_WINDOW]) == (20, 6)
+    assert reference.problems == [] and reference.skipped[SkipReason.BAD_LINE] == 0

@@ -17,10 +17,19 @@ reads no clock and makes no decision: it parses, checks order and counts what it
   (of the compressed file for ``.gz`` and ``.zst``), for a progress bar against the files' sizes.
 
 A line that cannot be parsed (``bad_line``), a quote older than the previous quote of the file
-(``out_of_order``) or of a symbol not asked for or without an instrument (``unknown_symbol``) is counted per
-reason with the first :data:`FIRST_PROBLEMS` kept with their line numbers, and skipped; with ``strict`` the
-first one raises :class:`RecordingError` naming the file and line. Timestamps: a quote's ``ts_event_ns`` is when
-it happened (the venue's time for Binance, the mock feed's emission), and the order checks use it.
+(``out_of_order``) or of a symbol not asked for (``unknown_symbol``) is a problem: counted per reason with the
+first :data:`FIRST_PROBLEMS` kept with their line numbers, and skipped; with ``strict`` the first one raises
+:class:`RecordingError` naming the file and line. Timestamps: a quote's ``ts_event_ns`` is when it happened
+(the venue's time for Binance, the mock feed's emission), and the order checks use it.
+
+What is skipped on purpose is counted but is no problem (:data:`QUIET_REASONS`, never in ``problems``, never
+raised by ``strict``): other records (``not_md``); with ``selected`` (the backtest's ``--symbols``) the quotes
+of every symbol not in ``symbols`` (``not_selected``, before their fields are read: a broken line of a symbol
+left out is no concern of the run); and with a time window ``[start_ns, end_ns)`` the quotes outside it
+(``outside_window``; the order check comes first, so a late quote is ``out_of_order`` wherever it falls). A
+file is in time order once late quotes are dropped, so the first in-order quote at or after ``end_ns`` ends
+the reading of that file: it is counted (one ``outside_window``) and the rest of the file is not read, and
+``ReadStats.input_bytes`` then counts the whole file (as stored) as done.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import io
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -44,10 +54,13 @@ from dma_bot.model.instrument import Instrument
 from dma_bot.recorder.jsonl_decode import grid_places, grid_units
 
 __all__ = [
+    "ALL_TIME",
     "FIRST_PROBLEMS",
+    "QUIET_REASONS",
     "ReadStats",
     "RecordingError",
     "SkipReason",
+    "Window",
     "merge_ticks",
     "read_ticks",
     "recording_instruments",
@@ -55,6 +68,7 @@ __all__ = [
 ]
 
 FIRST_PROBLEMS: Final = 10
+_STOP: Final = object()  # _line's answer for the quote that ends the window
 _PROGRESS_LINES: Final = 4096  # input_bytes is brought up to date every this many lines (a power of two)
 _ZSTD_CHUNK: Final = 1 << 17  # compressed bytes read at a time
 STREAM_ERRORS: Final[tuple[type[BaseException], ...]] = (OSError, EOFError, zstandard.ZstdError)
@@ -73,6 +87,12 @@ class SkipReason(StrEnum):
     OUT_OF_ORDER = "out_of_order"  # older than the previous quote of the file
     UNKNOWN_SYMBOL = "unknown_symbol"  # not asked for, or no instrument for it
     NOT_MD = "not_md"  # another record type (Sig, Ord, Exec, Start, Stop, ...): not market data
+    NOT_SELECTED = "not_selected"  # a symbol left out by the selection (``selected``: the backtest's --symbols)
+    OUTSIDE_WINDOW = "outside_window"  # in order, but before start_ns or at/after end_ns
+
+
+QUIET_REASONS: Final = frozenset({SkipReason.NOT_MD, SkipReason.NOT_SELECTED, SkipReason.OUTSIDE_WINDOW})
+"""Skips made on purpose: counted, but not problems (never in ``ReadStats.problems``, never raised by strict)."""
 
 
 @dataclass(slots=True)
@@ -86,11 +106,12 @@ class ReadStats:
     problems: list[tuple[str, int, SkipReason, str]] = field(default_factory=list)
     first_ns: int | None = None
     last_ns: int | None = None
-    input_bytes: int = 0  # of the files as stored (compressed for .gz, .zst), updated every few thousand lines
+    input_bytes: int = 0  # of the files as stored (compressed for .gz, .zst), updated every few thousand lines;
+    # a file whose reading stopped at the window's end counts whole
 
     def skip(self, path: str, number: int, reason: SkipReason, detail: str, *, strict: bool) -> None:
         self.skipped[reason] += 1
-        if reason is SkipReason.NOT_MD:
+        if reason in QUIET_REASONS:
             return
         if strict:
             raise RecordingError(f"{path}:{number}: {detail}")
@@ -101,6 +122,29 @@ class ReadStats:
 def rust_instruments(symbols: Iterable[str], step_size: Decimal) -> dict[str, Instrument]:
     """Instruments for the Rust original's recordings: prices in cents (tick 0.01), ``step_size`` as given."""
     return {symbol: Instrument(symbol=symbol, tick_size=_CENT, step_size=step_size) for symbol in symbols}
+
+
+class _NotSelected(Exception):
+    """A quote of a symbol the selection leaves out."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The quotes a run wants: ``start_ns <= ts_event_ns < end_ns`` (None: unbounded on that side)."""
+
+    start_ns: int | None = None
+    end_ns: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.start_ns is not None and self.end_ns is not None and self.end_ns <= self.start_ns:
+            raise ValueError(f"end_ns: after start_ns ({self.start_ns}), was {self.end_ns}")
+
+    @property
+    def bounded(self) -> bool:
+        return self.start_ns is not None or self.end_ns is not None
+
+
+ALL_TIME: Final = Window()
 
 
 class _ZstdFrames(io.RawIOBase):
@@ -173,13 +217,18 @@ class LineReader:
     :meth:`parse`)."""
 
     def __init__(self, path: Path, stats: ReadStats, symbols: frozenset[str] | None,
-                 rust: Mapping[str, Instrument] | None, strict: bool) -> None:
+                 rust: Mapping[str, Instrument] | None, strict: bool, *, selected: bool = False,
+                 window: Window = ALL_TIME) -> None:
+        if selected and symbols is None:
+            raise ValueError("selected: needs symbols, was None")
         self.path = path
         self.name = str(path)
         self.stats = stats
         self.symbols = symbols
         self.rust = rust
         self.strict = strict
+        self.selected = selected
+        self.window = window
         self.instruments: dict[str, Instrument] = {}
         self.places: dict[str, tuple[int | None, int | None]] = {}  # decimals of each grid (None: not 10**-k)
         self.last_ns = -1
@@ -197,13 +246,16 @@ class LineReader:
                         stats.input_bytes += position - counted
                         counted = position
                     tick = self._line(number, line)
+                    if tick is _STOP:
+                        stats.input_bytes += stored_size(stored) - counted
+                        return
                     if tick is not None:
-                        yield tick
+                        yield tick  # type: ignore[misc]
             except STREAM_ERRORS as e:
                 raise RecordingError(f"{self.name}: a readable recording, was {e}") from e
             stats.input_bytes += stored.tell() - counted
 
-    def _line(self, number: int, line: bytes) -> Tick | None:
+    def _line(self, number: int, line: bytes) -> Tick | object | None:
         tick = self.parse(number, line)
         if tick is None:
             return None
@@ -212,6 +264,13 @@ class LineReader:
             return None
         self.last_ns = tick.ts_event_ns
         stats = self.stats
+        window = self.window
+        if window.end_ns is not None and tick.ts_event_ns >= window.end_ns:
+            stats.skipped[SkipReason.OUTSIDE_WINDOW] += 1
+            return _STOP
+        if window.start_ns is not None and tick.ts_event_ns < window.start_ns:
+            stats.skipped[SkipReason.OUTSIDE_WINDOW] += 1
+            return None
         stats.quotes += 1
         if stats.first_ns is None or tick.ts_event_ns < stats.first_ns:
             stats.first_ns = tick.ts_event_ns
@@ -240,6 +299,9 @@ class LineReader:
             else:
                 self._skip(number, SkipReason.BAD_LINE, f"not a record of a known format: {line[:60]!r}")
                 return None
+        except _NotSelected:
+            self._skip(number, SkipReason.NOT_SELECTED, "")
+            return None
         except (KeyError, TypeError, ValueError, ArithmeticError, ProtocolError) as e:
             self._skip(number, SkipReason.BAD_LINE, f"an Md record with fields that parse, was {e!s:.100}")
             return None
@@ -275,6 +337,8 @@ class LineReader:
         if type_ != "Md":
             return None
         symbol = record["symbol"]
+        if self.selected and symbol not in self.symbols:  # type: ignore[operator]
+            raise _NotSelected
         instrument = self.instruments.get(symbol)
         if instrument is None:
             raise ValueError(f"no instrument for {symbol!r} (no Start record names it)")
@@ -289,10 +353,17 @@ class LineReader:
     def _rust(self, md: dict[str, Any]) -> Tick:
         assert self.rust is not None
         symbol = md["symbol"]
+        if self.selected and symbol not in self.symbols:  # type: ignore[operator]
+            raise _NotSelected
         if symbol not in self.rust:
             raise ValueError(f"no instrument for {symbol!r}")
         ts_ns = _int(md["ts_ns"])
         return Tick(symbol, _int(md["best_bid"]), _int(md["best_ask"]), 0, 0, ts_ns, ts_ns)
+
+
+def stored_size(stored: IO[bytes]) -> int:
+    """The size of a recording as stored (what a file left early counts as read)."""
+    return os.fstat(stored.fileno()).st_size
 
 
 def unknown_symbol_detail(symbol: str) -> str:
@@ -316,14 +387,18 @@ def read_ticks(
     symbols: Iterable[str] | None = None,
     rust_instruments: Mapping[str, Instrument] | None = None,
     strict: bool = False,
+    selected: bool = False,
+    window: Window = ALL_TIME,
 ) -> Iterator[Tick]:
     """The quotes of one recording, in file order, skipping (and counting in ``stats``) what cannot be used.
-    ``rust_instruments`` enables the Rust original's format; a missing file is a RecordingError."""
+    ``rust_instruments`` enables the Rust original's format; ``selected``: ``symbols`` is a selection, other
+    symbols' quotes are ``not_selected``; quotes outside ``window`` are ``outside_window``, and the first in
+    order past its end stops the reading. A missing file is a RecordingError."""
     file = Path(path)
     if not file.is_file():
         raise RecordingError(f"{file}: an existing recording file, was not found")
     wanted = None if symbols is None else frozenset(symbols)
-    yield from LineReader(file, stats, wanted, rust_instruments, strict).ticks()
+    yield from LineReader(file, stats, wanted, rust_instruments, strict, selected=selected, window=window).ticks()
 
 
 def recording_instruments(path: str | Path) -> dict[str, Instrument]:

@@ -22,6 +22,11 @@ broken) goes through the reference reader's own line parser, in file order aroun
 Start record changes the section's instruments for the lines after it. The time-order check is then made on
 the merged rows at once: a quote is kept when it is not older than every quote before it in the file. Problems
 are reported in line order, so ``strict`` raises on the same first problem as the reference.
+
+A time window is applied to the rows in order (they are sorted by then): those before its start are counted
+``outside_window``; the first at or after its end is the line the reference stops at, so the chunk's lines,
+skips and problems after it are dropped (skips beyond the first few are kept as line arrays until then, not
+counted at once) and no further chunk is read.
 """
 
 from __future__ import annotations
@@ -35,14 +40,17 @@ import numpy as np
 import numpy.typing as npt
 
 from dma_bot.feed.recording import (
+    ALL_TIME,
     FIRST_PROBLEMS,
     STREAM_ERRORS,
     LineReader,
     ReadStats,
     RecordingError,
     SkipReason,
+    Window,
     open_recording,
     out_of_order_detail,
+    stored_size,
     unknown_symbol_detail,
 )
 from dma_bot.model.events import IntArray, Tick
@@ -231,18 +239,22 @@ class _ColumnReader:
     """One file -> QuoteBlocks, with the counts in ``stats`` (shared with the other files of a run)."""
 
     def __init__(self, path: Path, stats: ReadStats, symbols: tuple[str, ...],
-                 rust: Mapping[str, Instrument] | None, strict: bool) -> None:
+                 rust: Mapping[str, Instrument] | None, strict: bool, selected: bool, window: Window) -> None:
         self.path = path
         self.name = str(path)
         self.stats = stats
         self.symbols = symbols
         self.index = {symbol: i for i, symbol in enumerate(symbols)}
         self.strict = strict
+        self.selected = selected
+        self.window = window
         self.deferred = _Deferred()
-        self.slow = LineReader(path, self.deferred, frozenset(symbols), rust, strict=False)
+        self.slow = LineReader(path, self.deferred, frozenset(symbols), rust, strict=False, selected=selected)
         self.section = _section({}, symbols)
         self.last_ns = -1
         self.lines = 0  # lines before the current chunk
+        self.bulk: list[tuple[SkipReason, IntArray]] = []  # the chunk's skips beyond the first few: line indices
+        self.done = False  # a quote past the window's end was read: the file ends there
 
     def blocks(self) -> Iterator[QuoteBlock]:
         front, back = bytes(_PAD_FRONT), bytes(_PAD_BACK)
@@ -267,6 +279,9 @@ class _ColumnReader:
                     carry = raw[cut:]
                     if block is not None:
                         yield block
+                    if self.done:
+                        stats.input_bytes += stored_size(stored) - counted
+                        return
                 if carry:  # a last line without its newline, as ``for line in file`` gives it
                     block = self._chunk(b"".join((front, carry, back)), terminated=False)
                     if block is not None:
@@ -296,7 +311,6 @@ class _ColumnReader:
             first = np.minimum(first, max(len(commas) - _COMMAS, 0))  # lines off the template: never indexed
         base = self.lines
         self.lines += lines
-        self.stats.lines += lines
         parts: list[_Rows] = []
         slow = np.flatnonzero(~template).tolist()
         boundaries = [line for line in slow if b"Start" in self._text(padded, starts, ends, line)]
@@ -315,7 +329,7 @@ class _ColumnReader:
                 self._slow(padded, starts, ends, boundary, base, parts)
                 self.section = _section(self.slow.instruments, self.symbols)
             begin = boundary + 1
-        return self._ordered(parts, base)
+        return self._ordered(parts, base, lines)
 
     @staticmethod
     def _text(padded: bytes, starts: IntArray, ends: IntArray, line: int) -> bytes:
@@ -390,17 +404,23 @@ class _ColumnReader:
         return (lines.astype(np.int64), wanted, *columns, event, ts), failed  # type: ignore[return-value]
 
     def _unknown(self, lines: npt.NDArray[np.intp], instrument: IntArray, base: int) -> None:
-        """Quotes of instruments not asked for: the first few with their details, the rest counted."""
+        """Quotes of instruments not asked for: the first few with their details, the rest counted (all of
+        them, without details, when the symbols are a selection: not_selected is no problem)."""
+        if self.selected:
+            self.bulk.append((SkipReason.NOT_SELECTED, lines))
+            return
         names = self.section.names
         pending = self.deferred.pending
         for line, i in zip(lines[:FIRST_PROBLEMS].tolist(), instrument[:FIRST_PROBLEMS].tolist(), strict=True):
             pending.append((base + line + 1, SkipReason.UNKNOWN_SYMBOL, unknown_symbol_detail(names[i])))
-        self.stats.skipped[SkipReason.UNKNOWN_SYMBOL] += max(0, len(lines) - FIRST_PROBLEMS)
+        self.bulk.append((SkipReason.UNKNOWN_SYMBOL, lines[FIRST_PROBLEMS:]))
 
-    def _ordered(self, parts: list[_Rows], base: int) -> QuoteBlock | None:
-        """The chunk's rows in line order, without those older than a quote before them; the skips in line
-        order into ``stats`` (raising on the first in strict mode)."""
+    def _ordered(self, parts: list[_Rows], base: int, lines: int) -> QuoteBlock | None:
+        """The chunk's rows in line order, without those older than a quote before them or outside the window;
+        the chunk's lines and skips (up to the line past the window's end, if one is) in line order into
+        ``stats`` (raising on the first problem in strict mode)."""
         block = None
+        cut = None  # the chunk's line that ends the file (the first in order past the window's end)
         if parts:
             columns = [np.concatenate(column) if len(parts) > 1 else column[0] for column in zip(*parts, strict=True)]
             if len(parts) > 1:
@@ -408,18 +428,29 @@ class _ColumnReader:
                 columns = [column[order] for column in columns]
             line, symbol, bid, ask, bid_qty, ask_qty, event, ts = columns
             if len(line):
-                block = self._in_time(line, QuoteBlock(self.symbols, symbol, bid, ask, bid_qty, ask_qty, event, ts),
-                                      base)
+                block, cut = self._in_time(
+                    line, QuoteBlock(self.symbols, symbol, bid, ask, bid_qty, ask_qty, event, ts), base)
+        stats = self.stats
+        stats.lines += lines if cut is None else cut + 1
+        for reason, rows in self.bulk:
+            stats.skipped[reason] += len(rows) if cut is None else int(np.count_nonzero(rows <= cut))
+        self.bulk.clear()
         pending = self.deferred.pending
+        if cut is not None:
+            self.done = True
+            last = base + cut + 1
+            pending[:] = [problem for problem in pending if problem[0] <= last]
         if pending:
             pending.sort(key=lambda problem: problem[0])
-            stats, name, strict = self.stats, self.name, self.strict
+            name, strict = self.name, self.strict
             for number, reason, detail in pending:
                 stats.skip(name, number, reason, detail, strict=strict)
             pending.clear()
         return block
 
-    def _in_time(self, line: IntArray, block: QuoteBlock, base: int) -> QuoteBlock | None:
+    def _in_time(self, line: IntArray, block: QuoteBlock, base: int) -> tuple[QuoteBlock | None, int | None]:
+        """The rows not older than a row before them and inside the window, and the chunk line of the first in
+        order at or after the window's end (None: none is)."""
         event = block.ts_event_ns
         previous = np.maximum.accumulate(event)
         previous[1:] = previous[:-1].copy()
@@ -432,18 +463,31 @@ class _ColumnReader:
             for row in late[:FIRST_PROBLEMS].tolist():
                 pending.append((base + int(line[row]) + 1, SkipReason.OUT_OF_ORDER,
                                 out_of_order_detail(int(event[row]), int(previous[row]))))
-            self.stats.skipped[SkipReason.OUT_OF_ORDER] += max(0, len(late) - FIRST_PROBLEMS)
+            self.bulk.append((SkipReason.OUT_OF_ORDER, line[late[FIRST_PROBLEMS:]]))
             keep = np.flatnonzero(event >= previous)
             if not len(keep):
-                return None
-            block = block.take(keep)
+                return None, None
+            block, line = block.take(keep), line[keep]
             event = block.ts_event_ns
         stats = self.stats
+        cut = None
+        window = self.window
+        if window.bounded:  # the rows kept are in time order
+            past = len(event) if window.end_ns is None else int(np.searchsorted(event, window.end_ns, side="left"))
+            before = 0 if window.start_ns is None else int(np.searchsorted(event[:past], window.start_ns, side="left"))
+            if past < len(event):
+                cut = int(line[past])
+            stats.skipped[SkipReason.OUTSIDE_WINDOW] += before + (cut is not None)
+            if before or past < len(event):
+                block = block.take(slice(before, past))
+                event = block.ts_event_ns
+            if not len(event):
+                return None, cut
         stats.quotes += len(event)
         low, high = int(event.min()), int(event.max())
         stats.first_ns = low if stats.first_ns is None else min(stats.first_ns, low)
         stats.last_ns = high if stats.last_ns is None else max(stats.last_ns, high)
-        return block
+        return block, cut
 
 
 def read_columns(
@@ -453,13 +497,16 @@ def read_columns(
     symbols: Sequence[str],
     rust_instruments: Mapping[str, Instrument] | None = None,
     strict: bool = False,
+    selected: bool = False,
+    window: Window = ALL_TIME,
 ) -> Iterator[QuoteBlock]:
     """The quotes of ``symbols`` in one recording, in file order, as blocks (symbol index = position in
-    ``symbols``): exactly ``read_ticks``'s quotes and counts. A missing file is a RecordingError."""
+    ``symbols``): exactly ``read_ticks``'s quotes and counts (``selected`` and ``window`` as there: it stops
+    where ``read_ticks`` stops). A missing file is a RecordingError."""
     file = Path(path)
     if not file.is_file():
         raise RecordingError(f"{file}: an existing recording file, was not found")
-    yield from _ColumnReader(file, stats, tuple(symbols), rust_instruments, strict).blocks()
+    yield from _ColumnReader(file, stats, tuple(symbols), rust_instruments, strict, selected, window).blocks()
 
 
 def merge_columns(sources: Sequence[Iterator[QuoteBlock]]) -> Iterator[QuoteBlock]:
