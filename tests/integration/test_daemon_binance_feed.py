@@ -34,6 +34,10 @@ def _env(sim: ExchangeSim, record: Path) -> dict[str, str]:
         "MA_FAST": "4",
         "MA_SLOW": "8",
         "VB_WINDOW": "8",
+        # exchange_sim's walk moves the bid by at most one tick a quote with a constant spread: with the default
+        # edges (3 and 5 ticks) the strategies signal a few times in 10 s and 5 fills took ~10 s of a 20 s wait
+        "MR_EDGE_TICKS": "1",
+        "VB_EDGE_TICKS": "0",
     }
 
 
