@@ -8,8 +8,8 @@ is "now" for every decision it causes, and a venue's reports are due on that clo
 configured), so an order fills against the quotes prevailing when it reaches the venue, not the one it was
 decided on. Deterministic: the same recording and configuration give byte-identical output.
 
-Not yet here (issue 13 continues): the ``python -m dma_bot backtest`` command, report.json, per-strategy PnL,
-column batches for speed, ``--from/--to``.
+It also keeps the run's equity curve (:mod:`dma_bot.equity`) and each strategy's books
+(:mod:`dma_bot.strategy_books`); the command around it is :mod:`dma_bot.backtest_cli`.
 """
 
 from __future__ import annotations

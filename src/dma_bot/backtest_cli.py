@@ -250,18 +250,15 @@ def _report(recordings: list[str], stats: ReadStats, backtest: Backtest, window:
 def _by_strategy(backtest: Backtest) -> list[dict[str, Any]]:
     """Per strategy: its signals, orders and rejects (also per symbol) and its books (fills, volume, fees, PnL,
     max drawdown; also per symbol and venue)."""
-    money = backtest.books.report()
-    names = sorted({*backtest.config["STRATEGIES"], *money})
+    money = backtest.books.report(backtest.config["STRATEGIES"])
     rows = []
-    for name in names:
+    for name, books in money.items():
         symbols = [(symbol, c) for (strategy, symbol), c in sorted(backtest.counts.by_strategy.items())
                    if strategy == name]
         rejects: dict[str, int] = {}
         for _, c in symbols:
             for reason, n in c.rejects.items():
                 rejects[reason] = rejects.get(reason, 0) + n
-        books = money.get(name) or {"fills": 0, "notional": "0", "fees": {}, "fee_value": "0", "realized_pnl": "0",
-                                    "unrealized_pnl": "0", "net_pnl": "0", "max_drawdown": "0", "by_symbol_venue": []}
         rows.append({
             "strategy": name,
             "signals": sum(c.signals for _, c in symbols),

@@ -15,7 +15,7 @@ routed is counted under ``unattributed`` and kept out of every strategy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
@@ -86,23 +86,24 @@ class StrategyBooks:
         for curve in self.curves.values():
             curve.finish()
 
-    def report(self) -> dict[str, dict[str, Any]]:
-        """Per strategy: fills, volume, fees per asset, realized/unrealized/net PnL, max drawdown; and the same
-        per symbol and venue inside it (``by_symbol_venue``). Money as exact decimal strings."""
+    def report(self, strategies: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Per strategy of ``strategies`` (and any that traded): fills, volume, fees per asset, realized /
+        unrealized / net PnL, max drawdown; and the same per symbol and venue inside it (``by_symbol_venue``). A
+        strategy that never traded shows an empty book. Money as exact decimal strings."""
         board = self._board
         out: dict[str, dict[str, Any]] = {}
-        for strategy in sorted(self.ledgers):
-            ledger = self.ledgers[strategy]
-            curve = self.curves[strategy]
+        for strategy in sorted({*strategies, *self.ledgers}):
+            ledger = self.ledgers.get(strategy) or Ledger(self._instruments, board=board)
+            curve = self.curves.get(strategy) or EquityCurve()
+            snapshot = ledger.snapshot()
             rows = []
             volume = _ZERO
             fills = 0
-            books = ledger.book_pnl(board)
-            for (symbol, venue), (realized, unrealized) in sorted(books.items()):
-                flow = self.flows.get((strategy, symbol, venue), _Flow())
+            for (symbol, venue), (realized, unrealized) in sorted(ledger.book_pnl(board).items()):
+                flow = self.flows[(strategy, symbol, venue)]  # a book exists only after a fill
                 instrument = self._instruments[symbol]
                 notional = tidy(instrument.ticks_to_price(flow.notional) * instrument.step_size)
-                position = ledger.snapshot().positions[(symbol, venue)]
+                position = snapshot.positions[(symbol, venue)]
                 rows.append({
                     "symbol": symbol, "venue": venue, "fills": flow.fills,
                     "volume": instrument.format_qty(flow.steps), "notional": str(notional),
@@ -112,7 +113,6 @@ class StrategyBooks:
                 })
                 volume += notional
                 fills += flow.fills
-            snapshot = ledger.snapshot()
             out[strategy] = {
                 "fills": fills,
                 "notional": str(tidy(volume)),

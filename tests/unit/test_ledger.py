@@ -411,7 +411,7 @@ def test_ledger_same_trade_id_on_two_symbols_is_two_fills() -> None:
 
 
 def test_ledger_mark_equals_net_pnl_and_values_the_exposure_at_mid() -> None:
-    """mark() is net_pnl's exact value (realized + unrealized - priced fees) with the traded quantities'
+    """mark() is net PnL's exact value (realized + unrealized - priced fees) with the traded quantities'
     value at mid, over random fills on two symbols and venues; a symbol without a mid counts 0 in both."""
     rng = random.Random(5)
     ledger = Ledger(INSTRUMENTS)
@@ -423,7 +423,8 @@ def test_ledger_mark_equals_net_pnl_and_values_the_exposure_at_mid() -> None:
         board = _board(("BTCUSDT", rng.randint(9_000, 11_000), rng.randint(11_001, 11_003)),
                        *([("ETHUSDT", 4_000, 4_001)] if n % 3 else []))
         net, exposure = ledger.mark(board)
-        assert net == ledger.net_pnl(board)
+        assert net == ledger.realized_pnl() + ledger.unrealized_pnl(board) - ledger.fee_value()
+        assert ledger.net_pnl(board) == net
         held = {s: sum(p.traded_quantity for p in ledger.snapshot().positions.values() if p.symbol == s)
                 for s in ("BTCUSDT", "ETHUSDT")}
         expected = sum((INSTRUMENTS[s].steps_to_qty(q) * INSTRUMENTS[s].ticks_to_price(board.mid2(s)) / 2

@@ -567,7 +567,7 @@ class Ledger:
 
     def net_pnl(self, board: MarketBoard) -> Decimal:
         """Realized + unrealized PnL - the value of the priced fees, in quote currency."""
-        return _tidy(_EXACT.subtract(_EXACT.add(self.realized_pnl(), self.unrealized_pnl(board)), self.fee_value()))
+        return _tidy(self.mark(board)[0])
 
     def book_pnl(self, board: MarketBoard) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
         """Per (symbol, venue) book: realized PnL and unrealized PnL at mid (0 without a mid), quote currency,
