@@ -6,6 +6,9 @@ Flow (every arrow a bounded queue, one per consumer)::
          -> routes.<venue> -> gateways -> exec.positions -> positions
     copies: every stage -> record -> recorder;  routes and exec reports -> exec.metrics -> metrics observer
 
+Under FEED_MODE=replay the workers send risk (quote, signal) pairs and the feed's watermarks instead, and risk
+decides them in the backtest's order, on the recorded clock (``risk.replay_order``, ``RiskEngine(replayed=True)``).
+
 Start-up does everything that can fail before any task runs: validate config, bind the metrics port,
 open the JSONL file. Shutdown is a drain in flow order: SIGINT/SIGTERM (or --duration) stops the feed,
 each stage empties its input and closes its outputs, gateways finish their open orders, positions apply

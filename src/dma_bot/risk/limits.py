@@ -240,7 +240,8 @@ class RiskEngine:
     """``check(signal, now_ns)`` -> Order or RiskReject. Checks run in this order, first failure wins:
     loss limit and account drift (either may trip the kill switch), kill switch, quantity, absolute band,
     relative band, notional, position (filled net + still-open steps on the signal's side + this order), and
-    the rate limit last, so a refused signal never spends a token."""
+    the rate limit last, so a refused signal never spends a token. A replayed engine decides replayed signals with
+    ``check_replayed`` (see the module docstring)."""
 
     def __init__(
         self,
