@@ -6,6 +6,9 @@ Flow (every arrow a bounded queue, one per consumer)::
          -> routes.<venue> -> gateways -> exec.positions -> positions
     copies: every stage -> record -> recorder;  routes and exec reports -> exec.metrics -> metrics observer
 
+Under FEED_MODE=replay the workers send risk (quote, signal) pairs and the feed's watermarks instead, and risk
+decides them in the backtest's order, on the recorded clock (``risk.replay_order``, ``RiskEngine(replayed=True)``).
+
 Start-up does everything that can fail before any task runs: validate config, bind the metrics port,
 open the JSONL file. Shutdown is a drain in flow order: SIGINT/SIGTERM (or --duration) stops the feed,
 each stage empties its input and closes its outputs, gateways finish their open orders, positions apply
@@ -24,7 +27,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -74,6 +77,7 @@ from dma_bot.recorder.writer import RecorderStage
 from dma_bot.retry import Backoff
 from dma_bot.risk.limits import RiskEngine
 from dma_bot.risk.order_ids import ClientOrderIds, run_prefix
+from dma_bot.risk.replay_order import ReplayOrder
 from dma_bot.risk.stage import RiskStage
 from dma_bot.router.scoring import Router
 from dma_bot.router.stage import RouterStage
@@ -255,8 +259,11 @@ def build_feed(
     clock: Clock,
     stop: asyncio.Event,
     record: tuple[Channel[Any], ...],
+    *,
+    progress: Sequence[Channel[Any]] = (),
 ) -> MockFeed | BinanceFeed | ReplayFeed:
-    """The configured feed; a Binance feed puts its connection Notes on ``record`` (a producer of its own)."""
+    """The configured feed; a Binance feed puts its connection Notes on ``record`` (a producer of its own). A replay
+    feed puts its watermarks on ``progress`` (the strategy workers' inboxes)."""
     symbols: tuple[str, ...] = config["SYMBOLS"]
     if config["FEED_MODE"] == "mock":
         walk = RandomWalk(symbols, random_walk_params(config, instruments), config["MOCK_SEED"])
@@ -264,7 +271,7 @@ def build_feed(
     if config["FEED_MODE"] == "replay":
         stats = ReadStats()
         ticks = replay_ticks(config, instruments, stats, config["REPLAY_FILE"])
-        return ReplayFeed(ticks, stats, routes, board, clock, config["REPLAY_SPEED"], stop)
+        return ReplayFeed(ticks, stats, routes, board, clock, config["REPLAY_SPEED"], stop, progress)
     return BinanceFeed(
         url=combined_stream_url(config["BINANCE_WS_URL"], symbols),
         instruments=instruments,
@@ -354,22 +361,31 @@ def build_engine(
     quantities = order_sizes.quantities
     params = strategy_params(config)
     tick_targets: dict[str, list[Channel[Tick]]] = {symbol: [] for symbol in symbols}
+    inboxes: list[Channel[Any]] = []
     workers: list[tuple[str, StrategyWorker]] = []
     for name in config["STRATEGIES"]:
         for index, owned in enumerate(shard(symbols, config["STRATEGY_WORKERS"])):
             inbox = channel(f"ticks.{name}.{index}")
+            inboxes.append(inbox)
             strategies = {symbol: make_strategy(name, params, symbol, quantities[symbol]) for symbol in owned}
             for symbol in owned:
                 tick_targets[symbol].append(inbox)
-            worker = StrategyWorker(name, strategies, inbox, fanout(signals, *copies), clock)
-            workers.append((f"strategy.{name}.{index}", worker))
+            stage_name = f"strategy.{name}.{index}"
+            if replaying:  # risk gets (quote, signal) pairs and watermarks to decide in the backtest's order
+                worker = StrategyWorker(name, strategies, inbox, fanout(*copies), clock, ordered=fanout(signals),
+                                        source=stage_name)
+            else:
+                worker = StrategyWorker(name, strategies, inbox, fanout(signals, *copies), clock)
+            workers.append((stage_name, worker))
     routes = {symbol: fanout(*tick_targets[symbol], *copies) for symbol in symbols}
 
-    feed = build_feed(config, instruments, routes, board, clock, stop, copies)
+    feed = build_feed(config, instruments, routes, board, clock, stop, copies, progress=inboxes)
 
     order_ids = ClientOrderIds(run_prefix(clock.time_ns(), os.urandom(8)))
-    risk_engine = RiskEngine(risk_params(config), instruments, board, latest, order_ids, order_sizes.max_positions)
-    risk = RiskStage(risk_engine, signals, fanout(orders, *copies), fanout(*copies), clock)
+    risk_engine = RiskEngine(risk_params(config), instruments, board, latest, order_ids, order_sizes.max_positions,
+                             replayed=replaying)
+    order = ReplayOrder(config["STRATEGIES"], [name for name, _ in workers]) if replaying else None
+    risk = RiskStage(risk_engine, signals, fanout(orders, *copies), fanout(*copies), clock, order=order)
 
     routing = router_params(config)
     router = Router(routing, instruments)

@@ -37,6 +37,7 @@ __all__ = [
     "SignalBatch",
     "Tick",
     "TickBatch",
+    "Watermark",
     "signal_batch",
     "signal_batch_of",
     "tick_batch",
@@ -129,6 +130,20 @@ def tick_batch(
     if type(ts_event_ns) is not int or type(ts_ns) is not int:
         raise ValueError(f"tick_batch: int timestamps, were {ts_event_ns!r} and {ts_ns!r}")
     return TickBatch(symbol, columns[0], columns[1], columns[2], columns[3], ts_event_ns, ts_ns)
+
+
+class Watermark(NamedTuple):
+    """Replay only, never recorded: ``source`` is done with every quote stamped ``ts_ns`` or earlier.
+
+    The replay feed stamps its quotes' ``ts_ns`` strictly increasing in file order, so a stamp is also the quote's
+    position in the recording. The feed puts ``Watermark("feed", t)`` behind each chunk it hands to a strategy
+    worker (every worker, whether the chunk held its symbols or not); the worker, having decided on everything
+    before it, passes it on to risk as ``Watermark(<worker>, t)``, and risk releases the signals every worker has
+    passed (:class:`~dma_bot.risk.replay_order.ReplayOrder`).
+    """
+
+    source: str
+    ts_ns: int
 
 
 class Signal(NamedTuple):

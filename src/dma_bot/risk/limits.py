@@ -11,6 +11,11 @@ state) of ``check`` over its rows. The loss limit is :class:`~dma_bot.risk.loss.
 before each decision and trips the kill switch, as it does when the positions snapshot says the ledger
 drifted from a venue's account beyond ``RISK_MAX_DRIFT`` (``PositionSnapshot.drift_breached``, decided by
 the ledger). Reject details that repeat (position limits) are memoised.
+
+A replayed engine (``replayed=True``, FEED_MODE=replay) decides as the backtest does: the token bucket runs on
+the recorded clock (each signal's ``ts_event_ns``; ``now_ns`` only stamps the results), and the relative band is
+checked against the quote the signal was made on, handed over with :meth:`RiskEngine.check_replayed` (the shared
+board runs ahead of risk under replay), kept on a board of the engine's own. Live engines are unchanged.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy.typing as npt
 
 from dma_bot.bus import Latest
 from dma_bot.model.enums import KillSwitchState, RejectReason, Side
-from dma_bot.model.events import Order, RejectBatch, RiskReject, Signal, SignalBatch
+from dma_bot.model.events import Order, RejectBatch, RiskReject, Signal, SignalBatch, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PositionSnapshot
@@ -235,7 +240,8 @@ class RiskEngine:
     """``check(signal, now_ns)`` -> Order or RiskReject. Checks run in this order, first failure wins:
     loss limit and account drift (either may trip the kill switch), kill switch, quantity, absolute band,
     relative band, notional, position (filled net + still-open steps on the signal's side + this order), and
-    the rate limit last, so a refused signal never spends a token."""
+    the rate limit last, so a refused signal never spends a token. A replayed engine decides replayed signals with
+    ``check_replayed`` (see the module docstring)."""
 
     def __init__(
         self,
@@ -245,10 +251,16 @@ class RiskEngine:
         positions: Latest[PositionSnapshot],
         order_ids: ClientOrderIds,
         max_positions: Mapping[str, int] | None = None,
+        *,
+        replayed: bool = False,
     ) -> None:
         """``max_positions`` (steps per symbol, from RISK_MAX_POSITION_NOTIONAL) replaces
-        ``params.max_position`` for the symbols it names."""
+        ``params.max_position`` for the symbols it names. ``replayed``: decide on the recorded clock and on the
+        quotes given to :meth:`check_replayed` (see the module docstring); the loss limit still marks at
+        ``board``."""
         self.params = params
+        self.replayed = replayed
+        self._quotes = MarketBoard() if replayed else board  # what the relative band reads
         self.kill_switch = KillSwitch()
         self.stats = RiskStats()
         self._board = board
@@ -295,7 +307,7 @@ class RiskEngine:
             return self._reject(signal, RejectReason.PRICE_BAND, detail, now_ns)
         bps = self._deviation_bps
         if bps:
-            tick = self._board.last.get(symbol)
+            tick = self._quotes.last.get(symbol)
             mid2 = 0 if tick is None else tick.bid + tick.ask  # MarketBoard.mid2 without the call
             if mid2 <= 0:
                 return self._reject(signal, RejectReason.NO_MARKET, f"no mid for {symbol}", now_ns)
@@ -309,7 +321,7 @@ class RiskEngine:
         if limits.beyond_position(worst):
             detail = limits.position_details.get(worst) or self._position_detail(limits, worst)
             return self._reject(signal, RejectReason.MAX_POSITION, detail, now_ns)
-        if not self._bucket.try_take(now_ns):
+        if not self._bucket.try_take(signal.ts_event_ns if self.replayed else now_ns):
             return self._reject(signal, RejectReason.RATE_LIMIT, self._rate_text, now_ns)
 
         if buy:
@@ -345,7 +357,7 @@ class RiskEngine:
         bps = self._deviation_bps
         mid2 = 0
         if bps:
-            tick = self._board.last.get(batch.symbol)
+            tick = self._quotes.last.get(batch.symbol)
             mid2 = 0 if tick is None else tick.bid + tick.ask
         biggest = max(abs(int(price.max())), abs(int(price.min())), abs(mid2)) if n else 0
         if (
@@ -366,6 +378,15 @@ class RiskEngine:
         tick_max = max(min(limits.tick_max, _INT64_SAFE), -_INT64_SAFE)
         codes[(price < tick_min) | (price > tick_max)] = _BAND
         return self._decide_rows(batch, limits, snapshot, codes, mid2, now_ns)
+
+    def check_replayed(self, signal: Signal, quote: Tick, now_ns: int) -> Order | RiskReject:
+        """``check(signal, now_ns)`` of a replayed engine, with ``quote`` (the quote ``signal`` was made on) as
+        its symbol's quote for the relative band: the backtest's board when it decides ``signal``. Call it in
+        the backtest's order (:class:`~dma_bot.risk.replay_order.ReplayOrder`). RuntimeError on a live engine."""
+        if not self.replayed:
+            raise RuntimeError("check_replayed: an engine built with replayed=True (FEED_MODE=replay)")
+        self._quotes.last[quote.symbol] = quote
+        return self.check(signal, now_ns)
 
     def _decide_rows(
         self,
@@ -410,7 +431,7 @@ class RiskEngine:
                 codes[start:end][rest[: end - start] & (codes[start:end] == 0)] = _RATE
             if end == n:
                 break
-            if self._bucket.try_take(now_ns):
+            if self._bucket.try_take(batch.ts_event_ns if self.replayed else now_ns):
                 if buy[end]:
                     limits.sent_buy += quantity
                 else:

@@ -5,16 +5,21 @@ each a Tick or a TickBatch of one symbol, through the owning symbol's strategy, 
 and puts each inbox batch's signals downstream in one ``put_many``). It does
 not build the strategies (``base.make_strategy``), route ticks into inboxes (the wiring does, using the same
 shards) or export metrics: it only keeps plain-int counters that the metrics collector reads.
+
+Under replay (``ordered`` given) a worker also tells risk which quote each signal was made on: it puts each
+``(tick, signal)`` pair, and each :class:`~dma_bot.model.events.Watermark` the feed put in its inbox (renamed to
+its ``source``), on ``ordered``, in inbox order, for risk to decide in the backtest's order; ``out`` then gets the
+plain signals only (the recorder's copy). Live runs take the loop without any of this.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from dma_bot.bus import Channel, Fanout
 from dma_bot.clock import Clock
-from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch
+from dma_bot.model.events import Signal, SignalBatch, Tick, TickBatch, Watermark
 from dma_bot.strategies.base import Strategy
 
 __all__ = ["StrategyWorker", "shard"]
@@ -45,16 +50,22 @@ class StrategyWorker:
     the signals emitted per symbol (counted before the put).
     """
 
-    __slots__ = ("_clock", "_inbox", "_out", "_strategies", "signals_by_symbol", "strategy_name", "ticks_seen")
+    __slots__ = ("_clock", "_inbox", "_ordered", "_out", "_strategies", "signals_by_symbol", "source",
+                 "strategy_name", "ticks_seen")
 
     def __init__(
         self,
         strategy_name: str,
         strategies: Mapping[str, Strategy],
-        inbox: Channel[Tick | TickBatch],
+        inbox: Channel[Tick | TickBatch] | Channel[Tick | TickBatch | Watermark],
         out: Fanout[Signal | SignalBatch],
         clock: Clock,
+        *,
+        ordered: Fanout[Any] | None = None,
+        source: str = "",
     ) -> None:
+        """``ordered`` (replay only): where the ``(tick, signal)`` pairs and this worker's watermarks, named
+        ``source``, go; both outputs are closed at the end."""
         if not strategies:
             raise ValueError(f"{strategy_name} worker: at least one symbol, was none")
         for symbol, strategy in strategies.items():
@@ -68,11 +79,16 @@ class StrategyWorker:
         self._inbox = inbox
         self._out = out
         self._clock = clock
+        self._ordered = ordered
+        self.source = source or strategy_name
         self.ticks_seen = 0
         self.signals_by_symbol = dict.fromkeys(strategies, 0)
 
     async def run(self) -> None:
-        """Process the inbox until every producer closed it, then close ``out`` once."""
+        """Process the inbox until every producer closed it, then close ``out`` (and ``ordered``) once."""
+        if self._ordered is not None:
+            await self._run_replayed(self._ordered)
+            return
         inbox = self._inbox
         out = self._out
         strategies = self._strategies
@@ -106,6 +122,42 @@ class StrategyWorker:
             if signals:
                 await out.put_many(signals)
         await out.close()
+
+    async def _run_replayed(self, ordered: Fanout[Any]) -> None:
+        """The replay loop: tick by tick (a TickBatch, which the replay feed never sends, row by row), each
+        signal also paired with its tick on ``ordered``, each feed watermark passed on there behind them."""
+        inbox = self._inbox
+        out = self._out
+        on_tick_of = {symbol: strategy.on_tick for symbol, strategy in self._strategies.items()}
+        signals_by_symbol = self.signals_by_symbol
+        time_ns = self._clock.time_ns
+        source = self.source
+        while (batch := await inbox.get_batch()) is not None:
+            signals: list[Signal | SignalBatch] = []
+            pairs: list[tuple[Tick, Signal] | Watermark] = []
+            seen = 0
+            for item in batch:
+                kind = type(item)
+                if kind is Watermark:
+                    pairs.append(Watermark(source, item.ts_ns))  # type: ignore[union-attr]
+                    continue
+                for tick in item.rows() if kind is TickBatch else (item,):  # type: ignore[union-attr]
+                    on_tick = on_tick_of.get(tick.symbol)
+                    if on_tick is None:
+                        await self._unowned(tick.symbol, signals)
+                    seen += 1
+                    signal = on_tick(tick, time_ns())
+                    if signal is not None:
+                        signals_by_symbol[signal.symbol] += 1
+                        signals.append(signal)
+                        pairs.append((tick, signal))
+            self.ticks_seen += seen
+            if signals:
+                await out.put_many(signals)
+            if pairs:
+                await ordered.put_many(pairs)
+        await out.close()
+        await ordered.close()
 
     async def _unowned(self, symbol: str, signals: list[Signal | SignalBatch]) -> NoReturn:
         """A quote of a symbol this worker does not own: a wiring bug. Hand on what was made, then raise."""
