@@ -3,7 +3,8 @@
 Owns drawing only, as :mod:`dma_bot.report_plot` does: matplotlib (the ``report`` extra) is imported inside
 :func:`write_heatmap_png`, without pyplot, on the Agg canvas; :func:`dma_bot.report_plot.plot_available` says
 whether it can be. The first swept key is the x axis, the second the y axis, in the grid's order; a cell with a
-failed task is grey and marked "failed". Decimal becomes float here, for colours only; the printed
+cell whose every task failed is grey and marked "failed"; one with some failed tasks shows the sum of the
+others and how many ran. Decimal becomes float here, for colours only; the printed
 values are the exact sums.
 """
 
@@ -33,7 +34,7 @@ def write_heatmap_png(path: Path, combinations: Sequence[Combination], x_values:
     for row, y in enumerate(y_values):
         for column, x in enumerate(x_values):
             cell = cells.get((x, y))
-            if cell is not None and not cell.failed:
+            if cell is not None and cell.failed < cell.tasks:
                 values[row, column] = float(cell.net_pnl)
     width = min(4.0 + 0.8 * len(x_values), 24.0)
     height = min(3.0 + 0.5 * len(y_values), 18.0)
@@ -55,6 +56,11 @@ def write_heatmap_png(path: Path, combinations: Sequence[Combination], x_values:
         for row, y in enumerate(y_values):
             for column, x in enumerate(x_values):
                 cell = cells.get((x, y))
-                text = "failed" if cell is None or cell.failed else f"{float(cell.net_pnl):.4g}"
+                if cell is None or cell.failed == cell.tasks:
+                    text = "failed"
+                else:
+                    text = f"{float(cell.net_pnl):.4g}"
+                    if cell.failed:
+                        text += f"\n{cell.tasks - cell.failed}/{cell.tasks} ok"
                 axes.text(column, row, text, ha="center", va="center", fontsize=8)
     figure.savefig(path, format="png", metadata={"Software": None})

@@ -7,7 +7,7 @@ same sweep gives the same bytes wherever it ran, ``run_s`` aside. JSONL rather t
 pyarrow (about 100 MB) as a dependency; JSONL is one ``json.loads`` per line, and pandas/polars read both files
 (``pd.read_json(path, lines=True)``). Money columns are exact decimal strings; a failed task has its ``error``
 and empty numbers. The table ranks combinations by their net PnL summed over the recordings; a combination with
-a failed task is listed after every complete one.
+more failed tasks is listed after those with fewer (its sums cover fewer recordings: the ``ok`` column).
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ class Combination:
 
 
 def rank(rows: Sequence[Mapping[str, Any]], swept: Sequence[str]) -> list[Combination]:
-    """Combinations, best net PnL first; ties and failed combinations in grid order."""
+    """Combinations by their failed tasks (fewest first), then by net PnL over the tasks that ran (best first),
+    then in grid order."""
     groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for row in sorted(rows, key=lambda row: row["task"]):
         groups.setdefault(tuple(row[key] for key in swept), []).append(row)
@@ -98,18 +99,18 @@ def rank(rows: Sequence[Mapping[str, Any]], swept: Sequence[str]) -> list[Combin
             fills=sum(row["fills"] for row in ok), first_error=errors[0] if errors else None,
         ))
     order = {c.params: index for index, c in enumerate(out)}
-    return sorted(out, key=lambda c: (c.failed > 0, -c.net_pnl if not c.failed else 0, order[c.params]))
+    return sorted(out, key=lambda c: (c.failed, -c.net_pnl, order[c.params]))
 
 
 def format_table(ranked: Sequence[Combination], swept: Sequence[str], top: int) -> str:
     """The first ``top`` combinations as a text table (net PnL, realized, fees, worst drawdown, mean Sharpe,
-    fills, tasks ok/all); a failed combination shows its first error instead of numbers."""
+    fills, tasks ok/all); a combination whose every task failed shows its first error instead of numbers."""
     head = ["#", *swept, "net_pnl", "realized", "fees", "max_dd", "sharpe", "fills", "ok"]
     rows: list[list[str]] = []
     failures: dict[int, str] = {}
     for place, c in enumerate(ranked[:top], start=1):
         ok = f"{c.tasks - c.failed}/{c.tasks}"
-        if c.failed:
+        if c.failed == c.tasks:
             failures[len(rows)] = f"failed ({ok} ok): {c.first_error}"
             rows.append([str(place), *c.params])
         else:
