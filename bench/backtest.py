@@ -84,15 +84,17 @@ def _write_env(path: Path, values: dict[str, str]) -> None:
     path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
 
 
-def write_recording(path: Path, preset: dict[str, str], quotes: int) -> dict[str, Any]:
-    """``quotes`` quotes of the preset's SYMBOLS (round by round) from its mock walk, as our JSONL recording."""
+def write_recording(path: Path, preset: dict[str, str], quotes: int,
+                    spacing_ns: int = QUOTE_SPACING_NS) -> dict[str, Any]:
+    """``quotes`` quotes of the preset's SYMBOLS (round by round, ``spacing_ns`` apart) from its mock walk, as our
+    JSONL recording."""
     config: Config = load_config(preset, {})
     instruments = mock_instruments(config)
     symbols = config["SYMBOLS"]
     n = len(symbols)
     walk = RandomWalk(symbols, random_walk_params(config, instruments), config["MOCK_SEED"])
     encoder = JsonlEncoder(instruments)
-    offsets = [index * QUOTE_SPACING_NS // n for index in range(n)]
+    offsets = [index * spacing_ns // n for index in range(n)]
     make = Tick._make
     started = time.perf_counter()
     written = 0
@@ -104,11 +106,11 @@ def write_recording(path: Path, preset: dict[str, str], quotes: int) -> dict[str
                       "instruments": instrument_fields(instruments)}, ts_ns=T0_NS))
         while written < quotes:
             rounds = min(ROUNDS_PER_CHUNK, -(-(quotes - written) // n))
-            first_ns = T0_NS + rounds_done * QUOTE_SPACING_NS
+            first_ns = T0_NS + rounds_done * spacing_ns
             per_symbol = []
             for index, batch in enumerate(walk.next_rounds(rounds, first_ns)):
                 start = first_ns + offsets[index]
-                stamps = range(start, start + rounds * QUOTE_SPACING_NS, QUOTE_SPACING_NS)
+                stamps = range(start, start + rounds * spacing_ns, spacing_ns)
                 per_symbol.append(map(make, zip(itertools.repeat(batch.symbol), batch.bid.tolist(), batch.ask.tolist(),
                                                 batch.bid_qty.tolist(), batch.ask_qty.tolist(), stamps, stamps,
                                                 strict=False)))

@@ -58,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dma_bot.backtest_cli import main as backtest
 
         return backtest(arguments[1:])
+    if arguments[:1] == ["sweep"]:
+        from dma_bot.sweep.cli import main as sweep
+
+        return sweep(arguments[1:])
     if arguments[:1] == ["record"]:
         from dma_bot.record_cli import main as record
 

@@ -1,0 +1,38 @@
+"""dma_bot.sweep.sharpe: mean/std(ddof=1) of per-minute changes x sqrt(525600), exact; None when undefined."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import statistics
+from decimal import Decimal
+
+from dma_bot.sweep.sharpe import per_minute_sharpe
+
+
+def test_sharpe_matches_the_textbook_formula_on_seeded_curves() -> None:
+    rng = random.Random(5)
+    for _ in range(50):
+        closes = [Decimal(rng.randint(-10_000, 10_000)) / 100]
+        for _ in range(rng.randint(1, 200)):
+            closes.append(closes[-1] + Decimal(rng.randint(-500, 520)) / 100)
+        changes = [float(closes[0])] + [float(b - a) for a, b in itertools.pairwise(closes)]
+        if statistics.stdev(changes) == 0:
+            continue
+        expected = statistics.mean(changes) / statistics.stdev(changes) * math.sqrt(525_600)
+        got = per_minute_sharpe(closes)
+        assert got is not None and abs(float(got) - expected) < 1e-5 * max(1.0, abs(expected))
+
+
+def test_sharpe_first_change_is_from_flat_books() -> None:
+    # changes 1, 1, 4: mean 2, stdev sqrt(3)
+    expected = Decimal(2) / Decimal(3).sqrt() * Decimal(525_600).sqrt()
+    assert per_minute_sharpe([Decimal(1), Decimal(2), Decimal(6)]) == expected.quantize(Decimal("0.000001"))
+
+
+def test_sharpe_is_none_without_two_changes_or_without_variation() -> None:
+    assert per_minute_sharpe([]) is None
+    assert per_minute_sharpe([Decimal(5)]) is None
+    assert per_minute_sharpe([Decimal(1), Decimal(2), Decimal(3)]) is None  # every change 1
+    assert per_minute_sharpe([Decimal(0), Decimal(0)]) is None
