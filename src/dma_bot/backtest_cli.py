@@ -43,11 +43,11 @@ from typing import Any, Final
 import orjson
 
 from dma_bot.backtest import Backtest
-from dma_bot.config import Config, load_config, preset_values
+from dma_bot.config import Config, preset_values
 from dma_bot.errors import ConfigError
 from dma_bot.feed.recording import QUIET_REASONS, ReadStats, RecordingError, SkipReason, Window
 from dma_bot.feed.recording_columns import QuoteBlock, merge_columns
-from dma_bot.params import replay_columns, replay_instruments, replay_prices
+from dma_bot.params import backtest_config, replay_columns, replay_instruments, replay_prices
 from dma_bot.progress import Progress, progress_enabled
 from dma_bot.recorder.jsonl import instrument_fields
 from dma_bot.report_plot import MISSING_HINT, plot_available, write_equity_png
@@ -123,10 +123,7 @@ def _window(args: argparse.Namespace) -> Window:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    overrides = {**os.environ, "FEED_MODE": "replay", "REPLAY_FILE": args.recordings[0], "VENUE_MODE": "mock"}
-    if args.symbols is not None:
-        overrides.update(SYMBOLS=args.symbols, SYMBOL="")  # the legacy single key must not contradict it
-    return load_config(preset_values(args.env), overrides)
+    return backtest_config(preset_values(args.env), os.environ, args.recordings[0], symbols=args.symbols)
 
 
 def _advancing(blocks: Iterable[QuoteBlock], stats: ReadStats, progress: Progress) -> Iterator[QuoteBlock]:

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Final
 
-from dma_bot.config import Config
+from dma_bot.config import Config, load_config
 from dma_bot.errors import ConfigError
 from dma_bot.feed.mock import RandomWalkParams
 from dma_bot.feed.recording import (
@@ -170,6 +170,18 @@ def sizes(config: Config, instruments: Mapping[str, Instrument], prices: Mapping
         max_position=config["RISK_MAX_POSITION"],
         max_position_notional=config["RISK_MAX_POSITION_NOTIONAL"],
     )
+
+
+def backtest_config(preset: Mapping[str, str], environ: Mapping[str, str], recording: str,
+                    overrides: Mapping[str, str] | None = None, *, symbols: str | None = None) -> Config:
+    """The configuration a backtest of ``recording`` runs with (``backtest`` and every sweep task alike): the
+    preset, then ``environ``, then ``overrides`` (a sweep's grid keys), then the replay of ``recording`` on the
+    simulated venues; ``symbols`` (``--symbols``) replaces SYMBOLS and clears the legacy SYMBOL key, which must
+    not contradict it."""
+    layers = {**environ, **(overrides or {}), "FEED_MODE": "replay", "REPLAY_FILE": recording, "VENUE_MODE": "mock"}
+    if symbols is not None:
+        layers.update(SYMBOLS=symbols, SYMBOL="")
+    return load_config(preset, layers)
 
 
 def replay_instruments(config: Config) -> dict[str, Instrument]:

@@ -20,11 +20,10 @@ from decimal import Decimal
 from typing import IO, Any, Final, cast
 
 from dma_bot.backtest import Backtest
-from dma_bot.config import load_config
 from dma_bot.errors import ConfigError
 from dma_bot.feed.recording import ReadStats, RecordingError
 from dma_bot.feed.recording_columns import merge_columns
-from dma_bot.params import replay_columns, replay_instruments, replay_prices
+from dma_bot.params import backtest_config, replay_columns, replay_instruments, replay_prices
 from dma_bot.sweep.sharpe import per_minute_sharpe
 
 __all__ = ["METRIC_COLUMNS", "SweepTask", "columns", "error_row", "net", "run_task"]
@@ -88,9 +87,7 @@ def _elapsed(started: float) -> float:
 
 
 def _run(task: SweepTask) -> dict[str, Any]:
-    overrides = {**task.environ, **task.params, "FEED_MODE": "replay", "REPLAY_FILE": task.recording,
-                 "VENUE_MODE": "mock"}
-    config = load_config(task.preset, overrides)
+    config = backtest_config(task.preset, task.environ, task.recording, task.params)
     instruments = replay_instruments(config)
     prices = replay_prices(config, instruments)
     stats = ReadStats()
