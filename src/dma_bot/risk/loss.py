@@ -31,15 +31,15 @@ class LossLimit:
 
     def __init__(self, max_loss: Decimal, units: Mapping[str, tuple[Fraction, Fraction]], board: MarketBoard) -> None:
         self._max_loss = Fraction(max_loss)
-        self._negative_max_loss = -self._max_loss
+        self._max_loss_ratio = max_loss.as_integer_ratio()
         self._units = dict(units)
         self._board = board
         self._snapshot: PositionSnapshot | None = None
-        self._terms: tuple[tuple[str, int, Fraction], ...] = ()
+        self._terms: tuple[tuple[str, int, tuple[int, int]], ...] = ()  # (symbol, mid2 coefficient, cost ratio)
         self._held: tuple[str, ...] = ()
         self._quotes: tuple[Tick | None, ...] | None = None  # the held symbols' ticks last evaluated
         self._result = False
-        self._base = Fraction(0)
+        self._base = (0, 1)
         self._threshold = 0
         self._scale = 1
 
@@ -69,22 +69,24 @@ class LossLimit:
 
     def _breached_partial(self) -> bool:
         """Some held symbol has no mid: mark it at its entry prices (no unrealized PnL for it)."""
-        bound = self._base
+        bound = Fraction(*self._base)
         total = 0
         for symbol, coefficient, cost in self._terms:
             mid2 = self._board.mid2(symbol)
             if mid2 is not None:
                 total += coefficient * mid2
-                bound += cost
+                bound += Fraction(*cost)
         return total <= bound
 
     def _prepare(self, snapshot: PositionSnapshot) -> None:
         """pnl = realized - fee value + sum over symbols (net * step * tick / 2 * mid2 - step * sum(q * avg)).
 
         Scaled by the common denominator of the per-symbol ``step * tick / 2`` the mid2 coefficients are
-        integers; the breach test ``sum(coefficient * mid2) <= floor(threshold)`` is then exact. The entry
-        cost ``sum(q * avg)`` is summed as an integer ratio and becomes one Fraction per symbol."""
+        integers; the breach test ``sum(coefficient * mid2) <= floor(threshold)`` is then exact. Every other
+        term is an exact integer ratio (``as_integer_ratio`` of the Decimals) added over a common denominator
+        in plain ints (no Fraction: this runs after every fill); the threshold is their floor."""
         held: dict[str, list[int]] = {}  # symbol -> [net steps, cost numerator, cost denominator]
+        lcm = math.lcm
         for (symbol, _venue), position in snapshot.positions.items():
             quantity = position.traded_quantity
             if quantity:
@@ -93,39 +95,45 @@ class LossLimit:
                 if entry is None:
                     held[symbol] = [quantity, quantity * numerator, denominator]
                 else:
+                    common = lcm(entry[2], denominator)
                     entry[0] += quantity
-                    entry[1] = entry[1] * denominator + quantity * numerator * entry[2]
-                    entry[2] *= denominator
+                    entry[1] = entry[1] * (common // entry[2]) + quantity * numerator * (common // denominator)
+                    entry[2] = common
         symbols = self._units
         scale = 1
         for symbol in held:
             if symbol not in symbols:
                 raise ValueError(f"positions: symbol {symbol!r} has no instrument")
-            scale = math.lcm(scale, symbols[symbol][0].denominator)
+            scale = lcm(scale, symbols[symbol][0].denominator)
+        # base = (-max_loss - realized + fee value) * scale, as numerator / denominator
+        loss_n, loss_d = self._max_loss_ratio
+        realized_n, realized_d = snapshot.realized_pnl.as_integer_ratio()
+        fee_n, fee_d = snapshot.fee_value.as_integer_ratio()
+        denominator = lcm(loss_d, realized_d, fee_d)
+        numerator = (fee_n * (denominator // fee_d) - loss_n * (denominator // loss_d)
+                     - realized_n * (denominator // realized_d)) * scale
+        self._base = (numerator, denominator)  # a Fraction only on the rare paths (partial, pnl)
         terms = []
         for symbol, (net, cost_numerator, cost_denominator) in held.items():
             unit, step = symbols[symbol]
             coefficient = net * unit.numerator * (scale // unit.denominator)
-            cost = Fraction(cost_numerator * step.numerator * scale, cost_denominator * step.denominator)
+            cost = (cost_numerator * step.numerator * scale, cost_denominator * step.denominator)
             terms.append((symbol, coefficient, cost))
-        base = (self._negative_max_loss - Fraction(snapshot.realized_pnl) + Fraction(snapshot.fee_value)) * scale
-        numerator, denominator = base.numerator, base.denominator
-        for _, _, cost in terms:
-            numerator = numerator * cost.denominator + cost.numerator * denominator
-            denominator *= cost.denominator
+            common = lcm(denominator, cost[1])
+            numerator = numerator * (common // denominator) + cost[0] * (common // cost[1])
+            denominator = common
         self._terms = tuple(terms)
         self._held = tuple(symbol for symbol, _, _ in terms)
         self._quotes = None
-        self._base = base
         self._threshold = numerator // denominator  # floor(base + sum of the costs)
         self._scale = scale
 
     def pnl(self) -> Decimal:
         """Net PnL at the current mids (for the kill-switch reason only)."""
         scale = self._scale
-        value = -self._base / scale - self._max_loss
+        value = -Fraction(*self._base) / scale - self._max_loss
         for symbol, coefficient, cost in self._terms:
             mid2 = self._board.mid2(symbol)
             if mid2 is not None:
-                value += Fraction(coefficient * mid2, scale) - cost / scale
+                value += Fraction(coefficient * mid2, scale) - Fraction(*cost) / scale
         return Decimal(value.numerator) / Decimal(value.denominator)
