@@ -218,15 +218,17 @@ class Ledger:
         "_board",
         "_books",
         "_done",
+        "_exposure_factors",
         "_fee_total",
         "_gaps",
-        "_half_units",
         "_instruments",
+        "_mark_digits",
         "_max_terminal",
         "_max_trades",
         "_net",
         "_notes",
         "_orders",
+        "_pnl_factors",
         "_reconciler",
         "_snapshot",
         "_stale",
@@ -258,7 +260,13 @@ class Ledger:
             for symbol, instrument in self._instruments.items()
         }
         self._units_e9 = {symbol: _EXACT.scaleb(unit, -9) for symbol, unit in self._units.items()}  # per SUBUNIT
-        self._half_units = {symbol: _EXACT.divide(unit, _TWO) for symbol, unit in self._units.items()}
+        half_units = {symbol: _EXACT.divide(unit, _TWO) for symbol, unit in self._units.items()}
+        # mark() sums in integers of 10**-mark_digits quote units: one exact Decimal per figure, not one per symbol
+        digits = max((-int(unit.as_tuple().exponent) for unit in (*self._units_e9.values(), *half_units.values())),
+                     default=0)
+        self._mark_digits = digits
+        self._pnl_factors = {symbol: int(_EXACT.scaleb(unit, digits)) for symbol, unit in self._units_e9.items()}
+        self._exposure_factors = {symbol: int(_EXACT.scaleb(half, digits)) for symbol, half in half_units.items()}
         self._fee_total = _ZERO  # the sum of every book's fee_value (kept as fees are booked)
         self._board = board
         self._max_terminal = max_terminal_orders
@@ -585,9 +593,11 @@ class Ledger:
         after every fill): :meth:`net_pnl`'s value (not tidied: compare it, :func:`tidy` it to show it), and
         the traded quantities' value at mid summed over symbols, quote currency (a symbol without a mid
         counts 0 in both, as in :meth:`unrealized_pnl`)."""
-        pnl: dict[str, int] = {}
-        held: dict[str, int] = {}
+        pnl = 0
+        exposure = 0
         last = board.last
+        pnl_factors = self._pnl_factors
+        exposure_factors = self._exposure_factors
         for (symbol, _venue), book in self._books.items():
             amount = book.realized
             quantity = book.quantity
@@ -596,18 +606,12 @@ class Ledger:
                 if tick is not None:
                     mid2 = tick.bid + tick.ask
                     amount += quantity * mid2 * _HALF_SUBUNITS - book.cost
-                    held[symbol] = held.get(symbol, 0) + quantity * mid2
-            pnl[symbol] = pnl.get(symbol, 0) + amount
-        net = _EXACT.minus(self._fee_total)
-        units = self._units_e9
-        for symbol, amount in pnl.items():
+                    exposure += quantity * mid2 * exposure_factors[symbol]
             if amount:
-                net = _EXACT.add(net, _EXACT.multiply(Decimal(amount), units[symbol]))
-        exposure = _ZERO
-        halves = self._half_units
-        for symbol, amount in held.items():
-            exposure = _EXACT.add(exposure, _EXACT.multiply(Decimal(amount), halves[symbol]))
-        return net, exposure
+                pnl += amount * pnl_factors[symbol]
+        digits = -self._mark_digits
+        net = _EXACT.subtract(_EXACT.scaleb(Decimal(pnl), digits), self._fee_total)
+        return net, _EXACT.scaleb(Decimal(exposure), digits)
 
     def snapshot(self) -> PositionSnapshot:
         """An immutable view (read-only mappings over copies); cached until the next change."""
