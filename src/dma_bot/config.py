@@ -283,7 +283,7 @@ KEYS: Final[tuple[KeySpec, ...]] = (
     KeySpec("MA_MIN_EDGE_TICKS", "2", _int(0, 1_000_000), "MA crossover: minimum |fast - slow|, in ticks"),
     KeySpec("MA_COOLDOWN_TICKS", "16", _int(0, 1_000_000), "MA crossover: ticks between signals"),
     KeySpec("VB_WINDOW", "100", _int(1, 100_000), "volatility breakout: window of the rolling high/low"),
-    KeySpec("VB_EDGE_TICKS", "5", _int(0, 1_000_000), "volatility breakout: buffer beyond high/low, in ticks"),
+    KeySpec("VB_EDGE_TICKS", "2", _int(0, 1_000_000), "volatility breakout: buffer beyond high/low, in ticks"),
     KeySpec("VB_COOLDOWN_TICKS", "20", _int(0, 1_000_000), "volatility breakout: ticks between signals"),
     # -- risk ----------------------------------------------------------------------------------------
     KeySpec("PX_MIN", "10", _POS, "lowest order price accepted, quote currency"),

