@@ -159,9 +159,32 @@ def test_vol_breakout_symbols_keep_independent_windows() -> None:
     assert fired == [(3, "BTCUSDT", Side.BUY)]
 
 
-def test_vol_breakout_params_default_to_poc_values() -> None:
-    """Defaults are the PoC's: window 100, edge 5 ticks, cooldown 20 ticks."""
-    assert VolBreakoutParams() == VolBreakoutParams(window=100, edge_ticks=5, cooldown_ticks=20)
+def test_vol_breakout_params_defaults() -> None:
+    """The PoC's window (100) and cooldown (20 ticks); the edge is 2 ticks, not the PoC's 5 (see below)."""
+    assert VolBreakoutParams() == VolBreakoutParams(window=100, edge_ticks=2, cooldown_ticks=20)
+
+
+def test_vol_breakout_defaults_fire_on_the_mock_walk() -> None:
+    """With the defaults (the mock preset) the breakout trades on the mock feed's walk, whose mid moves at most
+    4 ticks a quote: with the PoC's 5-tick edge it never fired, so the mock preset ran two strategies."""
+    from dma_bot.config import load_config
+    from dma_bot.feed.mock import RandomWalk
+    from dma_bot.params import mock_instruments, random_walk_params, strategy_params
+
+    config = load_config({}, {})
+    instruments = mock_instruments(config)
+    walk = RandomWalk(config["SYMBOLS"], random_walk_params(config, instruments), config["MOCK_SEED"])
+    batches = walk.next_rounds(20_000, 0)
+    counts: dict[int, int] = {}
+    for edge in (config["VB_EDGE_TICKS"], 5):
+        params = strategy_params(config)
+        if edge != config["VB_EDGE_TICKS"]:
+            params = StrategyParams(vol_breakout=VolBreakoutParams(edge_ticks=edge))
+        counts[edge] = sum(len(make_strategy("vol_breakout", params, batch.symbol, 1).signal_rows(batch.bid,
+                                                                                                batch.ask)[0])
+                           for batch in batches)
+    assert counts[2] > 100
+    assert counts[5] == 0
 
 
 @pytest.mark.parametrize(
