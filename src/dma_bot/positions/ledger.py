@@ -508,9 +508,11 @@ class Ledger:
         """How many orders :meth:`fill_gaps` lists (cheap: for metrics)."""
         return len(self._gaps)
 
-    def _by_symbol(self, board: MarketBoard | None) -> dict[str, int]:
-        """Realized PnL (board None) or unrealized PnL at mid, per symbol, in SUBUNITS."""
-        totals: dict[str, int] = {}
+    def _in_quote(self, board: MarketBoard | None) -> Decimal:
+        """Realized PnL (board None) or unrealized PnL at mid, summed over the books in integers of
+        ``10**-mark_digits`` quote units (as :meth:`mark` does), as one exact tidy Decimal."""
+        total = 0
+        factors = self._pnl_factors
         for (symbol, _venue), book in self._books.items():
             if board is None:
                 amount = book.realized
@@ -521,23 +523,17 @@ class Ledger:
                 amount = book.quantity * mid2 * _HALF_SUBUNITS - book.cost
             else:
                 continue
-            totals[symbol] = totals.get(symbol, 0) + amount
-        return totals
-
-    def _in_quote(self, totals: dict[str, int]) -> Decimal:
-        total = _ZERO
-        units = self._units_e9
-        for symbol, amount in totals.items():
-            total = _EXACT.add(total, _EXACT.multiply(Decimal(amount), units[symbol]))
-        return _tidy(total)
+            if amount:
+                total += amount * factors[symbol]
+        return _tidy(_EXACT.scaleb(Decimal(total), -self._mark_digits))
 
     def realized_pnl(self) -> Decimal:
         """Realized PnL of the traded quantities, in quote currency, before fees."""
-        return self._in_quote(self._by_symbol(None))
+        return self._in_quote(None)
 
     def unrealized_pnl(self, board: MarketBoard) -> Decimal:
         """Open traded quantities marked at mid = (bid + ask) / 2, exactly; a symbol with no tick yet adds 0."""
-        return self._in_quote(self._by_symbol(board))
+        return self._in_quote(board)
 
     def fee_value(self) -> Decimal:
         """The quote value of every fee that has a price (see the module docstring)."""
