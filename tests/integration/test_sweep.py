@@ -212,3 +212,27 @@ async def test_sweep_command_on_sigint_cancels_the_rest_and_writes_what_finished
     assert _count_lines(out / "results.jsonl") == len(rows)
     assert f"tasks {len(rows)} of 120" in stdout.decode()
     assert f"interrupted: {120 - len(rows)} tasks not run" in err.decode()
+
+
+async def test_a_sweep_row_is_the_backtest_commands_report_for_the_same_keys(data: Path, tmp_path: Path) -> None:
+    """A task is `python -m dma_bot backtest` with the grid's keys: its row's numbers are that command's
+    report.json totals (the configuration is layered in one place, params.backtest_config)."""
+    grid = load_grid(data / "grid.toml")
+    recording = str(data / "b.jsonl")
+    tasks = make_tasks(grid, [recording], {}, our_environment(_environ()))
+    task = next(task for task in tasks if task.params["MA_FAST"] == "8" and task.params["MA_SLOW"] == "32")
+    (row,) = run_sweep([task], SerialExecutor()).rows
+    assert row["error"] is None and row["orders"] > 0
+
+    env = {**_environ(), **task.params}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dma_bot", "backtest", recording, "--out", str(tmp_path / "bt"),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=str(tmp_path), env=env)
+    async with asyncio.timeout(60):
+        _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    totals = orjson.loads((tmp_path / "bt" / "report.json").read_bytes())["totals"]
+    for key in ("signals", "orders", "rejects", "fills", "realized_pnl", "net_pnl", "max_drawdown"):
+        assert row[key] == totals[key], key
+    assert row["fees"] == totals["fee_value"]
