@@ -27,7 +27,7 @@ from dma_bot.sweep.run import SerialExecutor, process_pool, run_sweep
 from tests.conftest import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-SPACING_NS = 40_000_000  # 40 ms between two quotes of a symbol: a few recorded minutes, so Sharpe has a value
+SPACING_NS = 250_000_000  # 250 ms between two quotes of a symbol: 12.5 recorded minutes, so Sharpe has a value
 GRID = """
 strategy = "ma_crossover"
 [params]
