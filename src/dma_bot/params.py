@@ -202,12 +202,18 @@ def replay_instruments(config: Config) -> dict[str, Instrument]:
 
 
 def replay_ticks(
-    config: Config, instruments: Mapping[str, Instrument], stats: ReadStats, path: str, *, strict: bool = False
+    config: Config,
+    instruments: Mapping[str, Instrument],
+    stats: ReadStats,
+    path: str,
+    *,
+    strict: bool = False,
+    window: Window = ALL_TIME,
 ) -> Iterator[Tick]:
-    """The SYMBOLS' quotes of one recording, in its format: ours (grids from its Start record) or, without a
-    Start record, the Rust original's (in ``instruments``, cents)."""
+    """The SYMBOLS' quotes of one recording (inside ``window``), in its format: ours (grids from its Start record)
+    or, without a Start record, the Rust original's (in ``instruments``, cents)."""
     rust = None if recording_instruments(path) else instruments
-    return read_ticks(path, stats, symbols=config["SYMBOLS"], rust_instruments=rust, strict=strict)
+    return read_ticks(path, stats, symbols=config["SYMBOLS"], rust_instruments=rust, strict=strict, window=window)
 
 
 def replay_columns(
@@ -228,11 +234,14 @@ def replay_columns(
                         selected=selected, window=window)
 
 
-def replay_prices(config: Config, instruments: Mapping[str, Instrument]) -> dict[str, Decimal]:
-    """FEED_MODE=replay: each symbol's first recorded mid, the reference its orders are sized at."""
+def replay_prices(
+    config: Config, instruments: Mapping[str, Instrument], window: Window = ALL_TIME
+) -> dict[str, Decimal]:
+    """FEED_MODE=replay: each symbol's first recorded mid (inside ``window``: a backtest's ``--from``/``--to``),
+    the reference its orders are sized at."""
     path = config["REPLAY_FILE"]
     prices: dict[str, Decimal] = {}
-    for count, tick in enumerate(replay_ticks(config, instruments, ReadStats(), path)):
+    for count, tick in enumerate(replay_ticks(config, instruments, ReadStats(), path, window=window)):
         if tick.symbol not in prices:
             prices[tick.symbol] = instruments[tick.symbol].ticks_to_price(tick.bid + tick.ask) / 2
             if len(prices) == len(instruments):
@@ -240,4 +249,6 @@ def replay_prices(config: Config, instruments: Mapping[str, Instrument]) -> dict
         if count >= _PRICE_SCAN:
             break
     missing = [symbol for symbol in config["SYMBOLS"] if symbol not in prices]
-    raise ConfigError(f"SYMBOLS: symbols with quotes in REPLAY_FILE {path}, was {','.join(missing)} (no quote found)")
+    where = " inside the --from/--to window" if window.bounded else ""
+    raise ConfigError(f"SYMBOLS: symbols with quotes in REPLAY_FILE {path}{where}, was {','.join(missing)} "
+                      f"(no quote found)")

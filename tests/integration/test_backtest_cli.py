@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import termios
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -17,7 +18,7 @@ import pytest
 from dma_bot import backtest_cli
 from dma_bot.config import load_config, preset_values
 from dma_bot.feed.mock import RandomWalk
-from dma_bot.params import mock_instruments, random_walk_params
+from dma_bot.params import mock_instruments, random_walk_params, sizes
 from dma_bot.recorder.jsonl import JsonlEncoder, instrument_fields
 from dma_bot.report_plot import MISSING_HINT
 
@@ -162,3 +163,43 @@ def test_equity_png_is_written_with_matplotlib_and_the_hint_printed_without(reco
     assert not png.exists()  # the older picture is not left to pass for this run's
     assert (tmp_path / "out" / "report.json").is_file() and "equity:" not in hidden.stdout
     assert hidden.stdout.splitlines()[0].split(" in ")[0] == done.stdout.splitlines()[0].split(" in ")[0]
+
+
+def test_orders_are_sized_at_the_first_mid_inside_the_window(tmp_path: Path) -> None:
+    """STRATEGY_NOTIONAL turns into a quantity at the first mid the run replays: with --from, the window's, not
+    the file's (here the price doubles between the two)."""
+    config = load_config(preset_values(PRESET), {"SYMBOLS": "BTCUSDT"})
+    instruments = mock_instruments(config)
+    walk = RandomWalk(("BTCUSDT",), random_walk_params(config, instruments), 7)
+    encoder = JsonlEncoder(instruments)
+    lines = [encoder.encode_control("Start", {"instruments": instrument_fields(instruments)}, ts_ns=T0)]
+    first_mids = []
+    for i in range(4_000):
+        tick = walk.next(0, T0 + i * 1_000_000)
+        if i >= 2_000:  # the second half trades at twice the price
+            tick = tick._replace(bid=2 * tick.bid, ask=2 * tick.ask)
+        if i in (0, 2_000):
+            first_mids.append(instruments["BTCUSDT"].ticks_to_price(tick.bid + tick.ask) / 2)
+        lines.append(encoder.encode(tick))
+    path = tmp_path / "doubling.jsonl"
+    path.write_bytes(b"".join(lines))
+    preset = tmp_path / "notional.env"  # the mock preset, sized by notional instead of quantity
+    preset.write_text("".join(line for line in Path(PRESET).read_text().splitlines(keepends=True)
+                              if not line.startswith("STRATEGY_QTY=")) + "STRATEGY_NOTIONAL=1000\n")
+    env = {**_env(), "SYMBOLS": "BTCUSDT", "PX_MAX": "100000", "MR_EDGE_TICKS": "1"}
+
+    def quantities(*window: str) -> set[str]:
+        out = tmp_path / f"out{len(window)}"
+        done = subprocess.run([sys.executable, "-m", "dma_bot", "backtest", str(path), "--out", str(out), "--env",
+                               str(preset), *window], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        records = [orjson.loads(line) for line in (out / "events.jsonl").read_bytes().splitlines()]
+        return {r["quantity"] for r in records if r["type"] == "Ord"}
+
+    sized = load_config(preset_values(str(preset)), env)
+    expected = [instruments["BTCUSDT"].format_qty(sizes(sized, instruments, {"BTCUSDT": mid}).quantities["BTCUSDT"])
+                for mid in first_mids]
+    assert quantities() == {expected[0]}
+    assert quantities("--from", str(T0 + 2_000_000_000)) == {expected[1]}
+    assert Decimal(expected[0]) > Decimal("1.9") * Decimal(expected[1])  # about half the quantity at twice the price
