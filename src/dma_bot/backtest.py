@@ -75,33 +75,48 @@ class BacktestCounts:
 class _BlockBoard:
     """The MarketBoard as the per-quote loop would have it at a row of a block: ``upto(j)`` puts each symbol's
     newest quote among rows ``< j`` on it (a symbol without one keeps its quote from before the block); only
-    symbols whose row changed get a new Tick."""
+    symbols whose row changed get a new Tick. The newest rows come from one table made per block with numpy
+    (``newest[j, s]``: symbol ``s``'s last row before ``j``, -1 for none), one row of it read per call."""
 
-    __slots__ = ("_block", "_board", "_done", "_rows", "_shown")
+    __slots__ = ("_block", "_board", "_done", "_names", "_newest", "_shown")
 
-    def __init__(self, board: MarketBoard, block: QuoteBlock, rows_of: dict[str, list[int]]) -> None:
+    def __init__(self, board: MarketBoard, block: QuoteBlock) -> None:
         self._board = board
         self._block = block
-        self._rows = rows_of
-        self._shown = dict.fromkeys(rows_of, -1)
+        self._names = block.symbols
+        self._shown = [-1] * len(block.symbols)
         self._done = 0
+        self._newest: npt.NDArray[np.int64] | None = None  # made on the first call that needs it
+
+    def _table(self) -> npt.NDArray[np.int64]:
+        block = self._block
+        n = len(block)
+        rows = np.arange(n, dtype=np.int64)
+        newest = np.full((n + 1, len(self._names)), -1, dtype=np.int64)
+        if len(self._names) == 1:
+            newest[1:, 0] = rows
+        else:
+            for code in range(len(self._names)):
+                np.maximum.accumulate(np.where(block.symbol == code, rows, -1), out=newest[1:, code])
+        self._newest = newest
+        return newest
 
     def upto(self, j: int) -> None:
         if j <= self._done:
             return
         self._done = j
-        block = self._block
-        last = self._board.last
+        newest = self._newest
+        if newest is None:
+            newest = self._table()
         shown = self._shown
-        for symbol, rows in self._rows.items():
-            k = bisect_left(rows, j) - 1
-            if k < 0:
-                continue
-            row = rows[k]
-            if shown[symbol] != row:
-                shown[symbol] = row
-                last[symbol] = Tick(symbol, int(block.bid[row]), int(block.ask[row]), int(block.bid_qty[row]),
-                                    int(block.ask_qty[row]), int(block.ts_event_ns[row]), int(block.ts_ns[row]))
+        for code, row in enumerate(newest[j].tolist()):
+            if row != shown[code] and row >= 0:
+                shown[code] = row
+                block = self._block
+                symbol = self._names[code]
+                self._board.last[symbol] = Tick(symbol, int(block.bid[row]), int(block.ask[row]),
+                                                int(block.bid_qty[row]), int(block.ask_qty[row]),
+                                                int(block.ts_event_ns[row]), int(block.ts_ns[row]))
 
 
 class Backtest:
@@ -210,22 +225,18 @@ class Backtest:
         ts = block.ts_event_ns.tolist()
         symbols = block.symbols
         single = len(symbols) == 1
-        rows_of: dict[str, list[int]] = {}
         found: list[tuple[npt.NDArray[np.intp], int, BoolArray, Strategy]] = []
         for index, symbol in enumerate(symbols):
             strategies = self.strategies.get(symbol)
             positions = np.arange(len(block), dtype=np.intp) if single else np.flatnonzero(block.symbol == index)
-            if not len(positions):
-                continue
-            rows_of[symbol] = positions.tolist()
-            if not strategies:
+            if not strategies or not len(positions):
                 continue
             bid, ask = (block.bid, block.ask) if single else (block.bid[positions], block.ask[positions])
             for k, strategy in enumerate(strategies):  # config order: a quote's signals in the per-quote order
                 rows, buy = strategy.signal_rows(bid, ask)
                 if len(rows):
                     found.append((positions[rows], k, buy, strategy))
-        board = _BlockBoard(self.board, block, rows_of)
+        board = _BlockBoard(self.board, block)
         popped = 0  # rows whose reports-due step (before their quote) is done
         minutes = block.ts_event_ns // MINUTE_NS
         starts = (np.flatnonzero(minutes[1:] != minutes[:-1]) + 1).tolist()
