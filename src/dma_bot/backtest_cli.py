@@ -144,7 +144,7 @@ def main(argv: Sequence[str]) -> int:
         window = _window(args)
         config = _config(args)
         instruments = replay_instruments(config)
-        prices = replay_prices(config, instruments, window)
+        prices = replay_prices(config, instruments, window, args.recordings)
     except _Usage as e:
         print(f"dma_bot backtest: {e}", file=sys.stderr)
         return EXIT_USAGE

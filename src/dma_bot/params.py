@@ -9,7 +9,7 @@ make the same decisions from the same configuration.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
@@ -235,20 +235,39 @@ def replay_columns(
 
 
 def replay_prices(
-    config: Config, instruments: Mapping[str, Instrument], window: Window = ALL_TIME
+    config: Config,
+    instruments: Mapping[str, Instrument],
+    window: Window = ALL_TIME,
+    paths: Sequence[str] | None = None,
 ) -> dict[str, Decimal]:
-    """FEED_MODE=replay: each symbol's first recorded mid (inside ``window``: a backtest's ``--from``/``--to``),
-    the reference its orders are sized at."""
-    path = config["REPLAY_FILE"]
-    prices: dict[str, Decimal] = {}
-    for count, tick in enumerate(replay_ticks(config, instruments, ReadStats(), path, window=window)):
-        if tick.symbol not in prices:
-            prices[tick.symbol] = instruments[tick.symbol].ticks_to_price(tick.bid + tick.ask) / 2
-            if len(prices) == len(instruments):
-                return prices
-        if count >= _PRICE_SCAN:
-            break
-    missing = [symbol for symbol in config["SYMBOLS"] if symbol not in prices]
-    where = " inside the --from/--to window" if window.bounded else ""
-    raise ConfigError(f"SYMBOLS: symbols with quotes in REPLAY_FILE {path}{where}, was {','.join(missing)} "
-                      f"(no quote found)")
+    """FEED_MODE=replay: each symbol's first recorded mid, the reference its orders are sized at. A backtest
+    gives its ``window`` (``--from``/``--to``) and all its recordings (``paths``, default REPLAY_FILE): the
+    earliest quote inside the window over every file (each is in time order, so each file's first is its
+    earliest)."""
+    label = "REPLAY_FILE " if paths is None else ""
+    paths = [config["REPLAY_FILE"]] if paths is None else list(paths)
+    wanted = set(config["SYMBOLS"])
+    first: dict[str, Tick] = {}
+    for path in paths:
+        seen: set[str] = set()
+        for count, tick in enumerate(replay_ticks(config, instruments, ReadStats(), path, window=window)):
+            symbol = tick.symbol
+            if symbol not in seen:
+                seen.add(symbol)
+                earlier = first.get(symbol)
+                if earlier is None or tick.ts_event_ns < earlier.ts_event_ns:
+                    first[symbol] = tick
+                if seen >= wanted:
+                    break
+            if count >= _PRICE_SCAN:
+                break
+    missing = [symbol for symbol in config["SYMBOLS"] if symbol not in first]
+    if missing:
+        files = label + " ".join(paths)
+        if window.bounded and not first:
+            raise ConfigError(f"RECORDING: recordings with at least one quote of {','.join(config['SYMBOLS'])} "
+                              f"inside the --from/--to window, was none in {files}")
+        where = " inside the --from/--to window" if window.bounded else ""
+        raise ConfigError(f"SYMBOLS: symbols with quotes in {files}{where}, was {','.join(missing)} "
+                          f"(no quote found)")
+    return {symbol: instruments[symbol].ticks_to_price(tick.bid + tick.ask) / 2 for symbol, tick in first.items()}

@@ -91,7 +91,7 @@ def test_a_window_and_a_selection_replay_only_those_quotes_and_stop_reading(reco
                                        "(BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT), was XRPUSDT"),
     (["--symbols", "BTC-USDT"], "dma_bot backtest: --symbols: symbols of 2-20 letters/digits"),
     (["--from", "2027-01-01"], "dma_bot backtest: RECORDING: recordings with at least one quote of "
-                               "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT from 2027-01-01 to the end, was none in"),
+                               "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT inside the --from/--to window, was none in"),
 ])
 def test_a_bad_option_value_is_one_line_and_exit_2(recording: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str], args: list[str],
@@ -203,3 +203,17 @@ def test_orders_are_sized_at_the_first_mid_inside_the_window(tmp_path: Path) -> 
     assert quantities() == {expected[0]}
     assert quantities("--from", str(T0 + 2_000_000_000)) == {expected[1]}
     assert Decimal(expected[0]) > Decimal("1.9") * Decimal(expected[1])  # about half the quantity at twice the price
+
+
+def test_a_window_in_the_second_recording_is_sized_there(recording: Path, tmp_path: Path) -> None:
+    """Two recordings, the window inside the second one only: the run finds its first mids there (not an error
+    about the first file, and not the first file's prices)."""
+    lines = recording.read_bytes().splitlines(keepends=True)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_bytes(b"".join(lines[: 1 + QUOTES // 2]))
+    second.write_bytes(lines[0] + b"".join(lines[1 + QUOTES // 2:]))
+    done = _run(str(first), str(second), "--out", "out", "--from", str(T0 + (QUOTES // 2 + 100) * 1_000_000),
+                cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    given = orjson.loads((tmp_path / "out" / "report.json").read_bytes())["input"]
+    assert given["quotes"] == QUOTES // 2 - 100
