@@ -11,8 +11,11 @@ writer): 32 tasks of about a second each on this machine's cores. Three runs of 
   ``Client.get_executor()``; the cluster's start-up is in the wall time and also reported on its own;
 * ``dask-tuned``: the same, but the nannies do not set ``MALLOC_TRIM_THRESHOLD_=65536`` for their workers
   (Dask's default ``distributed.nanny.pre-spawn-environ``: a fixed trim threshold turns off glibc's adaptive
-  one, and this allocation-heavy loop then runs ~40% slower: 0.89 s -> 1.28 s per task even serially with the
-  variable set) and the workers' statistical profiler (a 10 ms stack sampler competing for the GIL) is off.
+  thresholds, and this allocation-heavy loop then runs ~40% slower unless the task raises them again, which
+  ``sweep.malloc_tuning`` does) and the workers' statistical profiler (a 10 ms stack sampler) is off: what a
+  cluster configured for CPU-bound work gives, to compare ``dask`` (a cluster as users find it) with. A nanny
+  writes its pre-spawn variables into this process's ``os.environ`` and leaves them there (later workers would
+  inherit them), so each cluster runs with this process's environment put back afterwards.
 
 For each: wall time, speed-up over serial, and the per-task overhead: (wall time x workers - the tasks' own run
 time) / tasks, i.e. what each task costs beyond its backtest (shipping, scheduling, idle tail, start-up). The
@@ -24,11 +27,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,16 @@ def _writer() -> Callable[..., dict[str, Any]]:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module.write_recording  # type: ignore[no-any-return]
+
+
+@contextmanager
+def _environ_restored() -> Iterator[None]:
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def _timed(tasks: Sequence[SweepTask], executor: Executor) -> tuple[float, list[dict[str, Any]]]:
@@ -120,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         tuned = {NANNY_ENVIRON: untrimmed, "distributed.worker.profile.enabled": False}
         clustered = {}
         for name, settings in (("dask", {}), ("dask-tuned", tuned)):
-            with dask.config.set(settings):
+            with dask.config.set(settings), _environ_restored():
                 started = time.perf_counter()
                 with (LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                    dashboard_address=None) as cluster,

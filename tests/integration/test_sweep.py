@@ -12,6 +12,7 @@ import os
 import pty
 import signal
 import struct
+import subprocess
 import sys
 import termios
 from pathlib import Path
@@ -80,12 +81,17 @@ def test_sweep_rows_are_identical_serially_on_a_process_pool_and_on_a_dask_clust
     serial = _rows(data, SerialExecutor())
     with process_pool(2) as pool:
         pooled = _rows(data, pool)
-    with (LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                       dashboard_address=None) as cluster,
-          Client(cluster, set_as_default=False) as client):
-        executor = client.get_executor(pure=False)
-        clustered = _rows(data, executor)
-        executor.shutdown()
+    saved = dict(os.environ)  # the nannies put MALLOC_TRIM_THRESHOLD_ there: not for later tests' subprocesses
+    try:
+        with (LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None) as cluster,
+              Client(cluster, set_as_default=False) as client):
+            executor = client.get_executor(pure=False)
+            clustered = _rows(data, executor)
+            executor.shutdown()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
     assert serial == pooled == clustered
     assert len(serial) == 6 * 3
@@ -163,7 +169,6 @@ async def test_sweep_command_refuses_a_bad_grid_or_a_missing_recording_in_one_li
 
 def test_sweep_command_draws_a_progress_bar_on_a_terminal(data: Path, tmp_path: Path) -> None:
     """stderr a pty: tqdm's bar of tasks (done/total, rate, ETA) reaches 12/12."""
-    import subprocess
 
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a terminal has a size
@@ -236,3 +241,40 @@ async def test_a_sweep_row_is_the_backtest_commands_report_for_the_same_keys(dat
     for key in ("signals", "orders", "rejects", "fills", "realized_pnl", "net_pnl", "max_drawdown"):
         assert row[key] == totals[key], key
     assert row["fees"] == totals["fee_value"]
+
+
+_FAULTS = """
+import resource, sys
+from dma_bot.sweep.cli import make_tasks
+from dma_bot.sweep.grid import parse_grid
+from dma_bot.sweep.task import _run, run_task
+
+task = make_tasks(parse_grid({"strategy": "ma_crossover", "params": {"MA_FAST": [8]}}, "grid"), [sys.argv[1]], {},
+                  {})[0]
+
+def faults(run):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    assert run(task)["error"] is None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+run_task(task)  # imports, first allocations
+print(faults(_run), faults(run_task))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc, page faults from getrusage")
+def test_a_task_under_dasks_malloc_trim_threshold_does_not_page_fault_per_block(tmp_path: Path) -> None:
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which pins glibc's mmap threshold at 128 KiB:
+    the backtest alone (``_run``) then mmaps each column block afresh, about one page fault per quote; run_task
+    raises the thresholds for the task and stays in the few thousands an adaptive process sees."""
+    quotes = 30_000
+    recording = tmp_path / "walk.jsonl"
+    bench = _bench()
+    bench.write_recording(recording, bench._preset({"MOCK_SEED": "42"}), quotes)
+    env = {key: value for key, value in _environ().items() if not key.startswith("MALLOC_")}
+    env |= {"MALLOC_TRIM_THRESHOLD_": "65536", "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, "-c", _FAULTS, str(recording)], env=env, capture_output=True, text=True,
+                          timeout=120, check=True)
+    pinned, tuned = map(int, done.stdout.split())
+    assert pinned > quotes // 2, f"the variable did not pin malloc here ({pinned} faults)"
+    assert tuned < quotes // 3, f"{tuned} page faults in the task, {pinned} without the malloc tuning"

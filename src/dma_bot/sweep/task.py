@@ -7,7 +7,9 @@ written to a null sink instead of a file. The preset and the environment's dma_b
 the machine that starts the sweep and travel inside the :class:`SweepTask`, so a task gives the same row on
 any worker. :func:`run_task` never raises for the task's own failures (a combination the configuration
 refuses, a missing or, with ``strict``, corrupt recording, an engine error): they are the row's ``error``.
-It is a module-level function of picklable arguments, so a process pool and Dask can ship it.
+It is a module-level function of picklable arguments, so a process pool and Dask can ship it. The backtest
+runs inside :func:`~dma_bot.sweep.malloc_tuning.task_malloc`: on a Dask worker, whose nanny pins glibc's malloc
+thresholds small, it would otherwise run ~40% slower.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dma_bot.errors import ConfigError
 from dma_bot.feed.recording import ReadStats, RecordingError
 from dma_bot.feed.recording_columns import merge_columns
 from dma_bot.params import backtest_config, replay_columns, replay_instruments, replay_prices
+from dma_bot.sweep.malloc_tuning import task_malloc
 from dma_bot.sweep.sharpe import per_minute_sharpe
 
 __all__ = ["METRIC_COLUMNS", "SweepTask", "columns", "error_row", "net", "run_task"]
@@ -73,7 +76,8 @@ def run_task(task: SweepTask) -> dict[str, Any]:
     """Run one backtest; its row (``error`` None) or, when it failed, its error row."""
     started = time.perf_counter()
     try:
-        row = _run(task)
+        with task_malloc():
+            row = _run(task)
     except (ConfigError, RecordingError) as e:
         return error_row(task, str(e), _elapsed(started))
     except Exception as e:  # an engine failure stays this task's: the sweep goes on
