@@ -4,7 +4,7 @@
 Owns the command: it reads the configuration as the daemon does (``--env`` preset, else ``./.env``, then the
 process environment; ``--symbols`` overrides SYMBOLS, so the usual validation applies), takes the instruments
 from the first recording's Start record (the Rust original's recordings: cents with ``MOCK_STEP_SIZE``), sizes
-orders at each symbol's first recorded mid (of the first recording, whatever the window), replays the
+orders at each symbol's earliest recorded mid inside the window (over all the recordings), replays the
 recordings merged by time through :class:`~dma_bot.backtest.Backtest` and writes ``DIR/events.jsonl`` (the
 usual schema; ``Md`` lines only with ``--record-md``) and ``DIR/report.json`` (input with the window and
 symbols used, counts, books: the same bytes for the same input and configuration), then prints a summary with
@@ -173,11 +173,6 @@ def main(argv: Sequence[str]) -> int:
         print(f"dma_bot backtest: {e}", file=sys.stderr)
         return EXIT_USAGE
     wall_s = time.perf_counter() - started
-    if stats.quotes == 0:
-        within = f" from {args.start or 'the start'} to {args.end or 'the end'}" if window.bounded else ""
-        print(f"dma_bot backtest: RECORDING: recordings with at least one quote of {','.join(config['SYMBOLS'])}"
-              f"{within}, was none in {' '.join(args.recordings)}", file=sys.stderr)
-        return EXIT_USAGE
     report = _report(args.recordings, stats, backtest, window, config["SYMBOLS"], selected)
     (out / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     run = {"wall_s": round(wall_s, 3), "quotes_per_s": round(stats.quotes / wall_s) if wall_s > 0 else None}
@@ -190,7 +185,6 @@ def main(argv: Sequence[str]) -> int:
 def _equity_png(out: Path, recordings: list[str], backtest: Backtest, symbols: Sequence[str]) -> Path | None:
     """DIR/equity.png when matplotlib is importable, else the hint on stderr (and no stale picture left)."""
     path = out / "equity.png"
-    backtest.equity.finish()
     if not plot_available():
         path.unlink(missing_ok=True)
         print(MISSING_HINT, file=sys.stderr)

@@ -236,7 +236,6 @@ class Ledger:
         "_trade_order",
         "_trades",
         "_units",
-        "_units_e9",
         "_views",
         "stats",
     )
@@ -259,13 +258,13 @@ class Ledger:
             symbol: _EXACT.multiply(instrument.tick_size, instrument.step_size)
             for symbol, instrument in self._instruments.items()
         }
-        self._units_e9 = {symbol: _EXACT.scaleb(unit, -9) for symbol, unit in self._units.items()}  # per SUBUNIT
+        units_e9 = {symbol: _EXACT.scaleb(unit, -9) for symbol, unit in self._units.items()}  # per SUBUNIT
         half_units = {symbol: _EXACT.divide(unit, _TWO) for symbol, unit in self._units.items()}
         # mark() sums in integers of 10**-mark_digits quote units: one exact Decimal per figure, not one per symbol
-        digits = max((-int(unit.as_tuple().exponent) for unit in (*self._units_e9.values(), *half_units.values())),
+        digits = max((-int(unit.as_tuple().exponent) for unit in (*units_e9.values(), *half_units.values())),
                      default=0)
         self._mark_digits = digits
-        self._pnl_factors = {symbol: int(_EXACT.scaleb(unit, digits)) for symbol, unit in self._units_e9.items()}
+        self._pnl_factors = {symbol: int(_EXACT.scaleb(unit, digits)) for symbol, unit in units_e9.items()}
         self._exposure_factors = {symbol: int(_EXACT.scaleb(half, digits)) for symbol, half in half_units.items()}
         self._fee_total = _ZERO  # the sum of every book's fee_value (kept as fees are booked)
         self._board = board

@@ -98,10 +98,6 @@ def _run(task: SweepTask) -> dict[str, Any]:
     blocks = merge_columns([replay_columns(config, instruments, stats, task.recording, strict=task.strict)])
     backtest = Backtest(config, instruments, prices)
     backtest.run_columns(blocks, cast(IO[bytes], _NullSink()), {"recordings": [task.recording]})
-    if stats.quotes == 0:
-        raise RecordingError(f"RECORDING: a recording with at least one quote of {','.join(config['SYMBOLS'])}, "
-                             f"was none in {task.recording}")
-    backtest.equity.finish()
     counts = backtest.counts
     stop = backtest.stop_fields()
     sharpe = per_minute_sharpe([net for _, net in backtest.equity.minute_closes])
