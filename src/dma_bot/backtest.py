@@ -76,9 +76,11 @@ class _BlockBoard:
     """The MarketBoard as the per-quote loop would have it at a row of a block: ``upto(j)`` puts each symbol's
     newest quote among rows ``< j`` on it (a symbol without one keeps its quote from before the block); only
     symbols whose row changed get a new Tick. The newest rows come from one table made per block with numpy
-    (``newest[j, s]``: symbol ``s``'s last row before ``j``, -1 for none), one row of it read per call."""
+    (``newest[j, s]``: symbol ``s``'s last row before ``j``, -1 for none), one row of it read per call; the
+    Ticks are built from the block's columns as lists (made with the table: a list index is a fraction of a
+    numpy scalar read)."""
 
-    __slots__ = ("_block", "_board", "_done", "_names", "_newest", "_shown")
+    __slots__ = ("_block", "_board", "_columns", "_done", "_names", "_newest", "_shown")
 
     def __init__(self, board: MarketBoard, block: QuoteBlock) -> None:
         self._board = board
@@ -87,6 +89,7 @@ class _BlockBoard:
         self._shown = [-1] * len(block.symbols)
         self._done = 0
         self._newest: npt.NDArray[np.int64] | None = None  # made on the first call that needs it
+        self._columns: tuple[list[int], ...] = ()
 
     def _table(self) -> npt.NDArray[np.int64]:
         block = self._block
@@ -98,6 +101,8 @@ class _BlockBoard:
         else:
             for code in range(len(self._names)):
                 np.maximum.accumulate(np.where(block.symbol == code, rows, -1), out=newest[1:, code])
+        self._columns = (block.bid.tolist(), block.ask.tolist(), block.bid_qty.tolist(), block.ask_qty.tolist(),
+                         block.ts_event_ns.tolist(), block.ts_ns.tolist())
         self._newest = newest
         return newest
 
@@ -109,14 +114,14 @@ class _BlockBoard:
         if newest is None:
             newest = self._table()
         shown = self._shown
+        last = self._board.last
         for code, row in enumerate(newest[j].tolist()):
             if row != shown[code] and row >= 0:
                 shown[code] = row
-                block = self._block
                 symbol = self._names[code]
-                self._board.last[symbol] = Tick(symbol, int(block.bid[row]), int(block.ask[row]),
-                                                int(block.bid_qty[row]), int(block.ask_qty[row]),
-                                                int(block.ts_event_ns[row]), int(block.ts_ns[row]))
+                bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns = self._columns
+                last[symbol] = _new_tuple(Tick, (symbol, bid[row], ask[row], bid_qty[row], ask_qty[row],
+                                                 ts_event_ns[row], ts_ns[row]))
 
 
 class Backtest:
@@ -159,6 +164,7 @@ class Backtest:
         self._positions_stale = False  # the ledger changed since self.positions was last published
         self._minute = -1  # the recorded minute (ts // MINUTE_NS) of the last quote
         self._last_ns = 0  # the last quote's time
+        self._due: int | None = None  # the venues' soonest next_due_ns (kept by the submits and pops here)
 
     def run(self, ticks: Iterable[Tick], out: IO[bytes], start_fields: dict[str, Any]) -> None:
         """Every quote of ``ticks`` through the cores; the venues' last reports after the last quote; a Start
@@ -284,9 +290,8 @@ class Backtest:
         """The reports-due steps of rows ``popped .. p`` that have reports: at the first row whose time reaches a
         report's due time, with the board holding the rows before it (as the per-quote loop does); the rows up
         to ``p`` are then done."""
-        venues = self.venues.values()
         while True:
-            due = min((d for venue in venues if (d := venue.next_due_ns()) is not None), default=None)
+            due = self._due
             if due is None or due > ts[p]:
                 break
             j = max(bisect_left(ts, due, popped), popped)
@@ -330,7 +335,11 @@ class Backtest:
                 counts.routes += 1
                 lines.append(encode(route))
                 self.books.routed(route)
-                self.venues[route.venue].submit(route, now)
+                venue = self.venues[route.venue]
+                venue.submit(route, now)
+                due = venue.next_due_ns()
+                if due is not None and (self._due is None or due < self._due):
+                    self._due = due
         else:
             counts.rejects += 1
             reason = str(decision.reason)
@@ -340,10 +349,15 @@ class Backtest:
     def _reports_due(self, now: int, lines: list[bytes]) -> None:
         """The venues' reports due by ``now``, in due order across venues, into the ledger and the lines."""
         reports: list[ExecReport] = []
+        soonest = None  # the venues' next due time after these reports
         for venue in self.venues.values():
             due = venue.next_due_ns()
             if due is not None and due <= now:
                 reports.extend(venue.pop_due(now))
+                due = venue.next_due_ns()
+            if due is not None and (soonest is None or due < soonest):
+                soonest = due
+        self._due = soonest
         if not reports:
             return
         reports.sort(key=lambda report: report.ts_event_ns)
@@ -362,7 +376,9 @@ class Backtest:
             strategy = books.apply(report)
             if strategy is not None:
                 moved.add(strategy)
-        lines.extend(encode(note) for note in ledger.take_notes())
+        notes = ledger.take_notes()
+        if notes:
+            lines.extend(map(encode, notes))
         if changed:
             self._positions_stale = True
             ts_ns = reports[-1].ts_event_ns

@@ -452,23 +452,34 @@ class JsonlEncoder:
         return line
 
     def _exec(self, report: ExecReport) -> bytes:
-        fmt = self._format(report.symbol)
-        if type(report.ts_ns) is not int or type(report.ts_event_ns) is not int:
+        (venue, symbol, client_order_id, venue_order_id, side, status, order_qty, last_qty, last_price, cum_qty,
+         leaves_qty, fee, fee_asset, trade_id, reason, ts_event_ns, ts_ns) = report
+        fmt = self._formats.get(symbol)
+        if fmt is None:
+            _unknown_symbol(symbol)
+        if type(ts_ns) is not int or type(ts_event_ns) is not int:
             return self._exec_dict(report, fmt)
+        strings = self._json_strings
+        quantities = fmt.quantities
         qty = fmt.qty
-        trade_id = "null" if report.trade_id is None else _text(report.trade_id)
+        trade_json = "null" if trade_id is None else _text(trade_id)
         seq = self._seq + 1
         line = (
-            f'{{"type":"Exec","seq":{seq},"ts_ns":{report.ts_ns},"v":1,"venue":{_text(report.venue)},'
-            f'"symbol":{fmt.json_symbol},"side":{self._json(report.side)},"status":{self._json(report.status)},'
-            f'"order_qty":"{qty(report.order_qty)}","last_qty":"{qty(report.last_qty)}",'
-            f'"last_px":"{fmt.price(report.last_price)}","cum_qty":"{qty(report.cum_qty)}",'
-            f'"leaves_qty":"{qty(report.leaves_qty)}","client_order_id":{_text(report.client_order_id)},'
-            f'"venue_order_id":{_text(report.venue_order_id)},"trade_id":{trade_id},'
-            f'"fee":{_text(str(report.fee))},"fee_asset":{_text(report.fee_asset)},"reason":{_text(report.reason)},'
-            f'"ts_event_ns":{report.ts_event_ns}}}\n'
+            f'{{"type":"Exec","seq":{seq},"ts_ns":{ts_ns},"v":1,"venue":{strings.get(venue) or self._json(venue)},'
+            f'"symbol":{fmt.json_symbol},"side":{strings.get(side) or self._json(side)},'
+            f'"status":{strings.get(status) or self._json(status)},'
+            f'"order_qty":"{quantities.get(order_qty) or qty(order_qty)}",'
+            f'"last_qty":"{quantities.get(last_qty) or qty(last_qty)}",'
+            f'"last_px":"{fmt.prices.get(last_price) or fmt.price(last_price)}",'
+            f'"cum_qty":"{quantities.get(cum_qty) or qty(cum_qty)}",'
+            f'"leaves_qty":"{quantities.get(leaves_qty) or qty(leaves_qty)}",'
+            f'"client_order_id":{_text(client_order_id)},"venue_order_id":{_text(venue_order_id)},'
+            f'"trade_id":{trade_json},"fee":{_text(str(fee))},'
+            f'"fee_asset":{strings.get(fee_asset) or self._json(fee_asset)},'
+            f'"reason":{_text(reason)},"ts_event_ns":{ts_event_ns}}}\n'
         ).encode()
-        self._commit("Exec", seq)
+        self._seq = seq
+        self.counts["Exec"] += 1
         return line
 
     def _exec_dict(self, report: ExecReport, fmt: _SymbolFormat) -> bytes:
