@@ -18,6 +18,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import itemgetter
 from typing import IO, Any, Final, TypeVar
 
 import numpy as np
@@ -48,6 +49,7 @@ _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
 _new_tuple: Final = tuple.__new__  # builds the Signal NamedTuple without its Python-level __new__
 _Unit = TypeVar("_Unit")
+_due_time: Final = itemgetter(ExecReport._fields.index("ts_event_ns"))
 _RUN_PREFIX = "bt"  # client order ids of a backtest: bt1, bt2, ... (deterministic; no venue ever sees them)
 
 
@@ -77,10 +79,10 @@ class _BlockBoard:
     newest quote among rows ``< j`` on it (a symbol without one keeps its quote from before the block); only
     symbols whose row changed get a new Tick. The newest rows come from one table made per block with numpy
     (``newest[j, s]``: symbol ``s``'s last row before ``j``, -1 for none), one row of it read per call; the
-    Ticks are built from the block's columns as lists (made with the table: a list index is a fraction of a
-    numpy scalar read)."""
+    Ticks are built from the block's columns as lists (``columns``: a list index is a fraction of a numpy
+    scalar read)."""
 
-    __slots__ = ("_block", "_board", "_columns", "_done", "_names", "_newest", "_shown")
+    __slots__ = ("_block", "_board", "_done", "_names", "_newest", "_shown", "columns")
 
     def __init__(self, board: MarketBoard, block: QuoteBlock) -> None:
         self._board = board
@@ -89,7 +91,9 @@ class _BlockBoard:
         self._shown = [-1] * len(block.symbols)
         self._done = 0
         self._newest: npt.NDArray[np.int64] | None = None  # made on the first call that needs it
-        self._columns: tuple[list[int], ...] = ()
+        # bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns as lists (the loop reads its signals' prices here too)
+        self.columns = (block.bid.tolist(), block.ask.tolist(), block.bid_qty.tolist(), block.ask_qty.tolist(),
+                        block.ts_event_ns.tolist(), block.ts_ns.tolist())
 
     def _table(self) -> npt.NDArray[np.int64]:
         block = self._block
@@ -101,8 +105,6 @@ class _BlockBoard:
         else:
             for code in range(len(self._names)):
                 np.maximum.accumulate(np.where(block.symbol == code, rows, -1), out=newest[1:, code])
-        self._columns = (block.bid.tolist(), block.ask.tolist(), block.bid_qty.tolist(), block.ask_qty.tolist(),
-                         block.ts_event_ns.tolist(), block.ts_ns.tolist())
         self._newest = newest
         return newest
 
@@ -119,7 +121,7 @@ class _BlockBoard:
             if row != shown[code] and row >= 0:
                 shown[code] = row
                 symbol = self._names[code]
-                bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns = self._columns
+                bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns = self.columns
                 last[symbol] = _new_tuple(Tick, (symbol, bid[row], ask[row], bid_qty[row], ask_qty[row],
                                                  ts_event_ns[row], ts_ns[row]))
 
@@ -228,7 +230,8 @@ class Backtest:
 
     def _block(self, block: QuoteBlock, lines: list[bytes]) -> None:
         self.counts.quotes += len(block)
-        ts = block.ts_event_ns.tolist()
+        board = _BlockBoard(self.board, block)
+        ts = board.columns[4]  # ts_event_ns
         symbols = block.symbols
         single = len(symbols) == 1
         found: list[tuple[npt.NDArray[np.intp], int, BoolArray, Strategy]] = []
@@ -242,7 +245,6 @@ class Backtest:
                 rows, buy = strategy.signal_rows(bid, ask)
                 if len(rows):
                     found.append((positions[rows], k, buy, strategy))
-        board = _BlockBoard(self.board, block)
         popped = 0  # rows whose reports-due step (before their quote) is done
         minutes = block.ts_event_ns // MINUTE_NS
         starts = (np.flatnonzero(minutes[1:] != minutes[:-1]) + 1).tolist()
@@ -270,16 +272,21 @@ class Backtest:
             owner = np.concatenate([np.full(len(rows), i) for i, (rows, _, _, _) in enumerate(found)])
             sequence = np.lexsort((rank, at))
             strategies_found = [strategy for _, _, _, strategy in found]
-            bid, ask = block.bid, block.ask
+            bid, ask = board.columns[0], board.columns[1]
             for p, is_buy, i in zip(at[sequence].tolist(), buys[sequence].tolist(), owner[sequence].tolist(),
                                     strict=True):
                 now = ts[p]
-                minutes_until(p)
-                popped = self._due_until(p, ts, popped, board, lines)
+                if starts[next_start] <= p:
+                    minutes_until(p)
+                due = self._due
+                if due is not None and due <= now:
+                    popped = self._due_until(p, ts, popped, board, lines)
+                elif popped <= p:
+                    popped = p + 1  # what _due_until returns when nothing is due by now
                 board.upto(p + 1)
                 strategy = strategies_found[i]
                 signal = _new_tuple(Signal, (strategy.name, strategy.symbol, _BUY if is_buy else _SELL,
-                                             int(ask[p]) if is_buy else int(bid[p]), strategy.quantity, now, now))
+                                             ask[p] if is_buy else bid[p], strategy.quantity, now, now))
                 self._signal(signal, now, lines)
         minutes_until(len(ts) - 1)
         self._due_until(len(ts) - 1, ts, popped, board, lines)
@@ -360,7 +367,8 @@ class Backtest:
         self._due = soonest
         if not reports:
             return
-        reports.sort(key=lambda report: report.ts_event_ns)
+        if len(reports) > 1:
+            reports.sort(key=_due_time)  # across venues (each venue's are in due order already)
         self._apply(reports, lines)
 
     def _apply(self, reports: list[ExecReport], lines: list[bytes]) -> None:
