@@ -380,8 +380,9 @@ class Backtest:
         for report in reports:
             self.counts.reports += 1
             lines.append(encode(report))
-            changed = ledger.apply(report) or changed
-            strategy = books.apply(report)
+            applied = ledger.apply(report)
+            changed = applied or changed
+            strategy = books.apply(report, applied, ledger.last_fill_steps)
             if strategy is not None:
                 moved.add(strategy)
         notes = ledger.take_notes()

@@ -1,9 +1,10 @@
 """StrategyBooks: a backtest's money per strategy, and per symbol and venue inside it.
 
 Owns the attribution of fills to strategies and nothing else: every child order the router sends carries its
-strategy (``Route.strategy``); its client order id is remembered until the order's terminal report, and each
-execution report of it goes into that strategy's own :class:`~dma_bot.positions.ledger.Ledger` (the same core
-as the backtest's total ledger, so realized PnL, fees per asset and unrealized PnL at mid are computed the same
+strategy (``Route.strategy``); its client order id is remembered until the order's terminal report, and the fill
+each execution report of it brought (as the total ledger judged it: a duplicate or an order state is decided
+once, there) goes into that strategy's own :class:`~dma_bot.positions.ledger.Ledger` (``book_fill``: the same
+money core as the total ledger, so realized PnL, fees per asset and unrealized PnL at mid are computed the same
 way) and marks that strategy's :class:`~dma_bot.equity.EquityCurve` (its peak and max drawdown). It also counts
 fills and traded volume (base steps and quote notional) per (strategy, symbol, venue). Pure: no I/O, no clock.
 
@@ -57,22 +58,25 @@ class StrategyBooks:
             self.ledgers[strategy] = Ledger(self._instruments, board=self._board)
             self.curves[strategy] = EquityCurve()
 
-    def apply(self, report: ExecReport) -> str | None:
-        """Book the report in its strategy's ledger; the strategy when that changed its books, else None."""
+    def apply(self, report: ExecReport, changed: bool, steps: int) -> str | None:
+        """Book the report in its strategy's ledger as the total ledger applied it: ``changed`` is what its
+        ``apply`` returned and ``steps`` the fill it booked (``last_fill_steps``), so duplicates and order
+        states are judged once, by the total ledger; the strategy when its books changed, else None."""
         cid = report.client_order_id
         strategy = self._owner.pop(cid, None) if report.status.is_terminal else self._owner.get(cid)
         if strategy is None:
             self.unattributed += 1
             return None
-        if report.last_qty > 0:
+        if steps > 0:
             key = (strategy, report.symbol, report.venue)
             flow = self.flows.get(key)
             if flow is None:
                 flow = self.flows[key] = _Flow()
             flow.fills += 1
-            flow.steps += report.last_qty
-            flow.notional += report.last_qty * report.last_price
-        return strategy if self.ledgers[strategy].apply(report) else None
+            flow.steps += steps
+            flow.notional += steps * report.last_price
+            self.ledgers[strategy].book_fill(report, steps)
+        return strategy if changed else None
 
     def mark(self, strategy: str, ts_ns: int) -> None:
         net, exposure = self.ledgers[strategy].mark(self._board)

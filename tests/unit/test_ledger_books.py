@@ -230,3 +230,30 @@ def test_ledger_same_trade_id_on_another_order_after_a_venue_restart_is_a_new_fi
     assert changed is True
     assert _position(ledger).traded_quantity == 3_000
     assert ledger.stats.duplicate_fills == 1
+
+
+def test_ledger_book_fill_follows_another_ledgers_judgement_of_each_report() -> None:
+    """A follower ledger fed ``book_fill(report, total.last_fill_steps)`` books exactly the money the total ledger
+    booked: a repeated trade (0 steps), a fill without trade id by cum_qty difference (not its last_qty), fees."""
+    total = Ledger(INSTRUMENTS)
+    follower = Ledger(INSTRUMENTS)
+    reports = [
+        _report(S.ACK),
+        _report(S.PARTIALLY_FILLED, last_qty=30_000, cum_qty=30_000, trade_id="1", fee="0.5", fee_asset="USDT"),
+        _report(S.PARTIALLY_FILLED, last_qty=30_000, cum_qty=30_000, trade_id="1", fee="0.5", fee_asset="USDT"),
+        _report(S.PARTIALLY_FILLED, last_qty=10_000, cum_qty=70_000, price=6_400_000),  # no trade id: 40,000
+        _report(S.FILLED, last_qty=30_000, cum_qty=100_000, trade_id="3", side=Side.BUY, fee="0.00001",
+                fee_asset="BTC"),
+    ]
+    booked = []
+    for report in reports:
+        total.apply(report)
+        booked.append(total.last_fill_steps)
+        follower.book_fill(report, total.last_fill_steps)
+    assert booked == [0, 30_000, 0, 40_000, 30_000]
+    board = MarketBoard()
+    board.update(Tick("BTCUSDT", 6_600_000, 6_600_100, 1, 1, 2, 2))
+    assert follower.snapshot().positions == total.snapshot().positions
+    assert follower.net_pnl(board) == total.net_pnl(board)
+    assert follower.fees() == total.fees()
+    assert follower.open_order_ids() == []  # money only: no order lifecycle

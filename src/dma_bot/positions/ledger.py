@@ -237,6 +237,7 @@ class Ledger:
         "_trades",
         "_units",
         "_views",
+        "last_fill_steps",
         "stats",
     )
 
@@ -284,6 +285,7 @@ class Ledger:
         self._snapshot: PositionSnapshot | None = None
         self._reconciler = Reconciler(self._instruments, max_drift=max_drift, board=board)
         self.stats = LedgerStats()
+        self.last_fill_steps = 0  # the steps the last apply() booked (0: none)
 
     # -- applying reports ---------------------------------------------------------------------------------
     def apply(self, report: ExecReport) -> bool:
@@ -291,7 +293,9 @@ class Ledger:
 
         A report with ``last_qty > 0`` carries a fill whatever its status (an IOC may report its last trade
         with EXPIRED); the fill is applied once per (venue, symbol, order, trade id), or by ``cum_qty`` difference
-        when it has no trade id, before and independently of the order's state."""
+        when it has no trade id, before and independently of the order's state. ``last_fill_steps`` is then
+        the steps it booked (0 when none)."""
+        self.last_fill_steps = 0
         symbol = report.symbol
         if symbol not in self._instruments:
             self.stats.unknown_symbols += 1
@@ -344,6 +348,7 @@ class Ledger:
                            f"fill without trade id: applied {steps} steps (cum_qty {report.cum_qty} - applied "
                            f"{order.filled}), last_qty was {last_qty}")
         self._apply_fill(report, steps)
+        self.last_fill_steps = steps
         order.filled += steps
         ceiling = min(order.order_qty, max(order.cum_qty, report.cum_qty))
         if order.filled > ceiling:
@@ -352,6 +357,16 @@ class Ledger:
                        f"fills applied {order.filled} steps exceed cum_qty {max(order.cum_qty, report.cum_qty)} "
                        f"or order_qty {order.order_qty}")
         return True
+
+    def book_fill(self, report: ExecReport, steps: int) -> None:
+        """Book ``steps`` of ``report``'s fill as money only: the position, cost, PnL and fees, with no order
+        lifecycle and no duplicate check (for a ledger that follows another's decisions: the steps that one's
+        :meth:`apply` booked, ``last_fill_steps``)."""
+        if report.symbol not in self._instruments:
+            raise ValueError(f"book_fill: symbol {report.symbol!r} has no instrument")
+        if steps > 0:
+            self._apply_fill(report, steps)
+            self._snapshot = None
 
     def _advance(self, order: _Order, report: ExecReport) -> None:
         """Move the order's state when the lifecycle table allows it; else count a late or illegal report."""
