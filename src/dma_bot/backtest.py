@@ -301,8 +301,8 @@ class Backtest:
             due = self._due
             if due is None or due > ts[p]:
                 break
-            j = max(bisect_left(ts, due, popped), popped)
-            if j > p:
+            j = bisect_left(ts, due, popped, p + 1) if popped <= p else popped
+            if j > p:  # rows up to p are done (a report due at a row already past: the next row takes it)
                 break
             board.upto(j)
             self._reports_due(ts[j], lines)
