@@ -22,7 +22,10 @@ at its fill price, another asset's at the mid of ``<ASSET><QUOTE>`` when that sy
 a quote on the board at the fill; fees without a price are kept apart as unvalued. ``done_steps`` per
 (symbol, side) is what risk subtracts from what it sent: an order counts its applied fills while open and
 its whole quantity once terminal. Decimal is built at the border (:meth:`Ledger.snapshot`, the PnL
-readers). No I/O, clock or asyncio.
+readers). The PnL readers and :meth:`Ledger.mark` sum, in integers of ``10**-mark_digits`` quote units, a
+realized total and per symbol the traded steps and open cost over its venues, kept as fills are applied; each
+snapshot carries them as a :class:`~dma_bot.model.positions.PnlForm` (net PnL exact and linear in the mids,
+what the loss limit reads). No I/O, clock or asyncio.
 
 Reconciliation: :meth:`Ledger.apply_account` hands a venue's :class:`~dma_bot.model.events.AccountSnapshot`
 to a :class:`~dma_bot.positions.drift.Reconciler` with what our fills moved at that venue per asset
@@ -232,6 +235,7 @@ class Ledger:
         "_max_terminal",
         "_max_trades",
         "_net",
+        "_net_steps",
         "_notes",
         "_open",
         "_orders",
@@ -291,6 +295,7 @@ class Ledger:
         self._views: dict[tuple[str, str], VenuePosition] = {}
         self._stale: set[tuple[str, str]] = set()
         self._net: dict[tuple[str, str], int] = {}  # (symbol, venue) -> held steps, rounded down
+        self._net_steps: dict[str, int] = {}  # symbol -> the sum of its venues' held steps
         self._done: dict[tuple[str, Side], int] = {}
         self._orders: dict[str, _Order] = {}
         self._gaps: set[str] = set()  # client order ids whose applied fills differ from the venue's cum_qty
@@ -465,6 +470,8 @@ class Ledger:
             if book.base_fees:
                 holdings = _EXACT.subtract(holdings, book.base_fees)
                 held_steps -= int(_EXACT.divide(book.base_fees, step).to_integral_value(ROUND_CEILING))
+            net = self._net_steps
+            net[symbol] = net.get(symbol, 0) + held_steps - self._net.get(key, 0)
             self._net[key] = held_steps
             self._views[key] = VenuePosition(
                 symbol=symbol,
@@ -666,13 +673,10 @@ class Ledger:
         snapshot = self._snapshot
         if snapshot is None:
             self._refresh_views()
-            net: dict[str, int] = {}
-            for (symbol, _venue), steps in self._net.items():
-                net[symbol] = net.get(symbol, 0) + steps
             form = self.pnl_form()
             snapshot = self._snapshot = PositionSnapshot(
                 positions=MappingProxyType(dict(self._views)),
-                net_steps=MappingProxyType(net),
+                net_steps=MappingProxyType(dict(self._net_steps)),
                 done_steps=MappingProxyType(dict(self._done)),
                 realized_pnl=self.realized_pnl(),
                 fee_value=form.fee_value,
