@@ -14,6 +14,7 @@ from dma_bot.model.enums import ExecStatus, NoteKind, Side
 from dma_bot.model.events import ExecReport, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
+from dma_bot.model.positions import PnlForm
 from dma_bot.positions.ledger import Ledger
 
 BTC = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"), base_asset="BTC",
@@ -430,3 +431,56 @@ def test_ledger_mark_equals_net_pnl_and_values_the_exposure_at_mid() -> None:
         expected = sum((INSTRUMENTS[s].steps_to_qty(q) * INSTRUMENTS[s].ticks_to_price(board.mid2(s)) / 2
                         for s, q in held.items() if board.mid2(s) is not None), Decimal(0))
         assert exposure == expected
+        books = ledger.book_pnl(board)  # per book, not from the per-symbol sums mark() keeps
+        assert sum((unrealized for _, unrealized in books.values()), Decimal(0)) == ledger.unrealized_pnl(board)
+        assert sum((realized for realized, _ in books.values()), Decimal(0)) == ledger.realized_pnl()
+
+
+def _evaluate(form: PnlForm, board: MarketBoard) -> Fraction:
+    total = form.realized
+    for symbol, (coefficient, constant) in zip(form.symbols, form.terms, strict=True):
+        mid2 = board.mid2(symbol)
+        if mid2 is not None:
+            total += coefficient * mid2 + constant
+    return Fraction(total, 10**form.digits) - Fraction(form.fee_value)
+
+
+def test_ledger_pnl_form_is_net_pnl_exactly_at_any_board() -> None:
+    """The snapshot's PnlForm, evaluated at random boards (a symbol's mid sometimes missing), is net_pnl exactly
+    after every one of random fills on two grids and venues (flips, round trips, quote and base fees); its
+    realized and fee value are the snapshot's."""
+    rng = random.Random(11)
+    ledger = Ledger(INSTRUMENTS)
+    for n in range(300):
+        symbol = rng.choice(["BTCUSDT", "ETHUSDT"])
+        fee_asset = rng.choice(["USDT", INSTRUMENTS[symbol].base_asset])
+        ledger.apply(_report(side=rng.choice([Side.BUY, Side.SELL]), symbol=symbol, venue=rng.choice("ABC"),
+                             last_qty=rng.randint(1, 900), last_price=rng.randint(1, 20_000),
+                             client_order_id=f"f{n}", fee=Decimal(rng.randint(0, 999)).scaleb(-rng.randint(0, 9)),
+                             fee_asset=fee_asset))
+        snapshot = ledger.snapshot()
+        form = snapshot.pnl_form
+        assert form is ledger.pnl_form()
+        assert Fraction(form.realized, 10**form.digits) == snapshot.realized_pnl
+        assert form.fee_value == snapshot.fee_value
+        for _ in range(3):
+            board = _board(*((s, rng.randint(1, 20_000), rng.randint(1, 20_000))
+                             for s in ("BTCUSDT", "ETHUSDT") if rng.random() < 0.7))
+            assert _evaluate(form, board) == ledger.net_pnl(board), n
+
+
+def test_ledger_pnl_form_is_one_object_until_the_next_fill() -> None:
+    """A report that moves no money (an ack, a cancel's released leaves) keeps the form; a fill replaces it,
+    and a flat symbol (long at one venue, short as much at another, same price) drops out of it."""
+    ledger = Ledger(INSTRUMENTS)
+    ledger.apply(_report(status=ExecStatus.PARTIALLY_FILLED, last_qty=2, last_price=10_000, leaves_qty=3))
+    form = ledger.snapshot().pnl_form
+    assert form.symbols == ("BTCUSDT",)
+
+    ledger.apply(_report(status=ExecStatus.CANCELED, cum_qty=2, order_qty=5, leaves_qty=0))
+    cancelled = ledger.snapshot()
+    ledger.apply(_report(side=Side.SELL, last_qty=2, last_price=10_000, venue="B", client_order_id="c2"))
+
+    assert cancelled.done_steps[("BTCUSDT", Side.BUY)] == 5 and cancelled.pnl_form is form
+    flat = ledger.snapshot().pnl_form
+    assert flat is not form and flat.symbols == () and flat.realized == 0

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from decimal import Context, Decimal
-from fractions import Fraction
+from decimal import Decimal
 
 import pytest
 
 from dma_bot.bus import Latest
-from dma_bot.model.enums import KillSwitchState, RejectReason, Side
-from dma_bot.model.events import Order, RejectBatch, RiskReject, Signal, Tick, signal_batch_of
+from dma_bot.model.enums import ExecStatus, KillSwitchState, RejectReason, Side
+from dma_bot.model.events import ExecReport, Order, RejectBatch, RiskReject, Signal, Tick, signal_batch_of
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot, VenuePosition
+from dma_bot.positions.ledger import Ledger
 from dma_bot.risk.limits import KillSwitch, RiskEngine, RiskParams, TokenBucket
 from dma_bot.risk.order_ids import ClientOrderIds
 
-BTC = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"))
-ETH = Instrument(symbol="ETHUSDT", tick_size=Decimal("0.05"), step_size=Decimal("0.0001"))
+BTC = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"), base_asset="BTC",
+                 quote_asset="USDT")
+ETH = Instrument(symbol="ETHUSDT", tick_size=Decimal("0.05"), step_size=Decimal("0.0001"), base_asset="ETH",
+                 quote_asset="USDT")
 INSTRUMENTS = {BTC.symbol: BTC, ETH.symbol: ETH}
 NOW = 1_700_000_000_000_000_000
 SECOND = 1_000_000_000
@@ -83,6 +85,42 @@ def holding(
         realized_pnl=Decimal(realized),
         fills=fills,
     )
+
+
+class Booked:
+    """A real Ledger fed filled ExecReports: the loss limit reads the PnL form of its snapshots."""
+
+    def __init__(self) -> None:
+        self.ledger = Ledger(INSTRUMENTS)
+        self.orders = 0
+
+    def fill(self, inst: Instrument, steps: int, price: int, venue: str = "V0", fee: str = "0",
+             fee_asset: str = "USDT") -> Booked:
+        """One order of ``steps`` (signed: < 0 sells) filled at ``price`` ticks."""
+        self.orders += 1
+        quantity = abs(steps)
+        self.ledger.apply(ExecReport(
+            venue=venue, symbol=inst.symbol, client_order_id=f"o{self.orders}", venue_order_id=f"v{self.orders}",
+            side=Side.BUY if steps > 0 else Side.SELL, status=ExecStatus.FILLED, last_qty=quantity, last_price=price,
+            order_qty=quantity, cum_qty=quantity, leaves_qty=0, fee=Decimal(fee), fee_asset=fee_asset,
+            trade_id=f"t{self.orders}", reason="", ts_event_ns=NOW, ts_ns=NOW,
+        ))
+        return self
+
+    def round_trip(self, inst: Instrument, steps: int, buy: int, sell: int) -> Booked:
+        """Buy ``steps`` at ``buy`` ticks and sell them at ``sell``: realized PnL, flat again."""
+        return self.fill(inst, steps, buy).fill(inst, -steps, sell)
+
+    def snapshot(self) -> PositionSnapshot:
+        return self.ledger.snapshot()
+
+
+def booked(*positions: tuple[Instrument, int, int]) -> Booked:
+    """A ledger holding one position per (instrument, signed steps, entry price ticks), each at its own venue."""
+    book = Booked()
+    for index, (inst, steps, price) in enumerate(positions):
+        book.fill(inst, steps, price, venue=f"V{index}")
+    return book
 
 
 def reason_of(result: Order | RiskReject) -> RejectReason | None:
@@ -508,7 +546,7 @@ def test_account_drift_breach_trips_in_check_batch_too() -> None:
 # -- loss limit -----------------------------------------------------------------------------------------
 def test_loss_limit_unrealized_loss_trips_reducing_at_the_limit() -> None:
     """Long 10 BTC from 100.00 (limit 100): mid 90.01 (-99.90) trades on, mid 90.00 (-100) trips."""
-    harness = Harness(params(max_position=Decimal(20)), snapshot=holding((BTC, 10_000, "100.00")))
+    harness = Harness(params(max_position=Decimal(20)), snapshot=booked((BTC, 10_000, 10_000)).snapshot())
     harness.quote(BTC.symbol, 9000, 9002)
     before = harness.check(price=9001)
 
@@ -525,7 +563,7 @@ def test_loss_limit_unrealized_loss_trips_reducing_at_the_limit() -> None:
 
 def test_loss_limit_short_position_loses_when_mid_rises() -> None:
     """Short 10 BTC from 100.00: mid 109.99 trades on, mid 110.00 trips."""
-    harness = Harness(params(max_position=Decimal(20)), snapshot=holding((BTC, -10_000, "100")))
+    harness = Harness(params(max_position=Decimal(20)), snapshot=booked((BTC, -10_000, 10_000)).snapshot())
     harness.quote(BTC.symbol, 10_999, 10_999)
     before = harness.check(side=Side.SELL, price=10_999)
 
@@ -537,11 +575,15 @@ def test_loss_limit_short_position_loses_when_mid_rises() -> None:
 
 
 def test_loss_limit_never_returns_to_active_by_itself() -> None:
-    """After tripping, a recovered mid leaves the switch in REDUCING."""
-    harness = Harness(snapshot=holding(realized="-100"))
+    """After tripping on a realized loss of 100, a later gain (net +50) leaves the switch in REDUCING."""
+    book = Booked().round_trip(BTC, 10_000, 10_000, 9_000)
+    harness = Harness(snapshot=book.snapshot())
     harness.check()
+    assert harness.engine.kill_switch.state is KillSwitchState.REDUCING
 
-    harness.positions.publish(holding(realized="50", fills=2))
+    book.round_trip(BTC, 10_000, 9_000, 10_500)
+    assert book.ledger.realized_pnl() == 50
+    harness.positions.publish(book.snapshot())
     result = harness.check()
 
     assert reason_of(result) is RejectReason.KILL_SWITCH_REDUCING
@@ -553,18 +595,22 @@ def test_loss_limit_new_snapshot_is_picked_up() -> None:
     harness = Harness()
     assert reason_of(harness.check()) is None
 
-    harness.positions.publish(holding(realized="-99.99", fills=1))
+    book = Booked().round_trip(BTC, 9_999, 10_000, 9_000)  # 9.999 BTC 10.00 lower: -99.99
+    assert book.ledger.realized_pnl() == Decimal("-99.99")
+    harness.positions.publish(book.snapshot())
     still_fine = harness.check()
-    harness.positions.publish(holding(realized="-100.01", fills=2))
+    book.round_trip(BTC, 2, 10_000, 9_000)  # -0.02 more
+    harness.positions.publish(book.snapshot())
     tripped = harness.check()
 
     assert reason_of(still_fine) is None
     assert reason_of(tripped) is RejectReason.KILL_SWITCH_REDUCING
+    assert harness.engine.kill_switch.reason == "loss limit: pnl -100.01 <= -100"
 
 
 def test_loss_limit_sums_symbols_on_different_grids() -> None:
     """1 BTC from 100 at 60 (-40) plus 2 ETH from 50 at 20.05 (-59.90) passes; ETH at 20.00 (-100) trips."""
-    snapshot = holding((BTC, 1000, "100"), (ETH, 20_000, "50"))
+    snapshot = booked((BTC, 1000, 10_000), (ETH, 20_000, 1000)).snapshot()
     harness = Harness(snapshot=snapshot)
     harness.quote(BTC.symbol, 6000, 6000)
     harness.quote(ETH.symbol, 401, 401)
@@ -579,48 +625,52 @@ def test_loss_limit_sums_symbols_on_different_grids() -> None:
 
 def test_loss_limit_symbol_without_mid_is_marked_at_entry() -> None:
     """ETH held with no ETH quote yet adds no unrealized loss; once quoted, its loss counts."""
-    harness = Harness(snapshot=holding((ETH, 20_000, "50"), realized="-50"))
+    book = booked((ETH, 20_000, 1000)).round_trip(BTC, 5_000, 10_000, 9_000)  # realized -50
+    harness = Harness(snapshot=book.snapshot())
     before = harness.check()
 
-    harness.quote(ETH.symbol, 500, 500)
+    harness.quote(ETH.symbol, 500, 500)  # 2 ETH from 50 at 25: -50 more
     after = harness.check()
 
     assert reason_of(before) is None
     assert reason_of(after) is RejectReason.KILL_SWITCH_REDUCING
 
 
-def _exact_pnl(snapshot: PositionSnapshot, board: MarketBoard) -> Fraction:
-    """Realized plus every position marked at mid, in plain Fractions (a symbol without mid adds 0)."""
-    pnl = Fraction(snapshot.realized_pnl)
-    for (symbol, _venue), position in snapshot.positions.items():
-        mid2 = board.mid2(symbol)
-        if mid2 is not None:
-            instrument = INSTRUMENTS[symbol]
-            mid = Fraction(instrument.tick_size) * mid2 / 2
-            pnl += position.quantity * Fraction(instrument.step_size) * (mid - Fraction(position.average_price))
-    return pnl
+def test_loss_limit_counts_the_fee_value() -> None:
+    """Flat after a round trip that lost 60, fees worth 39.99 trade on; 40 in fees (one BTC fee at 100) trip."""
+    book = Booked().round_trip(BTC, 1000, 10_000, 4_000).fill(BTC, 1, 10_000, fee="39.99")
+    harness = Harness(snapshot=book.snapshot())
+    assert reason_of(harness.check()) is None
+
+    book.fill(BTC, -1, 10_000, fee="0.0001", fee_asset="BTC")  # 0.0001 BTC at 100.00: 0.01
+    harness.positions.publish(book.snapshot())
+
+    assert reason_of(harness.check()) is RejectReason.KILL_SWITCH_REDUCING
+    assert harness.engine.kill_switch.reason == "loss limit: pnl -100.00 <= -100"
 
 
-def test_loss_limit_matches_exact_pnl_over_seeded_random_snapshots() -> None:
-    """Property: the switch trips exactly when realized + unrealized PnL <= -max_loss, at and around the edge,
-    for random multi-venue positions on two grids with long average prices and missing mids."""
+def test_loss_limit_matches_the_ledgers_net_pnl_over_seeded_random_fills() -> None:
+    """Property: the switch trips exactly when the ledger's net PnL (realized + unrealized at mid - fee value)
+    <= -max_loss, at and around the edge, for random fills on two grids at several venues (round trips, flips,
+    quote and base fees) and random mids, some missing."""
     rng = random.Random(5)
-    exact = Context(prec=200)
     checked = 0
     for _ in range(400):
-        positions = tuple(
-            (rng.choice((BTC, ETH)), rng.choice((-1, 1)) * rng.randrange(1, 50_000),
-             str(Decimal(rng.randrange(1, 10**12)).scaleb(-rng.randrange(0, 11))))
-            for _ in range(rng.randrange(1, 7))
-        )
-        snapshot = holding(*positions, realized=str(Decimal(rng.randrange(-10**9, 10**9)).scaleb(-rng.randrange(0, 9))))
+        book = Booked()
+        for _ in range(rng.randrange(1, 9)):
+            inst = rng.choice((BTC, ETH))
+            fee, fee_asset = rng.choice((("0", "USDT"),
+                                         (str(Decimal(rng.randrange(1, 10**6)).scaleb(-rng.randrange(0, 9))), "USDT"),
+                                         (str(Decimal(rng.randrange(1, 10**4)).scaleb(-8)), inst.base_asset)))
+            book.fill(inst, rng.choice((-1, 1)) * rng.randrange(1, 50_000), rng.randrange(1, 20_000),
+                      venue=rng.choice(("V0", "V1", "V2")), fee=fee, fee_asset=fee_asset)
         board = MarketBoard()
         board.update(Tick(BTC.symbol, rng.randrange(1, 20_000), rng.randrange(1, 20_000), 1, 1, NOW, NOW))
         if rng.random() < 0.7:
             board.update(Tick(ETH.symbol, rng.randrange(1, 20_000), rng.randrange(1, 20_000), 1, 1, NOW, NOW))
-        pnl = _exact_pnl(snapshot, board)
-        edge = exact.divide(Decimal(-pnl.numerator), Decimal(pnl.denominator))
-        assert Fraction(edge) == -pnl
+        snapshot = book.snapshot()
+        pnl = book.ledger.net_pnl(board)
+        edge = -pnl
         for max_loss in (edge, edge + Decimal("1e-12"), edge - Decimal("1e-12")):
             if max_loss <= 0:
                 continue
@@ -629,14 +679,16 @@ def test_loss_limit_matches_exact_pnl_over_seeded_random_snapshots() -> None:
             engine.check(Signal("mr", BTC.symbol, Side.BUY, 10_000, 1000, NOW - 2, NOW - 1), NOW)
 
             tripped = engine.kill_switch.state is KillSwitchState.REDUCING
-            assert tripped == (pnl <= -Fraction(max_loss)), (positions, snapshot.realized_pnl, max_loss)
+            assert tripped == (pnl <= -max_loss), (pnl, max_loss)
             checked += 1
     assert checked > 300
 
 
 def test_loss_limit_zero_turns_the_check_off() -> None:
     """max_loss 0: a large realized loss does not touch the kill switch."""
-    harness = Harness(params(max_loss=Decimal(0)), snapshot=holding(realized="-1000000"))
+    book = Booked().round_trip(BTC, 1_000_000, 110_000, 10_000)  # 1000 BTC 1000.00 lower
+    assert book.ledger.realized_pnl() == -1_000_000
+    harness = Harness(params(max_loss=Decimal(0)), snapshot=book.snapshot())
 
     assert reason_of(harness.check()) is None
     assert harness.engine.kill_switch.state is KillSwitchState.ACTIVE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from decimal import Decimal
@@ -10,11 +11,12 @@ import numpy as np
 import pytest
 
 from dma_bot.bus import Latest
-from dma_bot.model.enums import KillSwitchState, RejectReason, Side
-from dma_bot.model.events import Order, RejectBatch, RiskReject, Signal, SignalBatch, Tick
+from dma_bot.model.enums import ExecStatus, KillSwitchState, RejectReason, Side
+from dma_bot.model.events import ExecReport, Order, RejectBatch, RiskReject, Signal, SignalBatch, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
-from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot, VenuePosition
+from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot
+from dma_bot.positions.ledger import Ledger
 from dma_bot.risk.limits import RiskEngine, RiskParams
 from dma_bot.risk.order_ids import ClientOrderIds
 
@@ -61,18 +63,28 @@ def _batch(rng: random.Random, mid: int, size: int, quantity: int, ts_ns: int) -
     return SignalBatch("mr", BTC.symbol, buy, np.array(prices, dtype=np.int64), quantity, ts_ns - 5, ts_ns)
 
 
+def _fill(ledger: Ledger, steps: int, price: int) -> None:
+    fills = ledger.stats.fills
+    quantity = abs(steps)
+    ledger.apply(ExecReport(
+        venue="A", symbol=BTC.symbol, client_order_id=f"o{fills}", venue_order_id=f"v{fills}",
+        side=Side.BUY if steps > 0 else Side.SELL, status=ExecStatus.FILLED, last_qty=quantity, last_price=price,
+        order_qty=quantity, cum_qty=quantity, leaves_qty=0, fee=Decimal(0), fee_asset="USDT",
+        trade_id=f"t{fills}", reason="", ts_event_ns=NOW, ts_ns=NOW,
+    ))
+
+
 def _snapshot(rng: random.Random, fills: int) -> PositionSnapshot:
+    """A ledger's snapshot (its PnL form is what the loss limit reads): a 1 BTC round trip realizing a random
+    whole PnL, then a random position at a random average; random done steps."""
+    ledger = Ledger({BTC.symbol: BTC})
+    _fill(ledger, 1000, 10_000)
+    _fill(ledger, -1000, 10_000 + 100 * rng.randrange(-300, 300))
     net = rng.randrange(-6_000, 6_001)
-    average = Decimal(rng.randrange(9_000, 11_000)) / 100
-    return PositionSnapshot(
-        positions={(BTC.symbol, "A"): VenuePosition(symbol=BTC.symbol, venue="A", quantity=net,
-                                                     average_price=average, realized_pnl=Decimal(0),
-                                                     holdings=BTC.steps_to_qty(net), traded_quantity=net)},
-        net_steps={BTC.symbol: net},
-        done_steps={(BTC.symbol, Side.BUY): rng.randrange(0, 4_000), (BTC.symbol, Side.SELL): rng.randrange(0, 4_000)},
-        realized_pnl=Decimal(rng.randrange(-300, 300)),
-        fills=fills,
-    )
+    if net:
+        _fill(ledger, net, rng.randrange(9_000, 11_000))
+    done = {(BTC.symbol, Side.BUY): rng.randrange(0, 4_000), (BTC.symbol, Side.SELL): rng.randrange(0, 4_000)}
+    return dataclasses.replace(ledger.snapshot(), done_steps=done, fills=fills)
 
 
 @pytest.mark.parametrize("seed", range(6))

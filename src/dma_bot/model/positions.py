@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from dma_bot.model.enums import Side
 
-__all__ = ["EMPTY_SNAPSHOT", "PositionSnapshot", "VenuePosition"]
+__all__ = ["EMPTY_PNL_FORM", "EMPTY_SNAPSHOT", "PnlForm", "PositionSnapshot", "VenuePosition"]
 
 
 def _empty() -> Mapping:
@@ -47,6 +47,28 @@ class VenuePosition:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PnlForm:
+    """Net PnL as an exact linear function of the board mids, in integers of ``10**-digits`` quote units.
+
+    ``net PnL * 10**digits = realized + sum(coefficient * mid2 + constant) - fee_value * 10**digits``, the sum
+    over the held ``symbols`` that have a mid2 (bid + ask) on the board, ``terms[i]`` being ``symbols[i]``'s
+    ``(coefficient, constant)``: a symbol without a mid adds no unrealized PnL. ``realized`` is the realized
+    PnL before fees (the snapshot's ``realized_pnl``, exactly), ``fee_value`` the snapshot's. The ledger keeps
+    it as fills arrive (:meth:`dma_bot.positions.ledger.Ledger.pnl_form`); the loss limit reads it.
+    """
+
+    digits: int = 0
+    realized: int = 0
+    symbols: tuple[str, ...] = ()
+    terms: tuple[tuple[int, int], ...] = ()
+    fee_value: Decimal = Decimal(0)
+
+
+EMPTY_PNL_FORM = PnlForm()
+"""No position, no PnL (the form of a snapshot built without a ledger)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PositionSnapshot:
     """Positions after the ``fills``-th applied fill.
 
@@ -61,6 +83,9 @@ class PositionSnapshot:
     that venue's newest account read (exact; only venues that report an account: see ``positions.drift``).
     ``drift_breached`` is True when a drift beyond one step is worth more than the configured bound
     (``RISK_MAX_DRIFT``), with ``drift_reason`` saying which; risk then moves the kill switch to reducing.
+
+    ``pnl_form`` is the same net PnL as an exact integer linear form in the mids (:class:`PnlForm`), what the
+    loss limit reads; a snapshot built without a ledger has :data:`EMPTY_PNL_FORM` (flat, zero PnL).
     """
 
     positions: Mapping[tuple[str, str], VenuePosition] = field(default_factory=_empty)
@@ -72,6 +97,7 @@ class PositionSnapshot:
     drift: Mapping[tuple[str, str], Decimal] = field(default_factory=_empty)
     drift_breached: bool = False
     drift_reason: str = ""
+    pnl_form: PnlForm = EMPTY_PNL_FORM
 
     def venue_steps(self, symbol: str, venue: str) -> int:
         position = self.positions.get((symbol, venue))

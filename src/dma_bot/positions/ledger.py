@@ -22,7 +22,10 @@ at its fill price, another asset's at the mid of ``<ASSET><QUOTE>`` when that sy
 a quote on the board at the fill; fees without a price are kept apart as unvalued. ``done_steps`` per
 (symbol, side) is what risk subtracts from what it sent: an order counts its applied fills while open and
 its whole quantity once terminal. Decimal is built at the border (:meth:`Ledger.snapshot`, the PnL
-readers). No I/O, clock or asyncio.
+readers). The PnL readers and :meth:`Ledger.mark` sum, in integers of ``10**-mark_digits`` quote units, a
+realized total and per symbol the traded steps and open cost over its venues, kept as fills are applied; each
+snapshot carries them as a :class:`~dma_bot.model.positions.PnlForm` (net PnL exact and linear in the mids,
+what the loss limit reads). No I/O, clock or asyncio.
 
 Reconciliation: :meth:`Ledger.apply_account` hands a venue's :class:`~dma_bot.model.events.AccountSnapshot`
 to a :class:`~dma_bot.positions.drift.Reconciler` with what our fills moved at that venue per asset
@@ -50,7 +53,7 @@ from dma_bot.model.enums import ExecStatus, NoteKind, Side, is_legal_transition
 from dma_bot.model.events import AccountSnapshot, ExecReport, Note
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
-from dma_bot.model.positions import PositionSnapshot, VenuePosition
+from dma_bot.model.positions import PnlForm, PositionSnapshot, VenuePosition
 from dma_bot.positions.drift import Reconciler
 
 __all__ = [
@@ -75,6 +78,7 @@ _EXACT: Final = Context(prec=80, rounding=ROUND_HALF_EVEN)
 _DIVIDE: Final = Context(prec=40, rounding=ROUND_HALF_EVEN)
 _HALF_SUBUNITS: Final = SUBUNITS // 2
 _ZERO: Final = Decimal(0)
+_ONE: Final = Decimal(1)
 _TWO: Final = Decimal(2)
 _PENDING_NEW: Final = ExecStatus.PENDING_NEW
 
@@ -91,8 +95,9 @@ def _round_div(numerator: int, denominator: int) -> int:
 def _tidy(value: Decimal) -> Decimal:
     """Drop trailing zeros without switching to exponent notation for whole numbers."""
     value = value.normalize(_EXACT)
-    exponent = value.as_tuple().exponent
-    return value.quantize(Decimal(1), context=_EXACT) if isinstance(exponent, int) and exponent > 0 else value
+    if value.adjusted() >= 0 and value == value.to_integral_value():  # whole: exponent 0 (no digit tuple built)
+        return value.quantize(_ONE, context=_EXACT)
+    return value
 
 
 def tidy(value: Decimal) -> Decimal:
@@ -165,13 +170,14 @@ class _Book:
     """One (symbol, venue): traded steps, open cost and realized PnL in SUBUNITS, quote received minus paid
     in tick*step units, fees per asset."""
 
-    __slots__ = ("base_fees", "cash", "cost", "fee_value", "fees", "quantity", "realized", "unvalued")
+    __slots__ = ("base_fees", "cash", "cost", "fee_value", "fees", "quantity", "realized", "realized_shown", "unvalued")
 
     def __init__(self) -> None:
         self.quantity = 0
         self.cash = 0
         self.cost = 0
         self.realized = 0
+        self.realized_shown = (0, _ZERO)  # (realized, its quote Decimal) as the last view showed it
         self.fees: dict[str, Decimal] = {}
         self.base_fees = _ZERO
         self.fee_value = _ZERO
@@ -219,16 +225,23 @@ class Ledger:
         "_books",
         "_done",
         "_exposure_factors",
+        "_fee_shown",
         "_fee_total",
+        "_form",
         "_gaps",
+        "_half_factors",
         "_instruments",
         "_mark_digits",
         "_max_terminal",
         "_max_trades",
         "_net",
+        "_net_steps",
         "_notes",
+        "_open",
         "_orders",
         "_pnl_factors",
+        "_realized_shown",
+        "_realized_total",
         "_reconciler",
         "_snapshot",
         "_stale",
@@ -267,7 +280,15 @@ class Ledger:
         self._mark_digits = digits
         self._pnl_factors = {symbol: int(_EXACT.scaleb(unit, digits)) for symbol, unit in units_e9.items()}
         self._exposure_factors = {symbol: int(_EXACT.scaleb(half, digits)) for symbol, half in half_units.items()}
+        self._half_factors = {symbol: factor * _HALF_SUBUNITS for symbol, factor in self._pnl_factors.items()}
+        # kept as fills are applied, in those integers: the books' realized PnL, and per symbol the traded steps and
+        # open cost (SUBUNITS) summed over its venues (what mark() and the snapshot's PnlForm read)
+        self._realized_total = 0
+        self._open: dict[str, list[int]] = {}
+        self._form: PnlForm | None = None  # the snapshot's PnlForm, until the next fill
+        self._realized_shown = (0, _ZERO)  # (_realized_total, its tidy Decimal)
         self._fee_total = _ZERO  # the sum of every book's fee_value (kept as fees are booked)
+        self._fee_shown = (_ZERO, _ZERO)  # (_fee_total, its tidy Decimal)
         self._board = board
         self._max_terminal = max_terminal_orders
         self._max_trades = max_trade_ids
@@ -275,6 +296,7 @@ class Ledger:
         self._views: dict[tuple[str, str], VenuePosition] = {}
         self._stale: set[tuple[str, str]] = set()
         self._net: dict[tuple[str, str], int] = {}  # (symbol, venue) -> held steps, rounded down
+        self._net_steps: dict[str, int] = {}  # symbol -> the sum of its venues' held steps
         self._done: dict[tuple[str, Side], int] = {}
         self._orders: dict[str, _Order] = {}
         self._gaps: set[str] = set()  # client order ids whose applied fills differ from the venue's cum_qty
@@ -394,11 +416,21 @@ class Ledger:
         book = self._books.get(key)
         if book is None:
             book = self._books[key] = _Book()
+        quantity, cost, realized = book.quantity, book.cost, book.realized
         book.fill(report.side.sign, steps, report.last_price)
+        symbol = report.symbol
+        if book.realized != realized:
+            self._realized_total += (book.realized - realized) * self._pnl_factors[symbol]
+        held = self._open.get(symbol)
+        if held is None:
+            held = self._open[symbol] = [0, 0]
+        held[0] += book.quantity - quantity
+        held[1] += book.cost - cost
         fee = report.fee
         if fee:
             self._book_fee(book, report)
         self.stats.fills += 1
+        self._form = None
         self._stale.add(key)  # its VenuePosition (Decimal average and PnL) is rebuilt once, at the next snapshot
 
     def _book_fee(self, book: _Book, report: ExecReport) -> None:
@@ -453,6 +485,8 @@ class Ledger:
             if book.base_fees:
                 holdings = _EXACT.subtract(holdings, book.base_fees)
                 held_steps -= int(_EXACT.divide(book.base_fees, step).to_integral_value(ROUND_CEILING))
+            net = self._net_steps
+            net[symbol] = net.get(symbol, 0) + held_steps - self._net.get(key, 0)
             self._net[key] = held_steps
             self._views[key] = VenuePosition(
                 symbol=symbol,
@@ -461,12 +495,21 @@ class Ledger:
                 holdings=_tidy(holdings),
                 traded_quantity=book.quantity,
                 average_price=book.average_price(instrument.tick_size),
-                realized_pnl=_quote(book.realized, self._units[symbol]),
+                realized_pnl=self._realized_view(book, symbol),
                 fees=MappingProxyType(dict(book.fees)),
                 fee_value=_tidy(book.fee_value),
                 unvalued_fees=MappingProxyType(dict(book.unvalued)),
             )
         self._stale.clear()
+
+    def _realized_view(self, book: _Book, symbol: str) -> Decimal:
+        """The book's realized PnL in quote currency, rebuilt only when it changed (most fills open)."""
+        realized, shown = book.realized_shown
+        if realized != book.realized:
+            realized = book.realized
+            shown = _quote(realized, self._units[symbol])
+            book.realized_shown = (realized, shown)
+        return shown
 
     def _ended(self, client_order_id: str) -> None:
         terminal = self._terminal
@@ -522,36 +565,39 @@ class Ledger:
         """How many orders :meth:`fill_gaps` lists (cheap: for metrics)."""
         return len(self._gaps)
 
-    def _in_quote(self, board: MarketBoard | None) -> Decimal:
-        """Realized PnL (board None) or unrealized PnL at mid, summed over the books in integers of
-        ``10**-mark_digits`` quote units (as :meth:`mark` does), as one exact tidy Decimal."""
-        total = 0
-        factors = self._pnl_factors
-        for (symbol, _venue), book in self._books.items():
-            if board is None:
-                amount = book.realized
-            elif book.quantity:
-                mid2 = board.mid2(symbol)
-                if mid2 is None:
-                    continue
-                amount = book.quantity * mid2 * _HALF_SUBUNITS - book.cost
-            else:
-                continue
-            if amount:
-                total += amount * factors[symbol]
+    def _in_quote(self, total: int) -> Decimal:
+        """An amount in integers of ``10**-mark_digits`` quote units as one exact tidy Decimal."""
         return _tidy(_EXACT.scaleb(Decimal(total), -self._mark_digits))
 
     def realized_pnl(self) -> Decimal:
         """Realized PnL of the traded quantities, in quote currency, before fees."""
-        return self._in_quote(None)
+        total, shown = self._realized_shown
+        if total != self._realized_total:
+            total = self._realized_total
+            shown = self._in_quote(total)
+            self._realized_shown = (total, shown)
+        return shown
 
     def unrealized_pnl(self, board: MarketBoard) -> Decimal:
         """Open traded quantities marked at mid = (bid + ask) / 2, exactly; a symbol with no tick yet adds 0."""
-        return self._in_quote(board)
+        total = 0
+        half_factors = self._half_factors
+        factors = self._pnl_factors
+        for symbol, (steps, cost) in self._open.items():
+            if steps or cost:
+                mid2 = board.mid2(symbol)
+                if mid2 is not None:
+                    total += steps * mid2 * half_factors[symbol] - cost * factors[symbol]
+        return self._in_quote(total)
 
     def fee_value(self) -> Decimal:
         """The quote value of every fee that has a price (see the module docstring)."""
-        return _tidy(self._fee_total)
+        total, shown = self._fee_shown
+        if total is not self._fee_total:
+            total = self._fee_total
+            shown = _tidy(total)
+            self._fee_shown = (total, shown)
+        return shown
 
     def fees(self) -> dict[str, Decimal]:
         """Commissions per asset over every position."""
@@ -603,43 +649,56 @@ class Ledger:
         after every fill): :meth:`net_pnl`'s value (not tidied: compare it, :func:`tidy` it to show it), and
         the traded quantities' value at mid summed over symbols, quote currency (a symbol without a mid
         counts 0 in both, as in :meth:`unrealized_pnl`)."""
-        pnl = 0
+        pnl = self._realized_total
         exposure = 0
         last = board.last
         pnl_factors = self._pnl_factors
+        half_factors = self._half_factors
         exposure_factors = self._exposure_factors
-        for (symbol, _venue), book in self._books.items():
-            amount = book.realized
-            quantity = book.quantity
-            if quantity:
+        for symbol, (steps, cost) in self._open.items():
+            if steps or cost:
                 tick = last.get(symbol)
                 if tick is not None:
                     mid2 = tick.bid + tick.ask
-                    amount += quantity * mid2 * _HALF_SUBUNITS - book.cost
-                    exposure += quantity * mid2 * exposure_factors[symbol]
-            if amount:
-                pnl += amount * pnl_factors[symbol]
+                    pnl += steps * mid2 * half_factors[symbol] - cost * pnl_factors[symbol]
+                    exposure += steps * mid2 * exposure_factors[symbol]
         digits = -self._mark_digits
         net = _EXACT.subtract(_EXACT.scaleb(Decimal(pnl), digits), self._fee_total)
         return net, _EXACT.scaleb(Decimal(exposure), digits)
+
+    def pnl_form(self) -> PnlForm:
+        """Net PnL as an exact integer form linear in the mids (see :class:`PnlForm`): :meth:`net_pnl` at any
+        board, exactly; one object until the next fill."""
+        form = self._form
+        if form is None:
+            half_factors = self._half_factors
+            factors = self._pnl_factors
+            symbols = []
+            terms = []
+            for symbol, (steps, cost) in self._open.items():
+                if steps or cost:
+                    symbols.append(symbol)
+                    terms.append((steps * half_factors[symbol], -cost * factors[symbol]))
+            form = self._form = PnlForm(digits=self._mark_digits, realized=self._realized_total,
+                                        symbols=tuple(symbols), terms=tuple(terms), fee_value=self.fee_value())
+        return form
 
     def snapshot(self) -> PositionSnapshot:
         """An immutable view (read-only mappings over copies); cached until the next change."""
         snapshot = self._snapshot
         if snapshot is None:
             self._refresh_views()
-            net: dict[str, int] = {}
-            for (symbol, _venue), steps in self._net.items():
-                net[symbol] = net.get(symbol, 0) + steps
+            form = self.pnl_form()
             snapshot = self._snapshot = PositionSnapshot(
                 positions=MappingProxyType(dict(self._views)),
-                net_steps=MappingProxyType(net),
+                net_steps=MappingProxyType(dict(self._net_steps)),
                 done_steps=MappingProxyType(dict(self._done)),
                 realized_pnl=self.realized_pnl(),
-                fee_value=self.fee_value(),
+                fee_value=form.fee_value,
                 fills=self.stats.fills,
                 drift=self._reconciler.drift,
                 drift_breached=self._reconciler.breached,
                 drift_reason=self._reconciler.breach_reason,
+                pnl_form=form,
             )
         return snapshot

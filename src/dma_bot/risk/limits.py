@@ -186,7 +186,6 @@ class _SymbolLimits:
     __slots__ = (
         "buy_key",
         "instrument",
-        "loss_unit",
         "notional_max",
         "position_details",
         "position_max",
@@ -194,7 +193,6 @@ class _SymbolLimits:
         "sell_key",
         "sent_buy",
         "sent_sell",
-        "step",
         "symbol",
         "tick_max",
         "tick_min",
@@ -215,8 +213,6 @@ class _SymbolLimits:
         self.sent_buy = 0
         self.sent_sell = 0
         self.position_details: dict[int, str] = {}
-        self.step = step
-        self.loss_unit = step * tick / 2  # PnL per step held per unit of mid2 (bid + ask)
 
     def open_steps(self, done: Mapping[tuple[str, Side], int], buy: bool) -> int:
         """Steps this engine sent on one side that may still fill: sent minus what can no longer fill."""
@@ -276,8 +272,7 @@ class RiskEngine:
             limits = self._symbols[symbol]
             limits.position_max = steps
             limits.position_text = limits.instrument.format_qty(steps)
-        units = {symbol: (limits.loss_unit, limits.step) for symbol, limits in self._symbols.items()}
-        self._loss = LossLimit(params.max_loss, units, board) if params.max_loss > 0 else None
+        self._loss = LossLimit(params.max_loss, board) if params.max_loss > 0 else None
 
     # -- hot path -----------------------------------------------------------------------------------------
     def check(self, signal: Signal, now_ns: int) -> Order | RiskReject:
