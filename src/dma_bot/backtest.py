@@ -40,10 +40,10 @@ from dma_bot.recorder.jsonl import JsonlEncoder
 from dma_bot.risk.limits import RiskEngine
 from dma_bot.risk.order_ids import ClientOrderIds
 from dma_bot.router.scoring import Router
-from dma_bot.strategies import Strategy, make_strategy
+from dma_bot.strategies import make_strategy
 from dma_bot.strategy_books import StrategyBooks
 
-__all__ = ["Backtest", "BacktestCounts", "StrategyCounts"]
+__all__ = ["Backtest", "BacktestCounts", "BlockSignals", "StrategyCounts"]
 
 _BUY: Final = Side.BUY
 _SELL: Final = Side.SELL
@@ -126,6 +126,22 @@ class _BlockBoard:
                                                  ts_event_ns[row], ts_ns[row]))
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class BlockSignals:
+    """A block and its strategies' signals in the per-quote loop's order (by row, then the strategies' config
+    order): signal ``i`` is at row ``rows[i]``, a buy when ``buys[i]``, made by the backtest's strategy number
+    ``owners[i]`` (in the order of ``Backtest.strategies``' lists). Plain arrays: it pickles cheaply."""
+
+    block: QuoteBlock
+    rows: npt.NDArray[np.int64]
+    buys: BoolArray
+    owners: npt.NDArray[np.int64]
+
+
+_NO_ROWS: Final = np.zeros(0, dtype=np.int64)
+_NO_BUYS: Final = np.zeros(0, dtype=np.bool_)
+
+
 class Backtest:
     """The cores of one configuration, driven quote by quote; :meth:`run` writes the JSONL lines to ``out``."""
 
@@ -148,6 +164,8 @@ class Backtest:
                      for name in config["STRATEGIES"]]
             for symbol in instruments
         }
+        self._strategy_list = [strategy for line in self.strategies.values() for strategy in line]
+        self._owners = {id(strategy): index for index, strategy in enumerate(self._strategy_list)}
         self.risk = RiskEngine(risk_params(config), instruments, self.board, self.positions,
                                ClientOrderIds(_RUN_PREFIX), order_sizes.max_positions)
         routing = router_params(config)
@@ -176,13 +194,50 @@ class Backtest:
 
     def run_columns(self, blocks: Iterable[QuoteBlock], out: IO[bytes], start_fields: dict[str, Any]) -> None:
         """What :meth:`run` does over the blocks' rows, byte for byte, computed column-wise: each strategy finds
-        its signalling rows of a block at once (``signal_rows``), and only the rows where something happens (a
+        its signalling rows of a block at once (:meth:`signals`), and only the rows where something happens (a
         signal, a report falling due) are turned into board updates and events, in the order the per-quote loop
         makes them. ``record_md`` needs every quote as a line: it takes the per-quote loop."""
         if self.record_md:
             self.run((tick for block in blocks for tick in block.ticks()), out, start_fields)
             return
-        units = ((int(block.ts_event_ns[0]), int(block.ts_event_ns[-1]), block) for block in blocks if len(block))
+        self.run_signals(map(self.signals, blocks), out, start_fields)
+
+    def signals(self, block: QuoteBlock) -> BlockSignals:
+        """The strategies' signals on ``block``, in the per-quote loop's order (by row, then config order);
+        advances the strategies' state. It depends on the quotes alone (the strategies see no fills), so it
+        may run ahead of :meth:`run_signals`, e.g. in a reader process holding a copy of this backtest made
+        before the run (then only that copy's strategies advance)."""
+        symbols = block.symbols
+        single = len(symbols) == 1
+        found: list[tuple[npt.NDArray[np.intp], int, BoolArray, int]] = []
+        if len(block):
+            owners = self._owners
+            for index, symbol in enumerate(symbols):
+                strategies = self.strategies.get(symbol)
+                if not strategies:
+                    continue
+                positions = np.arange(len(block), dtype=np.intp) if single else np.flatnonzero(block.symbol == index)
+                if not len(positions):
+                    continue
+                bid, ask = (block.bid, block.ask) if single else (block.bid[positions], block.ask[positions])
+                for k, strategy in enumerate(strategies):  # config order: a quote's signals in the per-quote order
+                    rows, buy = strategy.signal_rows(bid, ask)
+                    if len(rows):
+                        found.append((positions[rows], k, buy, owners[id(strategy)]))
+        if not found:
+            return BlockSignals(block, _NO_ROWS, _NO_BUYS, _NO_ROWS)
+        at = np.concatenate([rows for rows, _, _, _ in found])
+        rank = np.concatenate([np.full(len(rows), k) for rows, k, _, _ in found])
+        buys = np.concatenate([buy for _, _, buy, _ in found])
+        owner = np.concatenate([np.full(len(rows), i, dtype=np.int64) for rows, _, _, i in found])
+        sequence = np.lexsort((rank, at))
+        return BlockSignals(block, at[sequence].astype(np.int64), buys[sequence], owner[sequence])
+
+    def run_signals(self, blocks: Iterable[BlockSignals], out: IO[bytes], start_fields: dict[str, Any]) -> None:
+        """:meth:`run_columns` over blocks whose signals :meth:`signals` found (of this backtest or of a copy of
+        it made before the run, in block order)."""
+        units = ((int(planned.block.ts_event_ns[0]), int(planned.block.ts_event_ns[-1]), planned)
+                 for planned in blocks if len(planned.block))
         self._write(units, self._block, out, start_fields)
 
     def _write(self, units: Iterable[tuple[int, int, _Unit]], step: Callable[[_Unit, list[bytes]], None],
@@ -228,23 +283,11 @@ class Backtest:
             self._mark(self._last_ns)
         self._minute = minute
 
-    def _block(self, block: QuoteBlock, lines: list[bytes]) -> None:
+    def _block(self, planned: BlockSignals, lines: list[bytes]) -> None:
+        block = planned.block
         self.counts.quotes += len(block)
         board = _BlockBoard(self.board, block)
         ts = board.columns[4]  # ts_event_ns
-        symbols = block.symbols
-        single = len(symbols) == 1
-        found: list[tuple[npt.NDArray[np.intp], int, BoolArray, Strategy]] = []
-        for index, symbol in enumerate(symbols):
-            strategies = self.strategies.get(symbol)
-            positions = np.arange(len(block), dtype=np.intp) if single else np.flatnonzero(block.symbol == index)
-            if not strategies or not len(positions):
-                continue
-            bid, ask = (block.bid, block.ask) if single else (block.bid[positions], block.ask[positions])
-            for k, strategy in enumerate(strategies):  # config order: a quote's signals in the per-quote order
-                rows, buy = strategy.signal_rows(bid, ask)
-                if len(rows):
-                    found.append((positions[rows], k, buy, strategy))
         popped = 0  # rows whose reports-due step (before their quote) is done
         minutes = block.ts_event_ns // MINUTE_NS
         starts = (np.flatnonzero(minutes[1:] != minutes[:-1]) + 1).tolist()
@@ -265,15 +308,10 @@ class Backtest:
                     self._last_ns = ts[q - 1]
                 self._minute_starts(int(minutes[q]))
 
-        if found:
-            at = np.concatenate([rows for rows, _, _, _ in found])
-            rank = np.concatenate([np.full(len(rows), k) for rows, k, _, _ in found])
-            buys = np.concatenate([buy for _, _, buy, _ in found])
-            owner = np.concatenate([np.full(len(rows), i) for i, (rows, _, _, _) in enumerate(found)])
-            sequence = np.lexsort((rank, at))
-            strategies_found = [strategy for _, _, _, strategy in found]
+        if len(planned.rows):
+            strategies = self._strategy_list
             bid, ask = board.columns[0], board.columns[1]
-            for p, is_buy, i in zip(at[sequence].tolist(), buys[sequence].tolist(), owner[sequence].tolist(),
+            for p, is_buy, i in zip(planned.rows.tolist(), planned.buys.tolist(), planned.owners.tolist(),
                                     strict=True):
                 now = ts[p]
                 if starts[next_start] <= p:
@@ -284,7 +322,7 @@ class Backtest:
                 elif popped <= p:
                     popped = p + 1  # what _due_until returns when nothing is due by now
                 board.upto(p + 1)
-                strategy = strategies_found[i]
+                strategy = strategies[i]
                 signal = _new_tuple(Signal, (strategy.name, strategy.symbol, _BUY if is_buy else _SELL,
                                              ask[p] if is_buy else bid[p], strategy.quantity, now, now))
                 self._signal(signal, now, lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 from decimal import Decimal
 from pathlib import Path
 
@@ -80,3 +81,31 @@ def test_every_recorded_minute_has_a_close_even_without_a_fill(tmp_path: Path) -
     assert per_quote.counts.signals == 0
     assert per_quote.equity.minute_closes == expected
     assert by_columns.equity.minute_closes == expected
+
+
+def test_signals_found_by_a_copy_ahead_of_the_run_give_the_same_events(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``signals`` depends on the quotes alone: a copy of the backtest made before the run (a forked reader holds
+    one; a second backtest of the same configuration is one) finds every block's signals first, and
+    ``run_signals`` from them (pickled, as they cross a pipe) writes byte for byte what ``run_columns`` writes;
+    the running backtest's own strategies never move."""
+    monkeypatch.setattr(columns, "CHUNK_BYTES", 50_000)
+    symbols = "BTCUSDT,ETHUSDT,SOLUSDT,BNBUSDT"
+    path = _recording(tmp_path / "md.jsonl", 30_000, symbols)
+    values = {"FEED_MODE": "replay", "REPLAY_FILE": str(path), "VENUE_MODE": "mock", "SYMBOLS": symbols}
+    config = load_config(preset_values(str(ROOT / ".env.mock")), values)
+    instruments = replay_instruments(config)
+    prices = replay_prices(config, instruments)
+    reference, planned = io.BytesIO(), io.BytesIO()
+    Backtest(config, instruments, prices).run_columns(read_columns(path, ReadStats(), symbols=config["SYMBOLS"]),
+                                                      reference, {})
+
+    running = Backtest(config, instruments, prices)
+    copy = Backtest(config, instruments, prices)
+    found = [copy.signals(block) for block in read_columns(path, ReadStats(), symbols=config["SYMBOLS"])]
+    before = pickle.dumps(running.strategies)
+    running.run_signals(pickle.loads(pickle.dumps(found)), planned, {})
+
+    assert len(found) > 3 and sum(len(block.rows) for block in found) > 100
+    assert planned.getvalue() == reference.getvalue()
+    assert pickle.dumps(running.strategies) == before
