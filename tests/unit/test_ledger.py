@@ -484,3 +484,27 @@ def test_ledger_pnl_form_is_one_object_until_the_next_fill() -> None:
     assert cancelled.done_steps[("BTCUSDT", Side.BUY)] == 5 and cancelled.pnl_form is form
     flat = ledger.snapshot().pnl_form
     assert flat is not form and flat.symbols == () and flat.realized == 0
+
+
+def test_snapshot_positions_built_when_read_show_the_books_as_they_were_at_the_snapshot() -> None:
+    """A snapshot's VenuePositions are built on first read, from what the books held when it was taken: fills,
+    fees and a close after it do not show in it, read before or after them; an unchanged book's view is shared."""
+    ledger = Ledger(INSTRUMENTS)
+    ledger.apply(_report(last_qty=2_000, last_price=6_500_000, fee=Decimal("0.13"), client_order_id="c1"))
+    ledger.apply(_report(symbol="ETHUSDT", last_qty=100, last_price=4_000, client_order_id="c2"))
+    first = ledger.snapshot()
+    eth_first = first.positions[("ETHUSDT", "A")]  # read now; BTC left unread
+    ledger.apply(_report(side=Side.SELL, last_qty=500, last_price=6_600_000, fee=Decimal("0.05"),
+                         fee_asset="BNB", client_order_id="c3"))
+    second = ledger.snapshot()
+
+    btc_then = first.positions[("BTCUSDT", "A")]
+    btc_now = second.positions[("BTCUSDT", "A")]
+    assert (btc_then.traded_quantity, btc_then.average_price, btc_then.realized_pnl) == (2_000, Decimal("65000"), 0)
+    assert dict(btc_then.fees) == {"USDT": Decimal("0.13")}
+    assert (btc_now.traded_quantity, btc_now.realized_pnl) == (1_500, Decimal("500"))
+    assert dict(btc_now.fees) == {"USDT": Decimal("0.13"), "BNB": Decimal("0.05")}
+    assert second.positions[("ETHUSDT", "A")] is eth_first
+    assert ("ETHUSDT", "A") in first.positions and len(first.positions) == 2
+    assert first.positions.get(("ETHUSDT", "B")) is None
+    assert dict(first.positions) == {("BTCUSDT", "A"): btc_then, ("ETHUSDT", "A"): eth_first}

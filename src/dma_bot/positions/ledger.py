@@ -43,11 +43,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal
 from types import MappingProxyType
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from dma_bot.model.enums import ExecStatus, NoteKind, Side, is_legal_transition
 from dma_bot.model.events import AccountSnapshot, ExecReport, Note
@@ -170,14 +170,13 @@ class _Book:
     """One (symbol, venue): traded steps, open cost and realized PnL in SUBUNITS, quote received minus paid
     in tick*step units, fees per asset."""
 
-    __slots__ = ("base_fees", "cash", "cost", "fee_value", "fees", "quantity", "realized", "realized_shown", "unvalued")
+    __slots__ = ("base_fees", "cash", "cost", "fee_value", "fees", "quantity", "realized", "unvalued")
 
     def __init__(self) -> None:
         self.quantity = 0
         self.cash = 0
         self.cost = 0
         self.realized = 0
-        self.realized_shown = (0, _ZERO)  # (realized, its quote Decimal) as the last view showed it
         self.fees: dict[str, Decimal] = {}
         self.base_fees = _ZERO
         self.fee_value = _ZERO
@@ -201,15 +200,74 @@ class _Book:
                 self.cost = after * value
         self.quantity = after
 
-    def average_price(self, tick_size: Decimal) -> Decimal:
-        if not self.quantity:
-            return _ZERO
-        return _tidy(_DIVIDE.divide(_EXACT.multiply(Decimal(self.cost), tick_size),
-                                    Decimal(self.quantity * SUBUNITS)))
 
 
 def _add(amounts: dict[str, Decimal], asset: str, amount: Decimal) -> None:
     amounts[asset] = _EXACT.add(amounts.get(asset, _ZERO), amount)
+
+
+class _View:
+    """One book's VenuePosition as a snapshot caught it: the integers and copies taken then, the Decimal figures
+    built on the first read and kept (every later snapshot of an unchanged book shares it)."""
+
+    __slots__ = ("_position", "_state")
+
+    def __init__(self, state: tuple[Any, ...]) -> None:
+        self._state: tuple[Any, ...] | None = state
+        self._position: VenuePosition | None = None
+
+    def position(self) -> VenuePosition:
+        position = self._position
+        if position is None:
+            (instrument, unit, venue, held_steps, quantity, cost, realized, base_fees, fee_value, fees,
+             unvalued) = self._state  # type: ignore[misc]
+            holdings = instrument.steps_to_qty(quantity)
+            if base_fees:
+                holdings = _EXACT.subtract(holdings, base_fees)
+            average = _ZERO if not quantity else _tidy(
+                _DIVIDE.divide(_EXACT.multiply(Decimal(cost), instrument.tick_size), Decimal(quantity * SUBUNITS)))
+            position = self._position = VenuePosition(
+                symbol=instrument.symbol,
+                venue=venue,
+                quantity=held_steps,
+                holdings=_tidy(holdings),
+                traded_quantity=quantity,
+                average_price=average,
+                realized_pnl=_quote(realized, unit),
+                fees=MappingProxyType(fees),
+                fee_value=_tidy(fee_value),
+                unvalued_fees=MappingProxyType(unvalued),
+            )
+            self._state = None
+        return position
+
+
+class _Views(Mapping[tuple[str, str], VenuePosition]):
+    """A snapshot's read-only ``positions``: (symbol, venue) -> VenuePosition, each built when first read."""
+
+    __slots__ = ("_views",)
+
+    def __init__(self, views: dict[tuple[str, str], _View]) -> None:
+        self._views = views
+
+    def __getitem__(self, key: tuple[str, str]) -> VenuePosition:
+        return self._views[key].position()
+
+    def get(self, key: tuple[str, str], default: Any = None) -> Any:  # type: ignore[override]
+        view = self._views.get(key)
+        return default if view is None else view.position()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._views
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._views)
+
+    def __len__(self) -> int:
+        return len(self._views)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self.items())!r})"
 
 
 class Ledger:
@@ -293,7 +351,7 @@ class Ledger:
         self._max_terminal = max_terminal_orders
         self._max_trades = max_trade_ids
         self._books: dict[tuple[str, str], _Book] = {}
-        self._views: dict[tuple[str, str], VenuePosition] = {}
+        self._views: dict[tuple[str, str], _View] = {}
         self._stale: set[tuple[str, str]] = set()
         self._net: dict[tuple[str, str], int] = {}  # (symbol, venue) -> held steps, rounded down
         self._net_steps: dict[str, int] = {}  # symbol -> the sum of its venues' held steps
@@ -475,41 +533,23 @@ class Ledger:
                                 client_order_id=report.client_order_id, detail=detail, ts_ns=report.ts_ns))
 
     def _refresh_views(self) -> None:
+        """Each changed book's held steps now (risk reads them), its VenuePosition captured for later: the Decimal
+        figures are built the first time a snapshot's ``positions`` is read for it (the backtest's risk and
+        router read the integers; a report or a metrics scrape reads the views)."""
         for key in self._stale:
             symbol, venue = key
             book = self._books[key]
             instrument = self._instruments[symbol]
-            step = instrument.step_size
             held_steps = book.quantity
-            holdings = instrument.steps_to_qty(held_steps)
             if book.base_fees:
-                holdings = _EXACT.subtract(holdings, book.base_fees)
-                held_steps -= int(_EXACT.divide(book.base_fees, step).to_integral_value(ROUND_CEILING))
+                held_steps -= int(_EXACT.divide(book.base_fees, instrument.step_size).to_integral_value(ROUND_CEILING))
             net = self._net_steps
             net[symbol] = net.get(symbol, 0) + held_steps - self._net.get(key, 0)
             self._net[key] = held_steps
-            self._views[key] = VenuePosition(
-                symbol=symbol,
-                venue=venue,
-                quantity=held_steps,
-                holdings=_tidy(holdings),
-                traded_quantity=book.quantity,
-                average_price=book.average_price(instrument.tick_size),
-                realized_pnl=self._realized_view(book, symbol),
-                fees=MappingProxyType(dict(book.fees)),
-                fee_value=_tidy(book.fee_value),
-                unvalued_fees=MappingProxyType(dict(book.unvalued)),
-            )
+            self._views[key] = _View((instrument, self._units[symbol], venue, held_steps, book.quantity, book.cost,
+                                      book.realized, book.base_fees, book.fee_value, dict(book.fees),
+                                      dict(book.unvalued)))
         self._stale.clear()
-
-    def _realized_view(self, book: _Book, symbol: str) -> Decimal:
-        """The book's realized PnL in quote currency, rebuilt only when it changed (most fills open)."""
-        realized, shown = book.realized_shown
-        if realized != book.realized:
-            realized = book.realized
-            shown = _quote(realized, self._units[symbol])
-            book.realized_shown = (realized, shown)
-        return shown
 
     def _ended(self, client_order_id: str) -> None:
         terminal = self._terminal
@@ -684,13 +724,14 @@ class Ledger:
         return form
 
     def snapshot(self) -> PositionSnapshot:
-        """An immutable view (read-only mappings over copies); cached until the next change."""
+        """An immutable view (read-only mappings over copies); cached until the next change. Its ``positions``
+        hold each changed book as it is now and build the VenuePosition's Decimals when first read."""
         snapshot = self._snapshot
         if snapshot is None:
             self._refresh_views()
             form = self.pnl_form()
             snapshot = self._snapshot = PositionSnapshot(
-                positions=MappingProxyType(dict(self._views)),
+                positions=_Views(dict(self._views)),
                 net_steps=MappingProxyType(dict(self._net_steps)),
                 done_steps=MappingProxyType(dict(self._done)),
                 realized_pnl=self.realized_pnl(),
