@@ -87,6 +87,7 @@ async def test_router_stage_reads_the_newest_positions() -> None:
         },
         net_steps={WHOLE.symbol: 10},
         fills=1,
+        held_steps={(WHOLE.symbol, "C"): 10},
     )
 
     async def produce_and_watch_c() -> tuple[list[Route] | None, list[Route]]:

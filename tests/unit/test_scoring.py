@@ -37,7 +37,8 @@ def holding(venue: str, steps: int, symbol: str = WHOLE.symbol) -> PositionSnaps
         symbol=symbol, venue=venue, quantity=steps, average_price=Decimal(100), realized_pnl=Decimal(0),
         holdings=Decimal(steps), traded_quantity=steps,
     )
-    return PositionSnapshot(positions={(symbol, venue): position}, net_steps={symbol: steps}, fills=1)
+    return PositionSnapshot(positions={(symbol, venue): position}, net_steps={symbol: steps}, fills=1,
+                            held_steps={(symbol, venue): steps})
 
 
 def split(routes: list[Route]) -> list[tuple[str, int]]:

@@ -84,6 +84,9 @@ class PositionSnapshot:
     ``drift_breached`` is True when a drift beyond one step is worth more than the configured bound
     (``RISK_MAX_DRIFT``), with ``drift_reason`` saying which; risk then moves the kill switch to reducing.
 
+    ``held_steps[(symbol, venue)]`` is ``positions[(symbol, venue)].quantity`` as a plain int (what the router
+    reads for every order; the ledger builds ``positions``' Decimal figures only when they are read).
+
     ``pnl_form`` is the same net PnL as an exact integer linear form in the mids (:class:`PnlForm`), what the
     loss limit reads; a snapshot built without a ledger has :data:`EMPTY_PNL_FORM` (flat, zero PnL).
     """
@@ -98,10 +101,10 @@ class PositionSnapshot:
     drift_breached: bool = False
     drift_reason: str = ""
     pnl_form: PnlForm = EMPTY_PNL_FORM
+    held_steps: Mapping[tuple[str, str], int] = field(default_factory=_empty)
 
     def venue_steps(self, symbol: str, venue: str) -> int:
-        position = self.positions.get((symbol, venue))
-        return 0 if position is None else position.quantity
+        return self.held_steps.get((symbol, venue), 0)
 
 
 EMPTY_SNAPSHOT = PositionSnapshot()

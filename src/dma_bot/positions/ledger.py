@@ -733,6 +733,7 @@ class Ledger:
             snapshot = self._snapshot = PositionSnapshot(
                 positions=_Views(dict(self._views)),
                 net_steps=MappingProxyType(dict(self._net_steps)),
+                held_steps=MappingProxyType(dict(self._net)),
                 done_steps=MappingProxyType(dict(self._done)),
                 realized_pnl=self.realized_pnl(),
                 fee_value=form.fee_value,

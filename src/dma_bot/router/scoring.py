@@ -129,8 +129,8 @@ class Router:
 
         Without inventory (or with the bias off) the ranking is the one precomputed at construction."""
         weight = self._weight
-        positions = snapshot.positions
-        if not weight or not positions:
+        held = snapshot.held_steps
+        if not weight or not held:
             if self._biased_last:
                 self.last_scores.update(self._unbiased_scores)
                 self._biased_last = False
@@ -140,12 +140,11 @@ class Router:
         last_scores = self.last_scores
         keyed = []
         for name, score, venue in self._venues:
-            position = positions.get((symbol, name))
-            if position is not None:
-                if position.quantity > 0:
-                    score -= side_weight
-                elif position.quantity < 0:
-                    score += side_weight
+            steps = held.get((symbol, name), 0)
+            if steps > 0:
+                score -= side_weight
+            elif steps < 0:
+                score += side_weight
             last_scores[name] = score
             keyed.append((-score, name, venue))
         keyed.sort(key=lambda item: (item[0], item[1]))
