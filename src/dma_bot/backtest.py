@@ -263,7 +263,6 @@ class Backtest:
         if not first:
             self._mark(last_ns)  # the end: the last minute's close
         self.equity.finish()
-        self.books.finish()
         out.write(b"".join(lines))
         out.write(encoder.encode_control("Stop", self.stop_fields(), ts_ns=last_ns))
 
@@ -431,13 +430,13 @@ class Backtest:
             ts_ns = reports[-1].ts_event_ns
             self.equity.mark(ts_ns, *ledger.mark(self.board))
             for strategy in sorted(moved):
-                books.mark(strategy, ts_ns)
+                books.mark(strategy)
 
     def _mark(self, ts_ns: int) -> None:
         """Net PnL and exposure at the current mids into the equity curves, the total and each strategy's."""
         net, exposure = self.ledger.mark(self.board)
         self.equity.mark(ts_ns, net, exposure)
-        self.books.mark_all(ts_ns)
+        self.books.mark_all()
 
     def _drain(self, now: int, lines: list[bytes]) -> int:
         """After the last quote, the venues' remaining reports at their due times (the recorded clock stops,

@@ -19,22 +19,38 @@ from typing import Final
 
 from dma_bot.report_plot import EquitySample
 
-__all__ = ["DEFAULT_MAX_SAMPLES", "MINUTE_NS", "EquityCurve"]
+__all__ = ["DEFAULT_MAX_SAMPLES", "MINUTE_NS", "Drawdown", "EquityCurve"]
 
 MINUTE_NS: Final = 60_000_000_000
 DEFAULT_MAX_SAMPLES: Final = 100_000
 _ZERO: Final = Decimal(0)
 
 
-class EquityCurve:
-    __slots__ = ("_max_samples", "_minute", "_minute_net", "max_drawdown", "minute_closes", "peak", "samples")
+class Drawdown:
+    """``peak`` and ``max_drawdown`` of the net PnL marked, exactly (what a strategy's books keep)."""
+
+    __slots__ = ("max_drawdown", "peak")
+
+    def __init__(self) -> None:
+        self.peak = _ZERO
+        self.max_drawdown = _ZERO
+
+    def add(self, net_pnl: Decimal) -> None:
+        """One mark's net PnL, in time order."""
+        if net_pnl > self.peak:
+            self.peak = net_pnl
+        elif self.peak - net_pnl > self.max_drawdown:
+            self.max_drawdown = self.peak - net_pnl
+
+
+class EquityCurve(Drawdown):
+    __slots__ = ("_max_samples", "_minute", "_minute_net", "minute_closes", "samples")
 
     def __init__(self, max_samples: int = DEFAULT_MAX_SAMPLES) -> None:
         if max_samples < 4:
             raise ValueError(f"max_samples: at least 4, was {max_samples}")
+        super().__init__()
         self._max_samples = max_samples
-        self.peak = _ZERO
-        self.max_drawdown = _ZERO
         self.samples: list[EquitySample] = []
         self.minute_closes: list[tuple[int, Decimal]] = []
         self._minute: int | None = None  # the start of the minute being marked
@@ -42,10 +58,7 @@ class EquityCurve:
 
     def mark(self, ts_ns: int, net_pnl: Decimal, net_position: Decimal) -> None:
         """One mark, in time order."""
-        if net_pnl > self.peak:
-            self.peak = net_pnl
-        elif self.peak - net_pnl > self.max_drawdown:
-            self.max_drawdown = self.peak - net_pnl
+        self.add(net_pnl)
         minute = ts_ns - ts_ns % MINUTE_NS
         if minute != self._minute:
             if self._minute is not None:

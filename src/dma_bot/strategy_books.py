@@ -5,7 +5,7 @@ strategy (``Route.strategy``); its client order id is remembered until the order
 each execution report of it brought (as the total ledger judged it: a duplicate or an order state is decided
 once, there) goes into that strategy's own :class:`~dma_bot.positions.ledger.Ledger` (``book_fill``: the same
 money core as the total ledger, so realized PnL, fees per asset and unrealized PnL at mid are computed the same
-way) and marks that strategy's :class:`~dma_bot.equity.EquityCurve` (its peak and max drawdown). It also counts
+way) and marks that strategy's :class:`~dma_bot.equity.Drawdown` (its peak and max drawdown). It also counts
 fills and traded volume (base steps and quote notional) per (strategy, symbol, venue). Pure: no I/O, no clock.
 
 Every route has a strategy, so fills, volume, fees and net PnL (cash, holdings at mid, fees) add up over the
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from dma_bot.equity import EquityCurve
+from dma_bot.equity import Drawdown
 from dma_bot.model.events import ExecReport, Route
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
@@ -47,7 +47,7 @@ class StrategyBooks:
         self._board = board
         self._owner: dict[str, str] = {}  # open child client order id -> strategy
         self.ledgers: dict[str, Ledger] = {}
-        self.curves: dict[str, EquityCurve] = {}
+        self.drawdowns: dict[str, Drawdown] = {}
         self.flows: dict[tuple[str, str, str], _Flow] = {}
         self.unattributed = 0
 
@@ -56,7 +56,7 @@ class StrategyBooks:
         self._owner[route.client_order_id] = strategy
         if strategy not in self.ledgers:
             self.ledgers[strategy] = Ledger(self._instruments, board=self._board)
-            self.curves[strategy] = EquityCurve()
+            self.drawdowns[strategy] = Drawdown()
 
     def apply(self, report: ExecReport, changed: bool, steps: int) -> str | None:
         """Book the report in its strategy's ledger as the total ledger applied it: ``changed`` is what its
@@ -78,17 +78,13 @@ class StrategyBooks:
             self.ledgers[strategy].book_fill(report, steps)
         return strategy if changed else None
 
-    def mark(self, strategy: str, ts_ns: int) -> None:
-        net, exposure = self.ledgers[strategy].mark(self._board)
-        self.curves[strategy].mark(ts_ns, net, exposure)
+    def mark(self, strategy: str) -> None:
+        """The strategy's net PnL at the board's mids into its drawdown."""
+        self.drawdowns[strategy].add(self.ledgers[strategy].net_mark(self._board))
 
-    def mark_all(self, ts_ns: int) -> None:
+    def mark_all(self) -> None:
         for strategy in self.ledgers:
-            self.mark(strategy, ts_ns)
-
-    def finish(self) -> None:
-        for curve in self.curves.values():
-            curve.finish()
+            self.mark(strategy)
 
     def report(self, strategies: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Per strategy of ``strategies`` (and any that traded): fills, volume, fees per asset, realized /
@@ -98,7 +94,7 @@ class StrategyBooks:
         out: dict[str, dict[str, Any]] = {}
         for strategy in sorted({*strategies, *self.ledgers}):
             ledger = self.ledgers.get(strategy) or Ledger(self._instruments, board=board)
-            curve = self.curves.get(strategy) or EquityCurve()
+            drawdown = self.drawdowns.get(strategy) or Drawdown()
             snapshot = ledger.snapshot()
             rows = []
             volume = _ZERO
@@ -125,7 +121,7 @@ class StrategyBooks:
                 "realized_pnl": str(snapshot.realized_pnl),
                 "unrealized_pnl": str(ledger.unrealized_pnl(board)),
                 "net_pnl": str(ledger.net_pnl(board)),
-                "max_drawdown": str(tidy(curve.max_drawdown)),
+                "max_drawdown": str(tidy(drawdown.max_drawdown)),
                 "by_symbol_venue": rows,
             }
         return out

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from dma_bot.equity import MINUTE_NS, EquityCurve
+from dma_bot.equity import MINUTE_NS, Drawdown, EquityCurve
 
 
 def test_peak_and_max_drawdown_over_marks() -> None:
@@ -49,3 +49,20 @@ def test_samples_stay_bounded_and_keep_the_extremes_and_the_drawdown() -> None:
 def test_too_few_samples_is_refused() -> None:
     with pytest.raises(ValueError, match="max_samples: at least 4, was 3"):
         EquityCurve(max_samples=3)
+
+
+def test_drawdown_alone_keeps_the_curves_peak_and_max_drawdown() -> None:
+    """A strategy's Drawdown (no samples, no minutes) gives what a full curve marked with the same PnL gives."""
+    rng = random.Random(5)
+    curve, drawdown = EquityCurve(), Drawdown()
+    net = Decimal(0)
+    for index in range(2_000):
+        net += Decimal(rng.randrange(-500, 501)) / 100
+        curve.mark(index * 1_000_000_000, net, Decimal(0))
+        drawdown.add(net)
+    assert drawdown.max_drawdown > 0
+    assert (drawdown.peak, drawdown.max_drawdown) == (curve.peak, curve.max_drawdown)
+    fall = Drawdown()
+    for value in ("5", "-2.5", "4", "-3"):
+        fall.add(Decimal(value))
+    assert (fall.peak, fall.max_drawdown) == (Decimal(5), Decimal(8))

@@ -689,8 +689,20 @@ class Ledger:
         after every fill): :meth:`net_pnl`'s value (not tidied: compare it, :func:`tidy` it to show it), and
         the traded quantities' value at mid summed over symbols, quote currency (a symbol without a mid
         counts 0 in both, as in :meth:`unrealized_pnl`)."""
+        pnl, exposure = self._marked(board, exposure=True)
+        digits = -self._mark_digits
+        net = _EXACT.subtract(_EXACT.scaleb(Decimal(pnl), digits), self._fee_total)
+        return net, _EXACT.scaleb(Decimal(exposure), digits)
+
+    def net_mark(self, board: MarketBoard) -> Decimal:
+        """:meth:`mark`'s net PnL alone (a drawdown needs no exposure)."""
+        pnl, _ = self._marked(board, exposure=False)
+        return _EXACT.subtract(_EXACT.scaleb(Decimal(pnl), -self._mark_digits), self._fee_total)
+
+    def _marked(self, board: MarketBoard, *, exposure: bool) -> tuple[int, int]:
+        """Net PnL before fees and (when asked) exposure at the board's mids, in ``10**-mark_digits`` units."""
         pnl = self._realized_total
-        exposure = 0
+        value = 0
         last = board.last
         pnl_factors = self._pnl_factors
         half_factors = self._half_factors
@@ -701,10 +713,9 @@ class Ledger:
                 if tick is not None:
                     mid2 = tick.bid + tick.ask
                     pnl += steps * mid2 * half_factors[symbol] - cost * pnl_factors[symbol]
-                    exposure += steps * mid2 * exposure_factors[symbol]
-        digits = -self._mark_digits
-        net = _EXACT.subtract(_EXACT.scaleb(Decimal(pnl), digits), self._fee_total)
-        return net, _EXACT.scaleb(Decimal(exposure), digits)
+                    if exposure:
+                        value += steps * mid2 * exposure_factors[symbol]
+        return pnl, value
 
     def pnl_form(self) -> PnlForm:
         """Net PnL as an exact integer form linear in the mids (see :class:`PnlForm`): :meth:`net_pnl` at any
