@@ -64,14 +64,41 @@ class StrategyCounts:
 
 @dataclass(slots=True)
 class BacktestCounts:
+    """The run's counts; signals, orders and rejects are kept once, per (strategy, symbol) in ``by_strategy``
+    (in the order each first signalled), and added up here."""
+
     quotes: int = 0
-    signals: int = 0
-    orders: int = 0
-    rejects: int = 0
     routes: int = 0
     reports: int = 0
-    by_reason: dict[str, int] = field(default_factory=dict)
     by_strategy: dict[tuple[str, str], StrategyCounts] = field(default_factory=dict)
+
+    @property
+    def signals(self) -> int:
+        return sum(mine.signals for mine in self.by_strategy.values())
+
+    @property
+    def orders(self) -> int:
+        return sum(mine.orders for mine in self.by_strategy.values())
+
+    @property
+    def rejects(self) -> int:
+        return sum(sum(mine.rejects.values()) for mine in self.by_strategy.values())
+
+    @property
+    def by_reason(self) -> dict[str, int]:
+        """Rejects by reason over every strategy."""
+        total: dict[str, int] = {}
+        for mine in self.by_strategy.values():
+            for reason, count in mine.rejects.items():
+                total[reason] = total.get(reason, 0) + count
+        return total
+
+    def of(self, strategy: str, symbol: str) -> StrategyCounts:
+        """The counts of (strategy, symbol), made at its first signal."""
+        mine = self.by_strategy.get((strategy, symbol))
+        if mine is None:
+            mine = self.by_strategy[(strategy, symbol)] = StrategyCounts()
+        return mine
 
 
 class _BlockBoard:
@@ -166,6 +193,7 @@ class Backtest:
         }
         self._strategy_list = [strategy for line in self.strategies.values() for strategy in line]
         self._owners = {id(strategy): index for index, strategy in enumerate(self._strategy_list)}
+        self._counts_of: list[StrategyCounts | None] = [None] * len(self._strategy_list)  # by strategy number
         self.risk = RiskEngine(risk_params(config), instruments, self.board, self.positions,
                                ClientOrderIds(_RUN_PREFIX), order_sizes.max_positions)
         routing = router_params(config)
@@ -309,6 +337,7 @@ class Backtest:
 
         if len(planned.rows):
             strategies = self._strategy_list
+            counts_of = self._counts_of
             bid, ask = board.columns[0], board.columns[1]
             for p, is_buy, i in zip(planned.rows.tolist(), planned.buys.tolist(), planned.owners.tolist(),
                                     strict=True):
@@ -324,7 +353,10 @@ class Backtest:
                 strategy = strategies[i]
                 signal = _new_tuple(Signal, (strategy.name, strategy.symbol, _BUY if is_buy else _SELL,
                                              ask[p] if is_buy else bid[p], strategy.quantity, now, now))
-                self._signal(signal, now, lines)
+                mine = counts_of[i]
+                if mine is None:
+                    mine = counts_of[i] = self.counts.of(strategy.name, strategy.symbol)
+                self._signal(signal, now, lines, mine)
         minutes_until(len(ts) - 1)
         self._due_until(len(ts) - 1, ts, popped, board, lines)
         board.upto(len(ts))
@@ -354,17 +386,13 @@ class Backtest:
         for strategy in self.strategies.get(tick.symbol, ()):
             signal = strategy.on_tick(tick, now)
             if signal is not None:
-                self._signal(signal, now, lines)
+                self._signal(signal, now, lines, self.counts.of(signal.strategy, signal.symbol))
 
-    def _signal(self, signal: Signal, now: int, lines: list[bytes]) -> None:
-        """One signal through risk, the router and the venues (the same steps in both loops)."""
+    def _signal(self, signal: Signal, now: int, lines: list[bytes], mine: StrategyCounts) -> None:
+        """One signal through risk, the router and the venues (the same steps in both loops); ``mine``: the
+        counts of its strategy and symbol."""
         counts = self.counts
         encode = self.encoder.encode
-        counts.signals += 1
-        key = (signal.strategy, signal.symbol)
-        mine = counts.by_strategy.get(key)
-        if mine is None:
-            mine = counts.by_strategy[key] = StrategyCounts()
         mine.signals += 1
         lines.append(encode(signal))
         if self._positions_stale:  # risk and the router read the positions: publish what the ledger holds now
@@ -373,7 +401,6 @@ class Backtest:
         decision = self.risk.check(signal, now)
         lines.append(encode(decision))
         if isinstance(decision, Order):
-            counts.orders += 1
             mine.orders += 1
             for route in self.router.route(decision, self.positions.value, now):
                 counts.routes += 1
@@ -385,9 +412,7 @@ class Backtest:
                 if due is not None and (self._due is None or due < self._due):
                     self._due = due
         else:
-            counts.rejects += 1
             reason = str(decision.reason)
-            counts.by_reason[reason] = counts.by_reason.get(reason, 0) + 1
             mine.rejects[reason] = mine.rejects.get(reason, 0) + 1
 
     def _reports_due(self, now: int, lines: list[bytes]) -> None:
