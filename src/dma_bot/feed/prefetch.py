@@ -22,6 +22,8 @@ reading and looping instead of their sum.
   parent's to handle: no traceback from the child); leaving the ``with`` block (the end, an error, a
   KeyboardInterrupt) terminates the child if it still runs and reaps it, and the child dies of a broken pipe
   if the parent vanishes. Enter it before any thread is started (the fork copies only the calling thread).
+* The items need not be QuoteBlocks: anything picklable goes (numpy arrays in it travel out of band), e.g. a
+  block with what can be worked out from it ahead of the loop.
 * ``enabled=False``, or no ``fork`` start method on the platform: ``blocks`` is ``make_blocks()`` itself,
   read in-process.
 """
@@ -39,12 +41,11 @@ import struct
 import traceback
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import numpy as np
 
 from dma_bot.feed.recording import ReadStats, RecordingError
-from dma_bot.feed.recording_columns import QuoteBlock
 
 __all__ = ["Prefetch", "PrefetchError", "prefetch_available"]
 
@@ -52,6 +53,7 @@ _PIPE_BYTES: Final = 1 << 20  # Linux's default pipe-max-size: fewer, larger wri
 _FRAME: Final = struct.Struct("<BII")  # kind, pickle bytes, out-of-band buffers; then one <Q length per buffer
 _BLOCK, _END, _FAILED, _CRASHED = range(4)
 _REAP_S: Final = 5.0  # a child that said it is done gets this long to exit before it is killed
+T = TypeVar("T")  # what the reader yields: QuoteBlocks for a backtest; anything picklable works
 
 
 class PrefetchError(Exception):
@@ -63,13 +65,13 @@ def prefetch_available() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-class Prefetch:
+class Prefetch(Generic[T]):
     """``with Prefetch(make_blocks, stats) as blocks``: ``make_blocks()``'s blocks, made in a child process
     (see the module's docstring). ``make_blocks`` must count into ``stats`` (the child's copy of it)."""
 
     __slots__ = ("_blocks", "_enabled", "_fd", "_finished", "_pid", "_process", "_stats")
 
-    def __init__(self, make_blocks: Callable[[], Iterator[QuoteBlock]], stats: ReadStats, *,
+    def __init__(self, make_blocks: Callable[[], Iterator[T]], stats: ReadStats, *,
                  enabled: bool = True) -> None:
         self._blocks = make_blocks
         self._stats = stats
@@ -84,7 +86,7 @@ class Prefetch:
         """The child's process id, also after it ended (None: reading in-process, or not started)."""
         return self._pid
 
-    def __enter__(self) -> Iterator[QuoteBlock]:
+    def __enter__(self) -> Iterator[T]:
         if not self._enabled:
             return self._blocks()
         read_fd, write_fd = os.pipe()
@@ -129,7 +131,7 @@ class Prefetch:
             os.close(self._fd)
             self._fd = -1
 
-    def _receive(self) -> Iterator[QuoteBlock]:
+    def _receive(self) -> Iterator[T]:
         stats = self._stats
         while True:
             kind, snapshot, payload = self._message()
@@ -192,7 +194,7 @@ def _apply(snapshot: ReadStats, stats: ReadStats) -> None:
             setattr(stats, spec.name, value)
 
 
-def _serve(make_blocks: Callable[[], Iterator[QuoteBlock]], stats: ReadStats, read_fd: int, write_fd: int) -> None:
+def _serve(make_blocks: Callable[[], Iterator[Any]], stats: ReadStats, read_fd: int, write_fd: int) -> None:
     """The child: every block with the counts so far, then the end (or the RecordingError's text, or the
     traceback of anything else). A parent that is gone (broken pipe) ends it quietly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
