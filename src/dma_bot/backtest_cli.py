@@ -1,5 +1,5 @@
 """``python -m dma_bot backtest RECORDING... [--env FILE] [--out DIR] [--strict] [--record-md] [--from TS] [--to TS]
-[--symbols LIST]``.
+[--symbols LIST] [--no-prefetch]``.
 
 Owns the command: it reads the configuration as the daemon does (``--env`` preset, else ``./.env``, then the
 process environment; ``--symbols`` overrides SYMBOLS, so the usual validation applies), takes the instruments
@@ -19,6 +19,9 @@ the wall time and quotes/s (kept out of report.json, which stays deterministic; 
   ``unknown_symbol`` problems, as in a replay. A symbol the recording has no instrument for is an error.
 * A progress bar (bytes of the recordings as stored, quotes, quotes/s, ETA) is drawn on stderr when stderr is a
   terminal, advanced once per block of quotes; off a terminal nothing but the usual lines is written.
+* The recordings are read (decoded into blocks of quotes) in a second process while this one runs the
+  backtest on the blocks read so far (:mod:`~dma_bot.feed.prefetch`: the same blocks, counts and errors as
+  reading in-process); ``--no-prefetch`` reads them in this process (for debugging or profiling).
 * ``DIR/equity.png`` (net PnL, drawdown, net position over time) is drawn when matplotlib is importable
   (``pip install 'dma_bot[report]'``); otherwise :data:`~dma_bot.report_plot.MISSING_HINT` is one line on
   stderr, any older equity.png in DIR is removed, and the run still succeeds.
@@ -45,6 +48,7 @@ import orjson
 from dma_bot.backtest import Backtest
 from dma_bot.config import Config, preset_values
 from dma_bot.errors import ConfigError
+from dma_bot.feed.prefetch import Prefetch
 from dma_bot.feed.recording import QUIET_REASONS, ReadStats, RecordingError, SkipReason, Window
 from dma_bot.feed.recording_columns import QuoteBlock, merge_columns
 from dma_bot.params import backtest_config, replay_columns, replay_instruments, replay_prices
@@ -108,6 +112,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="replay quotes before TS (and read each recording only up to it)")
     parser.add_argument("--symbols", metavar="LIST",
                         help="the symbols to replay (overrides SYMBOLS), e.g. BTCUSDT,ETHUSDT")
+    parser.add_argument("--no-prefetch", dest="prefetch", action="store_false",
+                        help="read the recordings in this process, not in a second one (for debugging)")
     return parser
 
 
@@ -163,12 +169,13 @@ def main(argv: Sequence[str]) -> int:
     backtest = Backtest(config, instruments, prices, record_md=args.record_md)
     total_bytes = sum(Path(path).stat().st_size for path in args.recordings)
     started = time.perf_counter()
-    try:
-        with Progress(total_bytes, enabled=progress_enabled(sys.stderr)) as progress, \
+    try:  # the reader's process is forked before the bar can start a thread
+        with Prefetch(lambda: merge_columns(sources), stats, enabled=args.prefetch) as blocks, \
+                Progress(total_bytes, enabled=progress_enabled(sys.stderr)) as progress, \
                 open(out / "events.jsonl", "wb") as events:
             fields = {"recordings": args.recordings, "config": config.redacted(),
                       "instruments": instrument_fields(instruments)}
-            backtest.run_columns(_advancing(merge_columns(sources), stats, progress), events, fields)
+            backtest.run_columns(_advancing(blocks, stats, progress), events, fields)
     except RecordingError as e:
         print(f"dma_bot backtest: {e}", file=sys.stderr)
         return EXIT_USAGE
