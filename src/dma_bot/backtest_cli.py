@@ -37,11 +37,11 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final, TypeVar
 
 import orjson
 
@@ -50,7 +50,7 @@ from dma_bot.config import Config, preset_values
 from dma_bot.errors import ConfigError
 from dma_bot.feed.prefetch import Prefetch
 from dma_bot.feed.recording import QUIET_REASONS, ReadStats, RecordingError, SkipReason, Window
-from dma_bot.feed.recording_columns import QuoteBlock, merge_columns
+from dma_bot.feed.recording_columns import merge_columns
 from dma_bot.params import backtest_config, replay_columns, replay_instruments, replay_prices
 from dma_bot.progress import Progress, progress_enabled
 from dma_bot.recorder.jsonl import instrument_fields
@@ -59,6 +59,7 @@ from dma_bot.report_plot import MISSING_HINT, plot_available, write_equity_png
 __all__ = ["main", "parse_time"]
 
 EXIT_USAGE = 2
+_Unit = TypeVar("_Unit")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ISO: Final = re.compile(r"(?P<day>\d{4}-\d{2}-\d{2})"
                          r"(?:[T ](?P<clock>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d{1,9}))?"
@@ -132,11 +133,22 @@ def _config(args: argparse.Namespace) -> Config:
     return backtest_config(preset_values(args.env), os.environ, args.recordings[0], symbols=args.symbols)
 
 
-def _advancing(blocks: Iterable[QuoteBlock], stats: ReadStats, progress: Progress) -> Iterator[QuoteBlock]:
+def _advancing(blocks: Iterable[_Unit], stats: ReadStats, progress: Progress) -> Iterator[_Unit]:
     """The blocks, moving the bar after each one is done (per block: nothing in the per-quote work)."""
     for block in blocks:
         yield block
         progress.advance(stats.input_bytes, stats.quotes)
+
+
+def _run(read: Callable[[], Iterator[_Unit]], run: Callable[[Iterable[_Unit], IO[bytes], dict[str, Any]], None],
+         stats: ReadStats, total_bytes: int, out: Path, fields: dict[str, Any], prefetch: bool) -> None:
+    """``run`` over what ``read`` makes (in the reader's process unless not ``prefetch``: it is forked here,
+    before the bar can start a thread, with a copy of the backtest as it is before the run), into
+    DIR/events.jsonl."""
+    with Prefetch(read, stats, enabled=prefetch) as units, \
+            Progress(total_bytes, enabled=progress_enabled(sys.stderr)) as progress, \
+            open(out / "events.jsonl", "wb") as events:
+        run(_advancing(units, stats, progress), events, fields)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -169,13 +181,13 @@ def main(argv: Sequence[str]) -> int:
     backtest = Backtest(config, instruments, prices, record_md=args.record_md)
     total_bytes = sum(Path(path).stat().st_size for path in args.recordings)
     started = time.perf_counter()
-    try:  # the reader's process is forked before the bar can start a thread
-        with Prefetch(lambda: merge_columns(sources), stats, enabled=args.prefetch) as blocks, \
-                Progress(total_bytes, enabled=progress_enabled(sys.stderr)) as progress, \
-                open(out / "events.jsonl", "wb") as events:
-            fields = {"recordings": args.recordings, "config": config.redacted(),
-                      "instruments": instrument_fields(instruments)}
-            backtest.run_columns(_advancing(blocks, stats, progress), events, fields)
+    fields = {"recordings": args.recordings, "config": config.redacted(), "instruments": instrument_fields(instruments)}
+    try:
+        if args.record_md:  # the per-quote loop, which signals as it goes
+            _run(lambda: merge_columns(sources), backtest.run_columns, stats, total_bytes, out, fields, args.prefetch)
+        else:  # the reader's process finds each block's signals too (they depend on the quotes alone)
+            _run(lambda: map(backtest.signals, merge_columns(sources)), backtest.run_signals, stats, total_bytes,
+                 out, fields, args.prefetch)
     except RecordingError as e:
         print(f"dma_bot backtest: {e}", file=sys.stderr)
         return EXIT_USAGE
