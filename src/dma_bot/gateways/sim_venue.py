@@ -131,6 +131,7 @@ class SimVenue:
         "_ack_mean",
         "_board",
         "_fee_rate",
+        "_fee_units",
         "_fill_jitter",
         "_fill_mean",
         "_heap",
@@ -161,6 +162,8 @@ class SimVenue:
         self._partial_pct = params.partial_fill_pct
         self._reject_pct = params.reject_pct
         self._fee_rate = Decimal(params.fee_bps).scaleb(-4) if params.fee_bps else _ZERO
+        self._fee_units = {symbol: self._fee_rate * instrument.tick_size * instrument.step_size
+                           for symbol, instrument in self._instruments.items()}  # per tick*step of notional
         self._heap: list[tuple[int, int, _Order]] = []
         self._open = 0
         self._submitted = 0
@@ -305,8 +308,8 @@ class SimVenue:
             order.cum_qty += last_qty
             self._trades += 1
             trade_id = f"{self.name}-t{self._trades}"
-            if self._fee_rate:
-                fee = self._fee_rate * instrument.notional(last_price, last_qty)  # type: ignore[union-attr]
+            if self._fee_rate:  # fee rate * tick * step * (ticks * steps): the notional's fee, one multiply
+                fee = self._fee_units[route.symbol] * (last_price * last_qty)
         # positionally, in ExecReport's field order (tuple.__new__: a keyword build costs ~10x, per report)
         return _new_tuple(ExecReport, (
             self.name, route.symbol, route.client_order_id, order.venue_order_id, route.side, status,
