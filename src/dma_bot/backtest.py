@@ -15,7 +15,7 @@ It also keeps the run's equity curve (:mod:`dma_bot.equity`) and each strategy's
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import itemgetter
@@ -30,7 +30,7 @@ from dma_bot.equity import MINUTE_NS, EquityCurve
 from dma_bot.feed.recording_columns import QuoteBlock
 from dma_bot.gateways.sim_venue import SimVenue
 from dma_bot.model.enums import Side
-from dma_bot.model.events import BoolArray, ExecReport, Order, Signal, Tick
+from dma_bot.model.events import BoolArray, ExecReport, IntArray, Order, Signal, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot
@@ -101,13 +101,20 @@ class BacktestCounts:
         return mine
 
 
+def _ints(column: IntArray) -> memoryview:
+    """An int64 column as a memoryview: indexing it gives Python ints (native int64 is C long here)."""
+    view = memoryview(np.ascontiguousarray(column, dtype=np.int64))
+    return view if view.format in ("l", "q") else view.cast("B").cast("q")
+
+
 class _BlockBoard:
     """The MarketBoard as the per-quote loop would have it at a row of a block: ``upto(j)`` puts each symbol's
     newest quote among rows ``< j`` on it (a symbol without one keeps its quote from before the block); only
     symbols whose row changed get a new Tick. The newest rows come from one table made per block with numpy
     (``newest[j, s]``: symbol ``s``'s last row before ``j``, -1 for none), one row of it read per call; the
-    Ticks are built from the block's columns as lists (``columns``: a list index is a fraction of a numpy
-    scalar read)."""
+    Ticks are built from the block's columns read as Python ints (``columns``: memoryviews, a list for the
+    times the loop searches; an index there is a fraction of a numpy scalar read, and only the rows read are
+    converted)."""
 
     __slots__ = ("_block", "_board", "_done", "_names", "_newest", "_shown", "columns")
 
@@ -118,9 +125,10 @@ class _BlockBoard:
         self._shown = [-1] * len(block.symbols)
         self._done = 0
         self._newest: npt.NDArray[np.int64] | None = None  # made on the first call that needs it
-        # bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns as lists (the loop reads its signals' prices here too)
-        self.columns = (block.bid.tolist(), block.ask.tolist(), block.bid_qty.tolist(), block.ask_qty.tolist(),
-                        block.ts_event_ns.tolist(), block.ts_ns.tolist())
+        # bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns (the loop reads its signals' prices here too)
+        self.columns: tuple[Sequence[int], ...] = (
+            _ints(block.bid), _ints(block.ask), _ints(block.bid_qty), _ints(block.ask_qty),
+            block.ts_event_ns.tolist(), _ints(block.ts_ns))
 
     def _table(self) -> npt.NDArray[np.int64]:
         block = self._block
