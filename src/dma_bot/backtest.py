@@ -33,7 +33,7 @@ from dma_bot.model.enums import Side
 from dma_bot.model.events import BoolArray, ExecReport, IntArray, Order, Signal, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
-from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot
+from dma_bot.model.positions import PositionsView
 from dma_bot.params import risk_params, router_params, sim_venue_params, sizes, strategy_params
 from dma_bot.positions.ledger import Ledger, tidy
 from dma_bot.recorder.jsonl import JsonlEncoder
@@ -191,7 +191,9 @@ class Backtest:
         self.config = config
         self.instruments = instruments
         self.board = MarketBoard()
-        self.positions: Latest[PositionSnapshot] = Latest(EMPTY_SNAPSHOT)
+        self.ledger = Ledger(instruments, board=self.board)
+        # risk and the router read the ledger in place (one thread: what a snapshot before each decision shows)
+        self.positions: Latest[PositionsView] = Latest(self.ledger.view())
         order_sizes = sizes(config, instruments, prices)
         params = strategy_params(config)
         self.strategies = {
@@ -211,13 +213,11 @@ class Backtest:
                                 seed=config["MOCK_VENUE_SEED"] + index, board=self.board)
             for index, spec in enumerate(routing.venues)
         }
-        self.ledger = Ledger(instruments, board=self.board)
         self.encoder = JsonlEncoder(instruments)
         self.record_md = record_md
         self.counts = BacktestCounts()
         self.books = StrategyBooks(instruments, self.board)  # each strategy's fills, fees, PnL and drawdown
         self.equity = EquityCurve()  # net PnL marked after fills and at each recorded minute's start
-        self._positions_stale = False  # the ledger changed since self.positions was last published
         self._minute = -1  # the recorded minute (ts // MINUTE_NS) of the last quote
         self._last_ns = 0  # the last quote's time
         self._due: int | None = None  # the venues' soonest next_due_ns (kept by the submits and pops here)
@@ -403,9 +403,6 @@ class Backtest:
         encode = self.encoder.encode
         mine.signals += 1
         lines.append(encode(signal))
-        if self._positions_stale:  # risk and the router read the positions: publish what the ledger holds now
-            self._positions_stale = False
-            self.positions.publish(self.ledger.snapshot())
         decision = self.risk.check(signal, now)
         lines.append(encode(decision))
         if isinstance(decision, Order):
@@ -459,7 +456,6 @@ class Backtest:
         if notes:
             lines.extend(map(encode, notes))
         if changed:
-            self._positions_stale = True
             ts_ns = reports[-1].ts_event_ns
             self.equity.mark(ts_ns, *ledger.mark(self.board))
             for strategy in sorted(moved):

@@ -508,3 +508,29 @@ def test_snapshot_positions_built_when_read_show_the_books_as_they_were_at_the_s
     assert ("ETHUSDT", "A") in first.positions and len(first.positions) == 2
     assert first.positions.get(("ETHUSDT", "B")) is None
     assert dict(first.positions) == {("BTCUSDT", "A"): btc_then, ("ETHUSDT", "A"): eth_first}
+
+
+def test_ledger_view_reads_what_a_snapshot_taken_then_shows() -> None:
+    """The backtest's LedgerView: after every report (fills on two venues, a base-asset fee, a close, a cancel)
+    its net, held and done steps, PnL form and drift equal a snapshot's taken at the same moment."""
+    ledger = Ledger(INSTRUMENTS)
+    view = ledger.view()
+    reports = [
+        _report(last_qty=2_000, last_price=6_500_000, fee=Decimal("0.0015"), fee_asset="BTC", client_order_id="c1"),
+        _report(venue="B", last_qty=700, last_price=6_510_000, client_order_id="c2"),
+        _report(side=Side.SELL, last_qty=900, last_price=6_600_000, fee=Decimal("0.4"), client_order_id="c3"),
+        _report(symbol="ETHUSDT", status=ExecStatus.CANCELED, last_qty=0, leaves_qty=0, cum_qty=30,
+                order_qty=100, client_order_id="c4", trade_id=None),
+    ]
+    for report in reports:
+        ledger.apply(report)
+        snapshot = ledger.snapshot()
+        assert dict(view.net_steps) == dict(snapshot.net_steps)
+        assert dict(view.held_steps) == dict(snapshot.held_steps)
+        assert dict(view.done_steps) == dict(snapshot.done_steps)
+        assert view.pnl_form is snapshot.pnl_form
+        assert (view.drift_breached, view.drift_reason) == (snapshot.drift_breached, snapshot.drift_reason)
+    assert view.held_steps[("BTCUSDT", "A")] == 2_000 - 900 - 2  # 0.0015 BTC fee: 2 steps (rounded up) less
+    assert view.net_steps["BTCUSDT"] == 1_098 + 700
+    ledger.apply(_report(venue="B", last_qty=300, last_price=6_520_000, client_order_id="c5"))
+    assert view.net_steps["BTCUSDT"] == 1_098 + 1_000  # read in place: no new snapshot needed

@@ -1,6 +1,8 @@
 """PositionSnapshot: the read-only view of positions that the positions stage publishes.
 
-Risk and the router read it through a ``Latest[PositionSnapshot]``; they never reach into the ledger.
+Risk and the router read it through a ``Latest`` (typed by what they read of it, :class:`PositionsView`); they
+never reach into the ledger. The backtest, one thread, gives them the ledger read in place instead
+(:class:`~dma_bot.positions.ledger.LedgerView`): what a snapshot taken before each decision would show.
 Quantities are integer steps of the symbol's instrument; money is Decimal.
 """
 
@@ -10,10 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
+from typing import Protocol
 
 from dma_bot.model.enums import Side
 
-__all__ = ["EMPTY_PNL_FORM", "EMPTY_SNAPSHOT", "PnlForm", "PositionSnapshot", "VenuePosition"]
+__all__ = ["EMPTY_PNL_FORM", "EMPTY_SNAPSHOT", "PnlForm", "PositionSnapshot", "PositionsView", "VenuePosition"]
 
 
 def _empty() -> Mapping:
@@ -108,3 +111,26 @@ class PositionSnapshot:
 
 
 EMPTY_SNAPSHOT = PositionSnapshot()
+
+
+class PositionsView(Protocol):
+    """What risk and the router read of positions: a published :class:`PositionSnapshot` (the daemon), or the
+    ledger read in place (:class:`~dma_bot.positions.ledger.LedgerView`: the backtest, one thread)."""
+
+    @property
+    def net_steps(self) -> Mapping[str, int]: ...
+
+    @property
+    def held_steps(self) -> Mapping[tuple[str, str], int]: ...
+
+    @property
+    def done_steps(self) -> Mapping[tuple[str, Side], int]: ...
+
+    @property
+    def pnl_form(self) -> PnlForm: ...
+
+    @property
+    def drift_breached(self) -> bool: ...
+
+    @property
+    def drift_reason(self) -> str: ...

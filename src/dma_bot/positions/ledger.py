@@ -63,6 +63,7 @@ __all__ = [
     "FillGap",
     "Ledger",
     "LedgerStats",
+    "LedgerView",
     "tidy",
 ]
 
@@ -270,6 +271,51 @@ class _Views(Mapping[tuple[str, str], VenuePosition]):
         return f"{type(self).__name__}({dict(self.items())!r})"
 
 
+class LedgerView:
+    """What risk and the router read of positions (PositionSnapshot's ``net_steps``, ``held_steps``,
+    ``done_steps``, ``pnl_form``, ``drift_breached``, ``drift_reason``), read from the ledger in place at each
+    read: what a snapshot taken then would show, without copying the tables. For a driver that runs risk, the
+    router and the ledger in one thread (the backtest, which reads it before every decision); the daemon's
+    stages read published snapshots. Read-only. Build it with :meth:`Ledger.view`."""
+
+    __slots__ = ("_done", "_held", "_ledger", "_net")
+
+    def __init__(self, ledger: Ledger, net: Mapping[str, int], held: Mapping[tuple[str, str], int],
+                 done: Mapping[tuple[str, Side], int]) -> None:
+        self._ledger = ledger
+        self._net = net
+        self._held = held
+        self._done = done
+
+    @property
+    def net_steps(self) -> Mapping[str, int]:
+        if self._ledger._stale_held:
+            self._ledger._refresh_held()
+        return self._net
+
+    @property
+    def held_steps(self) -> Mapping[tuple[str, str], int]:
+        if self._ledger._stale_held:
+            self._ledger._refresh_held()
+        return self._held
+
+    @property
+    def done_steps(self) -> Mapping[tuple[str, Side], int]:
+        return self._done
+
+    @property
+    def pnl_form(self) -> PnlForm:
+        return self._ledger.pnl_form()
+
+    @property
+    def drift_breached(self) -> bool:
+        return self._ledger._reconciler.breached
+
+    @property
+    def drift_reason(self) -> str:
+        return self._ledger._reconciler.breach_reason
+
+
 class Ledger:
     """Positions, fees, PnL, order states and done steps built from :class:`ExecReport`s.
 
@@ -303,6 +349,7 @@ class Ledger:
         "_reconciler",
         "_snapshot",
         "_stale",
+        "_stale_held",
         "_terminal",
         "_trade_order",
         "_trades",
@@ -352,7 +399,8 @@ class Ledger:
         self._max_trades = max_trade_ids
         self._books: dict[tuple[str, str], _Book] = {}
         self._views: dict[tuple[str, str], _View] = {}
-        self._stale: set[tuple[str, str]] = set()
+        self._stale: set[tuple[str, str]] = set()  # books whose VenuePosition the next snapshot captures
+        self._stale_held: set[tuple[str, str]] = set()  # books whose held steps are not in _net yet
         self._net: dict[tuple[str, str], int] = {}  # (symbol, venue) -> held steps, rounded down
         self._net_steps: dict[str, int] = {}  # symbol -> the sum of its venues' held steps
         self._done: dict[tuple[str, Side], int] = {}
@@ -490,6 +538,7 @@ class Ledger:
         self.stats.fills += 1
         self._form = None
         self._stale.add(key)  # its VenuePosition (Decimal average and PnL) is rebuilt once, at the next snapshot
+        self._stale_held.add(key)
 
     def _book_fee(self, book: _Book, report: ExecReport) -> None:
         fee, asset = report.fee, report.fee_asset
@@ -532,24 +581,39 @@ class Ledger:
         self._notes.append(Note(kind=kind, venue=report.venue, symbol=report.symbol,
                                 client_order_id=report.client_order_id, detail=detail, ts_ns=report.ts_ns))
 
-    def _refresh_views(self) -> None:
-        """Each changed book's held steps now (risk reads them), its VenuePosition captured for later: the Decimal
-        figures are built the first time a snapshot's ``positions`` is read for it (the backtest's risk and
-        router read the integers; a report or a metrics scrape reads the views)."""
-        for key in self._stale:
-            symbol, venue = key
+    def _refresh_held(self) -> None:
+        """Each changed book's held steps (traded, less the base-asset fees rounded up to a step) into ``_net``
+        and their sum per symbol into ``_net_steps``: what risk and the router read."""
+        for key in self._stale_held:
+            symbol = key[0]
             book = self._books[key]
-            instrument = self._instruments[symbol]
             held_steps = book.quantity
             if book.base_fees:
-                held_steps -= int(_EXACT.divide(book.base_fees, instrument.step_size).to_integral_value(ROUND_CEILING))
+                step = self._instruments[symbol].step_size
+                held_steps -= int(_EXACT.divide(book.base_fees, step).to_integral_value(ROUND_CEILING))
             net = self._net_steps
             net[symbol] = net.get(symbol, 0) + held_steps - self._net.get(key, 0)
             self._net[key] = held_steps
-            self._views[key] = _View((instrument, self._units[symbol], venue, held_steps, book.quantity, book.cost,
-                                      book.realized, book.base_fees, book.fee_value, dict(book.fees),
-                                      dict(book.unvalued)))
+        self._stale_held.clear()
+
+    def _refresh_views(self) -> None:
+        """The held steps, and each changed book's VenuePosition captured for later: the Decimal figures are
+        built the first time a snapshot's ``positions`` is read for it (risk and the router read the integers;
+        a report or a metrics scrape reads the views)."""
+        if self._stale_held:
+            self._refresh_held()
+        for key in self._stale:
+            symbol, venue = key
+            book = self._books[key]
+            self._views[key] = _View((self._instruments[symbol], self._units[symbol], venue, self._net[key],
+                                      book.quantity, book.cost, book.realized, book.base_fees, book.fee_value,
+                                      dict(book.fees), dict(book.unvalued)))
         self._stale.clear()
+
+    def view(self) -> LedgerView:
+        """A read-only view of this ledger as it is at each read (see :class:`LedgerView`)."""
+        return LedgerView(self, MappingProxyType(self._net_steps), MappingProxyType(self._net),
+                          MappingProxyType(self._done))
 
     def _ended(self, client_order_id: str) -> None:
         terminal = self._terminal

@@ -2,7 +2,8 @@
 
 Owns the limits (:class:`RiskParams`), the order-rate token bucket, the kill switch and the quantity this
 engine has sent per symbol and side. It reads the current mids from the MarketBoard and positions from the
-``Latest[PositionSnapshot]`` the positions stage publishes; it never writes either, never sizes a signal
+``Latest`` the positions stage publishes snapshots to (a :class:`~dma_bot.model.positions.PositionsView`; the
+backtest's is the ledger read in place); it never writes either, never sizes a signal
 and never routes. Every decision is driven by the ``now_ns`` argument: no clock reads, no asyncio. Limits
 are converted once per symbol into integer ticks and steps at construction, so the hot path compares ints.
 
@@ -35,7 +36,7 @@ from dma_bot.model.enums import KillSwitchState, RejectReason, Side
 from dma_bot.model.events import Order, RejectBatch, RiskReject, Signal, SignalBatch, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
-from dma_bot.model.positions import PositionSnapshot
+from dma_bot.model.positions import PositionsView
 from dma_bot.risk.loss import LossLimit
 from dma_bot.risk.order_ids import ClientOrderIds
 
@@ -244,7 +245,7 @@ class RiskEngine:
         params: RiskParams,
         instruments: Mapping[str, Instrument],
         board: MarketBoard,
-        positions: Latest[PositionSnapshot],
+        positions: Latest[PositionsView],
         order_ids: ClientOrderIds,
         max_positions: Mapping[str, int] | None = None,
         *,
@@ -387,7 +388,7 @@ class RiskEngine:
         self,
         batch: SignalBatch,
         limits: _SymbolLimits,
-        snapshot: PositionSnapshot,
+        snapshot: PositionsView,
         codes: npt.NDArray[np.int8],
         mid2: int,
         now_ns: int,
@@ -500,7 +501,7 @@ class RiskEngine:
             start = row + 1
         return decisions
 
-    def _before_deciding(self, symbol: str) -> tuple[_SymbolLimits, PositionSnapshot]:
+    def _before_deciding(self, symbol: str) -> tuple[_SymbolLimits, PositionsView]:
         """The symbol's limits and the positions to decide with; the loss limit may trip the kill switch.
         An unknown symbol is a wiring error (ValueError)."""
         limits = self._symbols.get(symbol)

@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from dma_bot.model.events import Tick
 from dma_bot.model.market import MarketBoard
-from dma_bot.model.positions import PnlForm, PositionSnapshot
+from dma_bot.model.positions import PnlForm, PositionsView
 
 __all__ = ["LossLimit"]
 
@@ -38,7 +38,7 @@ class LossLimit:
         self._digits = 0
         self._fee_bound = 0
 
-    def breached(self, snapshot: PositionSnapshot) -> bool:
+    def breached(self, snapshot: PositionsView) -> bool:
         """True when net PnL (unrealized marked at the board's mids) is at or below -max_loss."""
         form = snapshot.pnl_form
         if form is not self._form:

@@ -24,7 +24,7 @@ from typing import Final
 from dma_bot.model.enums import Side
 from dma_bot.model.events import Order, Route
 from dma_bot.model.instrument import Instrument
-from dma_bot.model.positions import PositionSnapshot
+from dma_bot.model.positions import PositionsView
 
 __all__ = ["DEFAULT_VENUES", "Router", "RouterParams", "RouterStats", "VenueSpec"]
 
@@ -124,7 +124,7 @@ class Router:
     def venue_names(self) -> tuple[str, ...]:
         return tuple(name for name, _, _ in self._venues)
 
-    def rank(self, order: Order, snapshot: PositionSnapshot) -> list[tuple[int, VenueSpec]]:
+    def rank(self, order: Order, snapshot: PositionsView) -> list[tuple[int, VenueSpec]]:
         """(score, venue) for every venue, best first (ties by name); also refreshes ``last_scores``.
 
         Without inventory (or with the bias off) the ranking is the one precomputed at construction."""
@@ -151,7 +151,7 @@ class Router:
         self._biased_last = True
         return [(-negative, venue) for negative, _, venue in keyed]
 
-    def route(self, order: Order, snapshot: PositionSnapshot, now_ns: int) -> list[Route]:
+    def route(self, order: Order, snapshot: PositionsView, now_ns: int) -> list[Route]:
         try:
             min_child = self._min_child[order.symbol]
         except KeyError:
