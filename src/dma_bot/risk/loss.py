@@ -6,8 +6,7 @@ unrealized PnL). The ledger publishes it with every snapshot as an exact integer
 (:class:`~dma_bot.model.positions.PnlForm`), so ``pnl <= -max_loss`` is a half-space: when the snapshot's
 form changes it is turned into one integer threshold (one exact floor of ``(fee value - max_loss) *
 10**digits``); a check then only sums ``coefficient * mid2 + constant`` over the held symbols that have a mid
-and compares, and not even that while the held symbols' quotes are the ones it last summed (the signals of one
-risk batch all see the same board). Pure: no clock, no I/O; the RiskEngine owns when to ask.
+and compares (a few integer terms: cheaper than telling whether the quotes changed since the last check). Pure: no clock, no I/O; the RiskEngine owns when to ask.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 from decimal import Decimal
 from fractions import Fraction
 
-from dma_bot.model.events import Tick
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PnlForm, PositionsView
 
@@ -32,8 +30,6 @@ class LossLimit:
         self._held: tuple[str, ...] = ()
         self._terms: tuple[tuple[int, int], ...] = ()  # per held symbol: (mid2 coefficient, constant)
         self._threshold = 0
-        self._quotes: tuple[Tick | None, ...] | None = None  # the held symbols' ticks last evaluated
-        self._result = False
         self._fee: Decimal | None = None  # the fee value and digits _fee_bound was computed for
         self._digits = 0
         self._fee_bound = 0
@@ -43,20 +39,15 @@ class LossLimit:
         form = snapshot.pnl_form
         if form is not self._form:
             self._prepare(form)
-        symbols = self._held
-        if not symbols:
+        if not self._held:
             return self._threshold >= 0  # nothing held: realized PnL and fees alone
-        quotes = tuple(map(self._board.last.get, symbols))
-        if quotes == self._quotes:
-            return self._result  # same terms, same quotes (a risk batch sees one board): same answer
+        last = self._board.last
         total = 0
-        for (coefficient, constant), tick in zip(self._terms, quotes, strict=True):
+        for symbol, (coefficient, constant) in zip(self._held, self._terms, strict=True):
+            tick = last.get(symbol)
             if tick is not None:
                 total += coefficient * (tick.bid + tick.ask) + constant
-        result = total <= self._threshold
-        self._quotes = quotes
-        self._result = result
-        return result
+        return total <= self._threshold
 
     def _prepare(self, form: PnlForm) -> None:
         """``realized + S - fee * 10**digits <= -max_loss * 10**digits`` with S the integer sum over the terms
@@ -74,7 +65,6 @@ class LossLimit:
         self._threshold = self._fee_bound - form.realized
         self._held = form.symbols
         self._terms = form.terms
-        self._quotes = None
         self._form = form
 
     def pnl(self) -> Decimal:
