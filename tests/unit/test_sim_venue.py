@@ -641,3 +641,13 @@ def test_sim_venue_reports_keep_the_ledger_consistent_when_orders_expire_after_p
     assert snapshot.net_steps["BTCUSDT"] == 300 and snapshot.fills == 1
     assert snapshot.done_steps[("BTCUSDT", Side.BUY)] == 1_000
     assert ledger.open_orders == 0 and ledger.fill_gaps() == [] and ledger.take_notes() == []
+
+
+def test_sim_venue_draws_are_random_randrange_on_the_same_state() -> None:
+    """The venue's own uniform draw gives exactly what ``random.Random(seed).randrange(n)`` gives, draw for
+    draw (so a seed's schedule is the documented one), for bounds around powers of two and the ones it uses."""
+    params = SimVenueParams(ack_latency_ms=1, fill_latency_ms=2, fee_bps=0)
+    venue = SimVenue("SIM", params, INSTRUMENTS, seed=11, board=MarketBoard())
+    reference = random.Random(11)
+    bounds = [1, 2, 3, 4, 5, 7, 8, 9, 100, 127, 128, 129, 2 * 300_000 + 1, 2**40 + 3] * 50
+    assert [venue._below(n) for n in bounds] == [reference.randrange(n) for n in bounds]

@@ -129,6 +129,7 @@ class SimVenue:
         "_accepted",
         "_ack_jitter",
         "_ack_mean",
+        "_bits",
         "_board",
         "_fee_rate",
         "_fee_units",
@@ -155,6 +156,7 @@ class SimVenue:
         self.params = params
         self._instruments = dict(instruments)
         self._rng = random.Random(seed)
+        self._bits = self._rng.getrandbits
         self._ack_mean = params.ack_latency_ns
         self._ack_jitter = params.ack_latency_ns * params.jitter_pct // 100
         self._fill_mean = params.fill_latency_ns
@@ -184,11 +186,10 @@ class SimVenue:
         """Accept ``route`` at ``now_ns`` and schedule its life: one REJECTED, or the ACK and its fill attempts."""
         if route.venue != self.name:
             raise ValueError(f"route {route.client_order_id}: venue must be {self.name!r}, was {route.venue!r}")
-        rng = self._rng
         due = now_ns + self._draw(self._ack_mean, self._ack_jitter)
         instrument = self._instruments.get(route.symbol)
         reason = self._refusal(route, instrument)
-        if not reason and self._reject_pct and rng.randrange(100) < self._reject_pct:
+        if not reason and self._reject_pct and self._below(100) < self._reject_pct:
             reason = "simulated reject"
         if reason:
             order = _Order(route, instrument, "", [(due, _REJECTED, 0)], reason)
@@ -271,15 +272,24 @@ class SimVenue:
     def _draw(self, mean: int, jitter: int) -> int:
         if not jitter:
             return mean
-        return max(mean - jitter + self._rng.randrange(2 * jitter + 1), 0)
+        return max(mean - jitter + self._below(2 * jitter + 1), 0)
+
+    def _below(self, n: int) -> int:
+        """A uniform int in [0, n), n > 0: ``random.randrange(n)``'s draw (rejection sampling on
+        ``getrandbits(n.bit_length())``, the same numbers from the same state) without its argument checks."""
+        getrandbits = self._bits
+        k = n.bit_length()
+        r = getrandbits(k)
+        while r >= n:
+            r = getrandbits(k)
+        return r
 
     def _split(self, quantity: int) -> list[int]:
         """Fill sizes in steps, each > 0, summing exactly to ``quantity``."""
-        if not self._partial_pct or quantity < 2 or self._rng.randrange(100) >= self._partial_pct:
+        if not self._partial_pct or quantity < 2 or self._below(100) >= self._partial_pct:
             return [quantity]
-        rng = self._rng
-        parts = min(2 + rng.randrange(2), quantity)
-        bounds = [0, *sorted(rng.sample(range(1, quantity), parts - 1)), quantity]
+        parts = min(2 + self._below(2), quantity)
+        bounds = [0, *sorted(self._rng.sample(range(1, quantity), parts - 1)), quantity]
         return [high - low for low, high in pairwise(bounds)]
 
     @staticmethod

@@ -6,7 +6,8 @@ unrealized PnL). The ledger publishes it with every snapshot as an exact integer
 (:class:`~dma_bot.model.positions.PnlForm`), so ``pnl <= -max_loss`` is a half-space: when the snapshot's
 form changes it is turned into one integer threshold (one exact floor of ``(fee value - max_loss) *
 10**digits``); a check then only sums ``coefficient * mid2 + constant`` over the held symbols that have a mid
-and compares (a few integer terms: cheaper than telling whether the quotes changed since the last check). Pure: no clock, no I/O; the RiskEngine owns when to ask.
+and compares (a few integer terms: cheaper than telling whether the quotes changed since the last check).
+Pure: no clock, no I/O; the RiskEngine owns when to ask.
 """
 
 from __future__ import annotations
