@@ -18,6 +18,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from operator import itemgetter
 from typing import IO, Any, Final, TypeVar
 
@@ -381,8 +382,7 @@ class Backtest:
             j = bisect_left(ts, due, popped, p + 1) if popped <= p else popped
             if j > p:  # rows up to p are done (a report due at a row already past: the next row takes it)
                 break
-            board.upto(j)
-            self._reports_due(ts[j], lines)
+            self._reports_due(ts[j], lines, partial(board.upto, j))  # the board is read only by fills
             popped = j + 1
         return max(popped, p + 1)
 
@@ -420,14 +420,16 @@ class Backtest:
             reason = str(decision.reason)
             mine.rejects[reason] = mine.rejects.get(reason, 0) + 1
 
-    def _reports_due(self, now: int, lines: list[bytes]) -> None:
-        """The venues' reports due by ``now``, in due order across venues, into the ledger and the lines."""
+    def _reports_due(self, now: int, lines: list[bytes], prepare: Callable[[], object] | None = None) -> None:
+        """The venues' reports due by ``now``, in due order across venues, into the ledger and the lines.
+        ``prepare`` brings the board up to ``now`` when something reads it (a fill attempt, the marks after a
+        change); without it the board is up to date already."""
         reports: list[ExecReport] = []
         soonest = None  # the venues' next due time after these reports
         for venue in self.venues.values():
             due = venue.next_due_ns()
             if due is not None and due <= now:
-                reports.extend(venue.pop_due(now))
+                reports.extend(venue.pop_due(now, prepare))
                 due = venue.next_due_ns()
             if due is not None and (soonest is None or due < soonest):
                 soonest = due
@@ -436,9 +438,9 @@ class Backtest:
             return
         if len(reports) > 1:
             reports.sort(key=_due_time)  # across venues (each venue's are in due order already)
-        self._apply(reports, lines)
+        self._apply(reports, lines, prepare)
 
-    def _apply(self, reports: list[ExecReport], lines: list[bytes]) -> None:
+    def _apply(self, reports: list[ExecReport], lines: list[bytes], prepare: Callable[[], object] | None) -> None:
         ledger = self.ledger
         changed = False
         encode = self.encoder.encode
@@ -456,6 +458,8 @@ class Backtest:
         if notes:
             lines.extend(map(encode, notes))
         if changed:
+            if prepare is not None:
+                prepare()  # the marks read the board (a fill's attempt brought it up to date already)
             ts_ns = reports[-1].ts_event_ns
             self.equity.mark(ts_ns, *ledger.mark(self.board))
             for strategy in sorted(moved):

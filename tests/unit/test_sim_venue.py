@@ -651,3 +651,24 @@ def test_sim_venue_draws_are_random_randrange_on_the_same_state() -> None:
     reference = random.Random(11)
     bounds = [1, 2, 3, 4, 5, 7, 8, 9, 100, 127, 128, 129, 2 * 300_000 + 1, 2**40 + 3] * 50
     assert [venue._below(n) for n in bounds] == [reference.randrange(n) for n in bounds]
+
+
+def test_sim_venue_prepare_runs_once_before_the_first_attempt_reads_the_board() -> None:
+    """``pop_due(now, prepare)``: an ACK alone reads no quote (prepare not called); the first fill attempt calls
+    it once, before reading the board, so a quote it puts there is the one the attempt trades against."""
+    board = MarketBoard()  # empty: only prepare's quote can fill
+    venue = make_venue(make_params(jitter_pct=0, partial_fill_pct=0), seed=1, board=board)
+    venue.submit(make_route(1), T0)
+    venue.submit(make_route(2), T0)
+    calls: list[int] = []
+
+    def prepare() -> None:
+        calls.append(len(board.last))
+        board.update(quote(6_500_000, 6_500_000))
+
+    acks = venue.pop_due(T0 + 2 * MS, prepare)
+    assert [report.status for report in acks] == [ExecStatus.ACK, ExecStatus.ACK] and calls == []
+    fills = venue.pop_due(T0 + 10 * MS, prepare)
+    assert [report.status for report in fills] == [ExecStatus.FILLED, ExecStatus.FILLED]
+    assert [report.last_price for report in fills] == [6_500_000, 6_500_000]
+    assert calls == [0]

@@ -28,7 +28,7 @@ no market impact: the displayed size one order took is there again for the next.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from heapq import heappop, heappush, heapreplace
@@ -205,11 +205,12 @@ class SimVenue:
         self._submitted += 1
         self._open += 1
 
-    def pop_due(self, now_ns: int) -> list[ExecReport]:
+    def pop_due(self, now_ns: int, prepare: Callable[[], object] | None = None) -> list[ExecReport]:
         """Every report due at or before ``now_ns``, in time order (ties in submit order); ``ts_ns = now_ns``.
 
         Fill attempts trade against ``board.last`` as it is now: the driver calls this with the board holding
-        the quotes that prevail at the reports' due times."""
+        the quotes that prevail at the reports' due times, or gives ``prepare``, called before the first
+        attempt reads the board (a driver that brings its board up to date only when it is read)."""
         heap = self._heap
         quotes = self._board.last
         reports: list[ExecReport] = []
@@ -225,6 +226,9 @@ class SimVenue:
             else:
                 heapreplace(heap, (events[order.index][0], seq, order))
             if kind is _ATTEMPT:
+                if prepare is not None:
+                    prepare()
+                    prepare = None
                 self._attempt(order, due, part, last, quotes.get(order.route.symbol), now_ns, reports)
             else:
                 reports.append(self._report(order, due, kind, 0, 0, now_ns))
