@@ -263,9 +263,11 @@ class _ColumnReader:
         counted = 0
         with file, stored:
             carry = b""
+            size = max(CHUNK_BYTES // 16, 1)  # doubling up to CHUNK_BYTES: the first block is ready soon
             try:
                 while True:
-                    raw = file.read(CHUNK_BYTES)
+                    raw = file.read(size)
+                    size = min(2 * size, CHUNK_BYTES)
                     position = stored.tell()
                     stats.input_bytes += position - counted
                     counted = position
