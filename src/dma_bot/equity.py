@@ -24,6 +24,7 @@ __all__ = ["DEFAULT_MAX_SAMPLES", "MINUTE_NS", "Drawdown", "EquityCurve"]
 MINUTE_NS: Final = 60_000_000_000
 DEFAULT_MAX_SAMPLES: Final = 100_000
 _ZERO: Final = Decimal(0)
+_new_tuple: Final = tuple.__new__
 
 
 class Drawdown:
@@ -66,7 +67,7 @@ class EquityCurve(Drawdown):
             self._minute = minute
         self._minute_net = net_pnl
         samples = self.samples
-        samples.append(EquitySample(ts_ns, net_pnl, net_position))
+        samples.append(_new_tuple(EquitySample, (ts_ns, net_pnl, net_position)))  # no Python-level __new__
         if len(samples) >= self._max_samples:
             self.samples = _thin(samples)
 

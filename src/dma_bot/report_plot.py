@@ -17,10 +17,9 @@ from __future__ import annotations
 import importlib.util
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -34,10 +33,10 @@ _SIZE_IN: Final = (11.0, 8.0)
 _DPI: Final = 100
 
 
-@dataclass(frozen=True, slots=True)
-class EquitySample:
+class EquitySample(NamedTuple):
     """Net PnL (quote currency, fees included) and net position at ``ts_ns`` (UTC ns): the traded quantities'
-    value at mid, quote currency (base quantities of several symbols do not add up)."""
+    value at mid, quote currency (base quantities of several symbols do not add up). A NamedTuple: one is
+    made after every batch of fills."""
 
     ts_ns: int
     net_pnl: Decimal

@@ -267,7 +267,7 @@ def test_a_task_under_dasks_malloc_trim_threshold_does_not_page_fault_per_block(
     """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which pins glibc's mmap threshold at 128 KiB:
     the backtest alone (``_run``) then mmaps each column block afresh, about one page fault per quote; run_task
     raises the thresholds for the task and stays in the few thousands an adaptive process sees."""
-    quotes = 30_000
+    quotes = 100_000  # most of it in full-size chunks (the reader's first chunks are smaller)
     recording = tmp_path / "walk.jsonl"
     bench = _bench()
     bench.write_recording(recording, bench._preset({"MOCK_SEED": "42"}), quotes)
