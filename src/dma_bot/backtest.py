@@ -31,7 +31,7 @@ from dma_bot.equity import MINUTE_NS, EquityCurve
 from dma_bot.feed.recording_columns import QuoteBlock
 from dma_bot.gateways.sim_venue import SimVenue
 from dma_bot.model.enums import Side
-from dma_bot.model.events import BoolArray, ExecReport, IntArray, Order, Signal, Tick
+from dma_bot.model.events import BoolArray, ExecReport, IntArray, Order, RiskReject, Route, Signal, Tick
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PositionsView
@@ -215,6 +215,12 @@ class Backtest:
             for index, spec in enumerate(routing.venues)
         }
         self.encoder = JsonlEncoder(instruments)
+        encoder_for = self.encoder.encoder_for
+        self._encode_signal = encoder_for(Signal)
+        self._encode_order = encoder_for(Order)
+        self._encode_reject = encoder_for(RiskReject)
+        self._encode_route = encoder_for(Route)
+        self._encode_report = encoder_for(ExecReport)
         self.record_md = record_md
         self.counts = BacktestCounts()
         self.books = StrategyBooks(instruments, self.board)  # each strategy's fills, fees, PnL and drawdown
@@ -400,16 +406,15 @@ class Backtest:
         """One signal through risk, the router and the venues (the same steps in both loops); ``mine``: the
         counts of its strategy and symbol."""
         counts = self.counts
-        encode = self.encoder.encode
         mine.signals += 1
-        lines.append(encode(signal))
+        lines.append(self._encode_signal(signal))
         decision = self.risk.check(signal, now)
-        lines.append(encode(decision))
         if isinstance(decision, Order):
+            lines.append(self._encode_order(decision))
             mine.orders += 1
             for route in self.router.route(decision, self.positions.value, now):
                 counts.routes += 1
-                lines.append(encode(route))
+                lines.append(self._encode_route(route))
                 self.books.routed(route)
                 venue = self.venues[route.venue]
                 venue.submit(route, now)
@@ -417,6 +422,7 @@ class Backtest:
                 if due is not None and (self._due is None or due < self._due):
                     self._due = due
         else:
+            lines.append(self._encode_reject(decision))
             reason = str(decision.reason)
             mine.rejects[reason] = mine.rejects.get(reason, 0) + 1
 
@@ -443,11 +449,11 @@ class Backtest:
     def _apply(self, reports: list[ExecReport], lines: list[bytes], prepare: Callable[[], object] | None) -> None:
         ledger = self.ledger
         changed = False
-        encode = self.encoder.encode
+        encode = self._encode_report
         books = self.books
         moved: set[str] = set()
+        self.counts.reports += len(reports)
         for report in reports:
-            self.counts.reports += 1
             lines.append(encode(report))
             applied = ledger.apply(report)
             changed = applied or changed
@@ -456,7 +462,7 @@ class Backtest:
                 moved.add(strategy)
         notes = ledger.take_notes()
         if notes:
-            lines.extend(map(encode, notes))
+            lines.extend(map(self.encoder.encode, notes))
         if changed:
             if prepare is not None:
                 prepare()  # the marks read the board (a fill's attempt brought it up to date already)

@@ -418,3 +418,16 @@ def test_jsonl_symbols_on_one_grid_share_strings_and_stay_exact() -> None:
     decoded = [to_event(decode_record(encoder.encode(tick)), instruments) for tick in ticks]
 
     assert decoded == ticks
+
+
+def test_jsonl_encoder_for_a_type_writes_what_encode_writes() -> None:
+    """``encoder_for(T)`` is ``encode`` without the dispatch: the same lines and seq numbers for every event
+    type; a type that is not an event is a TypeError naming it."""
+    rng = random.Random(9)
+    by_dispatch, by_type = JsonlEncoder(INSTRUMENTS), JsonlEncoder(INSTRUMENTS)
+    for _ in range(600):
+        event = _random_event(rng, rng.choice(("Ord", "Route", "Exec")))
+        assert by_type.encoder_for(type(event))(event) == by_dispatch.encode(event)
+    assert by_type.seq == by_dispatch.seq == 600 and by_type.counts == by_dispatch.counts
+    with pytest.raises(TypeError, match="no encoder for str"):
+        by_type.encoder_for(str)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 
 import orjson
 
@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION: Final = 1
+E = TypeVar("E")
 EVENT_TYPES: Final = ("Md", "Sig", "Ord", "Route", "Exec", "Reject", "Note", "Account")
 RECORD_TYPES: Final = (*EVENT_TYPES, "Start", "Stop")
 FORMAT_CACHE_LIMIT: Final = 16384
@@ -168,6 +169,14 @@ class JsonlEncoder:
         if encoder is None:
             _not_an_event(event)
         return encoder(event)
+
+    def encoder_for(self, event_type: type[E]) -> Callable[[E], bytes]:
+        """``encode`` for events of exactly ``event_type``, without the per-call dispatch on the type (a loop
+        that knows what it encodes); TypeError for a type that is not an event."""
+        encoder = self._encoders.get(event_type)
+        if encoder is None:
+            raise TypeError(f"recorder: no encoder for {event_type.__name__}, only {EVENT_TYPES} events")
+        return encoder
 
     def encode_batch(self, events: Iterable[Event], lines: list[bytes]) -> None:
         """Append the line of each of ``events`` to ``lines``, in order (``encode`` without a call per event).
