@@ -684,15 +684,8 @@ class Ledger:
 
     def unrealized_pnl(self, board: MarketBoard) -> Decimal:
         """Open traded quantities marked at mid = (bid + ask) / 2, exactly; a symbol with no tick yet adds 0."""
-        total = 0
-        half_factors = self._half_factors
-        factors = self._pnl_factors
-        for symbol, (steps, cost) in self._open.items():
-            if steps or cost:
-                mid2 = board.mid2(symbol)
-                if mid2 is not None:
-                    total += steps * mid2 * half_factors[symbol] - cost * factors[symbol]
-        return self._in_quote(total)
+        pnl, _ = self._marked(board, exposure=False)
+        return self._in_quote(pnl - self._realized_total)
 
     def fee_value(self) -> Decimal:
         """The quote value of every fee that has a price (see the module docstring)."""
