@@ -111,13 +111,15 @@ def _ints(column: IntArray) -> memoryview:
 class _BlockBoard:
     """The MarketBoard as the per-quote loop would have it at a row of a block: ``upto(j)`` puts each symbol's
     newest quote among rows ``< j`` on it (a symbol without one keeps its quote from before the block); only
-    symbols whose row changed get a new Tick. The newest rows come from one table made per block with numpy
-    (``newest[j, s]``: symbol ``s``'s last row before ``j``, -1 for none), one row of it read per call; the
-    Ticks are built from the block's columns read as Python ints (``columns``: memoryviews, a list for the
-    times the loop searches; an index there is a fraction of a numpy scalar read, and only the rows read are
-    converted)."""
+    symbols whose row changed get a new Tick. ``mids_upto(j)`` brings only the board's ``mid2s`` there (all that
+    risk, the loss limit and the marks read: an int per symbol, no Tick); the Ticks follow at the next ``upto``,
+    which the loop calls before a venue's fill reads them and at the block's end. The newest rows come from one
+    table made per block with numpy (``newest[j, s]``: symbol ``s``'s last row before ``j``, -1 for none), one
+    row of it read per call; the Ticks are built from the block's columns read as Python ints (``columns``:
+    memoryviews, a list for the times the loop searches; an index there is a fraction of a numpy scalar read,
+    and only the rows read are converted)."""
 
-    __slots__ = ("_block", "_board", "_done", "_names", "_newest", "_shown", "columns")
+    __slots__ = ("_block", "_board", "_done", "_mids_done", "_mids_shown", "_names", "_newest", "_shown", "columns")
 
     def __init__(self, board: MarketBoard, block: QuoteBlock) -> None:
         self._board = board
@@ -125,6 +127,8 @@ class _BlockBoard:
         self._names = block.symbols
         self._shown = [-1] * len(block.symbols)
         self._done = 0
+        self._mids_shown = [-1] * len(block.symbols)
+        self._mids_done = 0
         self._newest: npt.NDArray[np.int64] | None = None  # made on the first call that needs it
         # bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns (the loop reads its signals' prices here too)
         self.columns: tuple[Sequence[int], ...] = (
@@ -144,6 +148,21 @@ class _BlockBoard:
         self._newest = newest
         return newest
 
+    def mids_upto(self, j: int) -> None:
+        if j <= self._mids_done:
+            return
+        self._mids_done = j
+        newest = self._newest
+        if newest is None:
+            newest = self._table()
+        shown = self._mids_shown
+        mid2s = self._board.mid2s
+        bid, ask = self.columns[0], self.columns[1]
+        for code, row in enumerate(newest[j].tolist()):
+            if row != shown[code] and row >= 0:
+                shown[code] = row
+                mid2s[self._names[code]] = bid[row] + ask[row]
+
     def upto(self, j: int) -> None:
         if j <= self._done:
             return
@@ -152,7 +171,10 @@ class _BlockBoard:
         if newest is None:
             newest = self._table()
         shown = self._shown
-        last = self._board.last
+        mids_ahead = j < self._mids_done  # the mids are past row j already: leave them
+        mids_shown = self._mids_shown
+        board = self._board
+        last, mid2s = board.last, board.mid2s
         for code, row in enumerate(newest[j].tolist()):
             if row != shown[code] and row >= 0:
                 shown[code] = row
@@ -160,6 +182,11 @@ class _BlockBoard:
                 bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns = self.columns
                 last[symbol] = _new_tuple(Tick, (symbol, bid[row], ask[row], bid_qty[row], ask_qty[row],
                                                  ts_event_ns[row], ts_ns[row]))
+                if not mids_ahead and row != mids_shown[code]:
+                    mids_shown[code] = row
+                    mid2s[symbol] = bid[row] + ask[row]
+        if not mids_ahead:
+            self._mids_done = j
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -346,7 +373,7 @@ class Backtest:
                 next_start += 1
                 if q:
                     popped = self._due_until(q - 1, ts, popped, board, lines)
-                    board.upto(q)
+                    board.mids_upto(q)  # the minute's marks read the mids
                     self._last_ns = ts[q - 1]
                 self._minute_starts(int(minutes[q]))
 
@@ -364,7 +391,7 @@ class Backtest:
                     popped = self._due_until(p, ts, popped, board, lines)
                 elif popped <= p:
                     popped = p + 1  # what _due_until returns when nothing is due by now
-                board.upto(p + 1)
+                board.mids_upto(p + 1)  # risk reads the mids; a venue's fill brings the Ticks up first
                 strategy = strategies[i]
                 signal = _new_tuple(Signal, (strategy.name, strategy.symbol, _BUY if is_buy else _SELL,
                                              ask[p] if is_buy else bid[p], strategy.quantity, now, now))

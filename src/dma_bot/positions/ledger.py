@@ -760,15 +760,14 @@ class Ledger:
         """Net PnL before fees and (when asked) exposure at the board's mids, in ``10**-mark_digits`` units."""
         pnl = self._realized_total
         value = 0
-        last = board.last
+        mid2s = board.mid2s
         pnl_factors = self._pnl_factors
         half_factors = self._half_factors
         exposure_factors = self._exposure_factors
         for symbol, (steps, cost) in self._open.items():
             if steps or cost:
-                tick = last.get(symbol)
-                if tick is not None:
-                    mid2 = tick.bid + tick.ask
+                mid2 = mid2s.get(symbol)
+                if mid2 is not None:
                     pnl += steps * mid2 * half_factors[symbol] - cost * pnl_factors[symbol]
                     if exposure:
                         value += steps * mid2 * exposure_factors[symbol]

@@ -303,8 +303,7 @@ class RiskEngine:
             return self._reject(signal, RejectReason.PRICE_BAND, detail, now_ns)
         bps = self._deviation_bps
         if bps:
-            tick = self._quotes.last.get(symbol)
-            mid2 = 0 if tick is None else tick.bid + tick.ask  # MarketBoard.mid2 without the call
+            mid2 = self._quotes.mid2s.get(symbol, 0)  # MarketBoard.mid2 without the call
             if mid2 <= 0:
                 return self._reject(signal, RejectReason.NO_MARKET, f"no mid for {symbol}", now_ns)
             if abs(2 * price - mid2) * 10_000 > mid2 * bps:
@@ -353,8 +352,7 @@ class RiskEngine:
         bps = self._deviation_bps
         mid2 = 0
         if bps:
-            tick = self._quotes.last.get(batch.symbol)
-            mid2 = 0 if tick is None else tick.bid + tick.ask
+            mid2 = self._quotes.mid2s.get(batch.symbol, 0)
         biggest = max(abs(int(price.max())), abs(int(price.min())), abs(mid2)) if n else 0
         if (
             n < _BATCH_MIN
@@ -381,7 +379,7 @@ class RiskEngine:
         the backtest's order (:class:`~dma_bot.risk.replay_order.ReplayOrder`). RuntimeError on a live engine."""
         if not self.replayed:
             raise RuntimeError("check_replayed: an engine built with replayed=True (FEED_MODE=replay)")
-        self._quotes.last[quote.symbol] = quote
+        self._quotes.update(quote)
         return self.check(signal, now_ns)
 
     def _decide_rows(

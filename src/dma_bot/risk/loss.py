@@ -42,12 +42,12 @@ class LossLimit:
             self._prepare(form)
         if not self._held:
             return self._threshold >= 0  # nothing held: realized PnL and fees alone
-        last = self._board.last
+        mid2s = self._board.mid2s
         total = 0
         for symbol, (coefficient, constant) in zip(self._held, self._terms, strict=True):
-            tick = last.get(symbol)
-            if tick is not None:
-                total += coefficient * (tick.bid + tick.ask) + constant
+            mid2 = mid2s.get(symbol)
+            if mid2 is not None:
+                total += coefficient * mid2 + constant
         return total <= self._threshold
 
     def _prepare(self, form: PnlForm) -> None:
