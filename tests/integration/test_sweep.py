@@ -244,7 +244,10 @@ async def test_a_sweep_row_is_the_backtest_commands_report_for_the_same_keys(dat
 
 
 _FAULTS = """
-import resource, sys
+import ctypes, resource, sys
+# Count base pages: with transparent huge pages (or the kernel's smaller multi-size ones, say 16 KiB set to always)
+# one fault maps several pages and the counts shrink with the machine's policy, not with malloc's tuning.
+assert ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0) == 0, "prctl(PR_SET_THP_DISABLE)"
 from dma_bot.sweep.cli import make_tasks
 from dma_bot.sweep.grid import parse_grid
 from dma_bot.sweep.task import _run, run_task
