@@ -268,8 +268,8 @@ print(faults(_run), faults(run_task))
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc, page faults from getrusage")
 def test_a_task_under_dasks_malloc_trim_threshold_does_not_page_fault_per_block(tmp_path: Path) -> None:
     """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which pins glibc's mmap threshold at 128 KiB:
-    the backtest alone (``_run``) then mmaps each column block afresh, about one page fault per quote; run_task
-    raises the thresholds for the task and stays in the few thousands an adaptive process sees."""
+    the backtest alone (``_run``) then mmaps each column block afresh, a page fault every one to four quotes;
+    run_task raises the thresholds for the task and faults as rarely as an adaptive process does."""
     quotes = 100_000  # most of it in full-size chunks (the reader's first chunks are smaller)
     recording = tmp_path / "walk.jsonl"
     bench = _bench()
@@ -279,5 +279,7 @@ def test_a_task_under_dasks_malloc_trim_threshold_does_not_page_fault_per_block(
     done = subprocess.run([sys.executable, "-c", _FAULTS, str(recording)], env=env, capture_output=True, text=True,
                           timeout=120, check=True)
     pinned, tuned = map(int, done.stdout.split())
-    assert pinned > quotes // 2, f"the variable did not pin malloc here ({pinned} faults)"
-    assert tuned < quotes // 3, f"{tuned} page faults in the task, {pinned} without the malloc tuning"
+    # The counts move with the memory layout (seen here: 24,945 to 87,618 pinned, 739 to 5,633 tuned, by the
+    # environment's size and the kernel's huge-page policy); the tuning's effect, a factor of 16 to 37, does not.
+    assert pinned > quotes // 10, f"the variable did not pin malloc here ({pinned} faults)"
+    assert tuned * 5 < pinned, f"{tuned} page faults in the task, {pinned} without the malloc tuning"
