@@ -389,6 +389,13 @@ KEYS: Final[tuple[KeySpec, ...]] = (
         "a REST request unanswered this long is a timeout (an order's outcome then unknown: queried), seconds",
     ),
     KeySpec(
+        "BINANCE_ACCOUNT_RECHECK_S",
+        "2",
+        _int(1, 600),
+        "after the account read that follows a user-data resubscription, read it again this much later; a drift "
+        "breaches RISK_MAX_DRIFT only when two reads in a row show it, seconds",
+    ),
+    KeySpec(
         "BINANCE_CONNECTION_MAX_AGE_S",
         "84600",
         _int(60, 86_000),

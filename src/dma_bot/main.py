@@ -415,6 +415,7 @@ def build_engine(
                     reconnect_backoff=Backoff(max_s=config["BINANCE_RECONNECT_MAX_S"]),
                     seed=config["MOCK_SEED"],
                     max_order_age_ms=config["RISK_MAX_ORDER_AGE_MS"],
+                    account_recheck_s=config["BINANCE_ACCOUNT_RECHECK_S"],
                     notes=fanout(*copies) if copies else None,
                 )
             )

@@ -549,26 +549,32 @@ def account_total(sim: ExchangeSim, asset: str) -> Decimal:
     return free + locked
 
 
-def replay_drifts(h: Harness, max_drift: Decimal) -> tuple[list[dict[tuple[str, str], Decimal]], Ledger]:
-    """The gateway's output in order through a real Ledger: the drift it shows after each account read."""
+def replay_drifts(
+    h: Harness, max_drift: Decimal
+) -> tuple[list[dict[tuple[str, str], Decimal]], list[bool], Ledger]:
+    """The gateway's output in order through a real Ledger: the drift it shows after each account read, and
+    whether it breached then."""
     ledger = Ledger({SYMBOL: h.rules[SYMBOL].instrument}, max_drift=max_drift)
     drifts = []
+    breached = []
     for event in h.events:
         if type(event) is AccountSnapshot:
             ledger.apply_account(event)
             drifts.append(dict(ledger.snapshot().drift))
+            breached.append(ledger.snapshot().drift_breached)
         else:
             ledger.apply(event)  # type: ignore[arg-type]
-    return drifts, ledger
+    return drifts, breached, ledger
 
 
 async def test_gateway_reads_the_account_at_start_and_after_each_resubscription(sim: ExchangeSim) -> None:
     """One account read at start-up, before any order; another after a resubscription, behind the fill it
-    reconciled from myTrades and listing the order still resting. Replayed in output order, the ledger's
-    expectation equals the venue's balances exactly (drift 0 in BTC and in USDT, which pays the commission);
-    a balance changed behind our back then shows, at the next read, as exactly that drift."""
+    reconciled from myTrades and listing the order still resting, and its recheck a moment later. Replayed in
+    output order, the ledger's expectation equals the venue's balances exactly (drift 0 in BTC and in USDT,
+    which pays the commission); a balance changed behind our back then shows, at the next read, as exactly
+    that drift, and breaches the bound at its recheck (two reads in a row), not before."""
     totals = {asset: account_total(sim, asset) for asset in ("BTC", "USDT")}
-    async with gateway_on(sim) as h:
+    async with gateway_on(sim, account_recheck_s=0.05) as h:
         (first,) = await h.accounts_read(1)
         assert (first.venue, dict(first.balances), first.open_order_ids) == ("BINANCE", totals, ())
         assert h.events == [first]  # before any order
@@ -578,8 +584,9 @@ async def test_gateway_reads_the_account_at_start_and_after_each_resubscription(
         await h.has("b1", S.PARTIALLY_FILLED)
         sim.drop_user_connections()
         sim.set_quote(SYMBOL, "49989.00", "49990.00", ask_qty="0.0003")  # a fill the stream cannot tell
-        second = (await h.accounts_read(2))[1]
-        assert second.open_order_ids == ("b1",)
+        second, recheck = (await h.accounts_read(3))[1:3]
+        assert second.open_order_ids == recheck.open_order_ids == ("b1",)
+        assert recheck.balances == second.balances
         assert dict(second.balances) == {asset: account_total(sim, asset) for asset in ("BTC", "USDT")}
         reconciled = [r for r in h.of("b1") if r.reason == "reconciled from myTrades"]
         assert [r.last_qty for r in reconciled] == [30]
@@ -587,22 +594,24 @@ async def test_gateway_reads_the_account_at_start_and_after_each_resubscription(
         free, _ = sim.balance("USDT")
         sim.set_balance("USDT", free + Decimal("1000"))  # behind the daemon's back
         sim.drop_user_connections()
-        third = (await h.accounts_read(3))[2]
+        third = (await h.accounts_read(5))[3]
         await h.finish()
-    drifts, ledger = replay_drifts(h, max_drift=Decimal("500"))
-    assert drifts[:2] == [{("BINANCE", "BTC"): 0, ("BINANCE", "USDT"): 0}] * 2
-    assert drifts[2] == {("BINANCE", "BTC"): 0, ("BINANCE", "USDT"): Decimal("1000")}
+    drifts, breached, ledger = replay_drifts(h, max_drift=Decimal("500"))
+    assert len(drifts) == 5
+    assert drifts[:3] == [{("BINANCE", "BTC"): 0, ("BINANCE", "USDT"): 0}] * 3
+    assert drifts[3:] == [{("BINANCE", "BTC"): 0, ("BINANCE", "USDT"): Decimal("1000")}] * 2
     assert third.open_order_ids == ("b1",)
-    assert ledger.snapshot().drift_breached  # 1000 USDT of drift beyond a bound of 500
+    assert breached == [False, False, False, False, True]  # 1000 USDT beyond a bound of 500, in two reads
     notes = ledger.take_notes()
-    assert [(n.kind, n.detail.split(":")[0]) for n in notes] == [("position_drift", "USDT")]
+    assert [(n.kind, n.detail.split(":")[0]) for n in notes] == [("position_drift", "USDT")] * 2
     assert h.gateway.subscriptions_ok == 3 and h.gateway.counters()["account_read_failure"] == 0
 
 
 async def test_gateway_retries_the_account_read_and_counts_one_that_never_answers(sim: ExchangeSim) -> None:
     """A 503 on the account read is retried ("account.read"); a refusal (-2015, no permission) is counted and
-    sends no AccountSnapshot at that subscription; orders trade all the same."""
-    async with gateway_on(sim) as h:
+    sends no AccountSnapshot at that subscription; orders trade all the same. (The recheck is set beyond the
+    test's life: only the resubscription's own read is under test.)"""
+    async with gateway_on(sim, account_recheck_s=600) as h:
         await h.accounts_read(1)
         h.rest.account_faults = [
             VenueError(-1008, "Server is currently overloaded with other requests. Please try again.", 503),

@@ -36,6 +36,24 @@ async def _fills(port: int) -> float:
     return sum(v for k, v in values.items() if k.startswith("exec_reports_total{") and '"filled"' in k)
 
 
+async def _until_fired(sim: ExchangeSim, fault: Mapping[str, Any]) -> None:
+    """Add ``fault``; one with a window (``for_s``) that passed without touching anything (on a loaded machine
+    the venue may have had nothing to send then) is added again, so every fault in the list really struck."""
+    for _ in range(10):
+        rule = sim.faults.add(fault)
+        if "for_s" not in fault:
+            return
+
+        async def settled(rule_id: int = rule.id) -> bool:
+            (state,) = [entry for entry in sim.faults.snapshot() if entry["id"] == rule_id]
+            return bool(state["fired"]) or not state["active"]
+
+        await eventually(settled, timeout=60, what=f"{fault} to fire or end")
+        if rule.fired:
+            return
+    raise AssertionError(f"{fault}: never fired in 10 windows")
+
+
 async def _trade_through(
     faults: list[Fault], tmp_path: Path, daemons: list[Daemon], *, thin: bool = False, **env: str
 ) -> dict[str, Any]:
@@ -51,10 +69,12 @@ async def _trade_through(
         daemons.append(daemon)
         port = await daemon.wait_ready()
         for fault in [None, *faults]:
-            if fault is not None:
-                done = fault(sim) if callable(fault) else sim.faults.add(fault)
+            if callable(fault):
+                done = fault(sim)
                 if inspect.isawaitable(done):
                     await done
+            elif fault is not None:
+                await _until_fired(sim, fault)
             floor = await _fills(port) + 3
 
             async def resumed(floor: float = floor) -> bool:

@@ -1,6 +1,7 @@
 """Reconciliation of the ledger against a venue's account (dma_bot.positions.drift, through Ledger.apply_account):
 the baseline, exact expectations with base-, quote- and third-asset commissions, one step of tolerance, the
-Notes, the breach against the quote-value bound, and open orders compared both ways."""
+Notes, the breach against the quote-value bound (only what two reads in a row show), and open orders compared
+both ways."""
 
 from __future__ import annotations
 
@@ -153,25 +154,71 @@ def test_drift_of_one_step_is_kept_but_neither_noted_nor_breached() -> None:
     assert ledger.take_notes() == [] and not snapshot.drift_breached
 
 
-def test_drift_beyond_one_step_is_a_note_and_breaches_the_bound_in_quote_value() -> None:
-    """0.00002 BTC missing is two steps, worth 1 USDT at mid 50000: a position_drift Note naming the numbers;
-    beyond a 0.5 USDT bound it breaches, and the reason says which asset at which venue."""
+def test_drift_beyond_one_step_is_a_note_and_breaches_the_bound_in_quote_value_when_two_reads_show_it() -> None:
+    """0.00002 BTC missing is two steps, worth 1 USDT at mid 50000: a position_drift Note naming the numbers.
+    Beyond a 0.5 USDT bound it is judged again at the next read (it could be a fill whose report is in flight);
+    the recheck shows it again, so it breaches, and the reason says which asset at which venue."""
     ledger = Ledger(INSTRUMENTS, board=_board(), max_drift=Decimal("0.5"))
     ledger.apply_account(_account(START))
     _traded(ledger)
+    drifted = _after_trades(BTC=Decimal("-0.00002"))
+    numbers = ("BTC: account 2.00597, expected 2.00599 (baseline 2, ledger +0.00599): drift -0.00002, "
+               "beyond one step 0.00001, worth 1; beyond the bound 0.5")
 
-    ledger.apply_account(_account(_after_trades(BTC=Decimal("-0.00002")), ts_ns=123))
+    ledger.apply_account(_account(drifted, ts_ns=123))
 
     snapshot = ledger.snapshot()
     assert snapshot.drift[(V, "BTC")] == Decimal("-0.00002")
     (note,) = ledger.take_notes()
     assert (note.kind, note.venue, note.symbol, note.client_order_id, note.ts_ns) == (
         NoteKind.POSITION_DRIFT, V, "", "", 123)
-    assert note.detail == ("BTC: account 2.00597, expected 2.00599 (baseline 2, ledger +0.00599): drift -0.00002, "
-                           "beyond one step 0.00001, worth 1; beyond the bound 0.5: breached")
+    assert note.detail == f"{numbers}, not in the read before: judged at the next read"
+    assert not snapshot.drift_breached and snapshot.drift_reason == ""
+
+    ledger.apply_account(_account(drifted, ts_ns=124))
+
+    snapshot = ledger.snapshot()
+    (note,) = ledger.take_notes()
+    assert note.detail == f"{numbers} in two reads: breached"
     assert snapshot.drift_breached
-    assert snapshot.drift_reason == "BINANCE BTC drift -0.00002 worth 1, beyond max 0.5"
-    assert ledger.stats.anomalies()[NoteKind.POSITION_DRIFT] == 1
+    assert snapshot.drift_reason == "BINANCE BTC drift -0.00002 worth 1 in two reads, beyond max 0.5"
+    assert ledger.stats.anomalies()[NoteKind.POSITION_DRIFT] == 2
+
+
+def test_a_fill_in_flight_at_one_read_never_breaches() -> None:
+    """The account has a fill whose report is still on its way: 0.002 BTC more and 100 USDT less than the books,
+    far beyond a bound of 10. The recheck comes after the report: no drift there, so nothing breached."""
+    ledger = Ledger(INSTRUMENTS, board=_board(), max_drift=Decimal("10"))
+    ledger.apply_account(_account(START))
+    in_flight = {**START, "BTC": START["BTC"] + Decimal("0.002"), "USDT": START["USDT"] - Decimal("100")}
+
+    ledger.apply_account(_account(in_flight))
+    assert not ledger.snapshot().drift_breached
+    assert ledger.snapshot().drift[(V, "USDT")] == Decimal("-100")
+    ledger.apply(_report("late", S.FILLED, last_qty=200, cum_qty=200, order_qty=200, price=5_000_000,
+                         trade_id="9"))  # 0.002 at 50000.00
+    ledger.apply_account(_account(in_flight))
+
+    snapshot = ledger.snapshot()
+    assert set(snapshot.drift.values()) == {0} and not snapshot.drift_breached
+    notes = ledger.take_notes()
+    assert len(notes) == 2 and all("judged at the next read" in note.detail for note in notes)
+
+
+def test_only_what_two_reads_in_a_row_both_show_counts() -> None:
+    """Against a bound of 100 USDT: -300 then -50 (the smaller is within), then -150 (what -50 and -150 share is
+    50), then +500 (opposite sign: nothing in common), then +120 twice: breached at the last read only."""
+    ledger = Ledger(INSTRUMENTS, board=_board(), max_drift=Decimal("100"))
+    ledger.apply_account(_account(START))
+    seen = []
+    for delta in ("-300", "-50", "-150", "500", "120", "120"):
+        ledger.apply_account(_account({**START, "USDT": START["USDT"] + Decimal(delta)}))
+        seen.append(ledger.snapshot().drift_breached)
+
+    assert seen == [False, False, False, False, True, True]
+    assert ledger.snapshot().drift_reason == "BINANCE USDT drift +120 worth 120 in two reads, beyond max 100"
+    ledger.apply_account(_account({**START, "USDT": START["USDT"] + Decimal("101")}))
+    assert ledger.snapshot().drift_reason == "BINANCE USDT drift +101 worth 101 in two reads, beyond max 100"
 
 
 def test_drift_beyond_one_step_but_within_the_bound_is_noted_only() -> None:
@@ -189,10 +236,11 @@ def test_quote_asset_drift_is_valued_at_face_and_zero_bound_never_breaches() -> 
     for bound, breached in ((Decimal("10"), True), (Decimal("0"), False)):
         ledger = Ledger(INSTRUMENTS, board=_board(), max_drift=bound)
         ledger.apply_account(_account(START))
-        ledger.apply_account(_account({**START, "USDT": START["USDT"] - Decimal("12.5")}))
+        for _ in range(2):  # the read and its recheck
+            ledger.apply_account(_account({**START, "USDT": START["USDT"] - Decimal("12.5")}))
         assert ledger.snapshot().drift[(V, "USDT")] == Decimal("-12.5")
-        (note,) = ledger.take_notes()
-        assert "worth 12.5" in note.detail
+        notes = ledger.take_notes()
+        assert len(notes) == 2 and all("worth 12.5" in note.detail for note in notes)
         assert ledger.snapshot().drift_breached is breached
 
 
@@ -201,10 +249,12 @@ def test_base_asset_drift_without_a_price_breaches_rather_than_passing_unvalued(
     ledger = Ledger(INSTRUMENTS, board=_board(), max_drift=Decimal("1000000"))
     ledger.apply_account(_account(START))
 
-    ledger.apply_account(_account({**START, "ETH": START["ETH"] + Decimal("0.0002")}))
+    for _ in range(2):  # the read and its recheck
+        ledger.apply_account(_account({**START, "ETH": START["ETH"] + Decimal("0.0002")}))
 
     assert ledger.snapshot().drift_breached
-    assert ledger.snapshot().drift_reason == "BINANCE ETH drift +0.0002 has no price to value it, beyond max 1000000"
+    assert ledger.snapshot().drift_reason == ("BINANCE ETH drift +0.0002 has no price to value it in two reads, "
+                                              "beyond max 1000000")
 
 
 def test_a_commission_in_a_third_asset_is_expected_out_of_that_asset() -> None:
@@ -230,16 +280,18 @@ def test_newest_read_of_each_venue_decides_the_breach() -> None:
     ledger = Ledger(INSTRUMENTS, board=_board(), max_drift=Decimal("1"))
     for venue in ("BINANCE", "OTHER"):
         ledger.apply_account(_account(START, venue=venue))
-    ledger.apply_account(_account({**START, "USDT": START["USDT"] + 5}, venue="OTHER"))
-    ledger.apply_account(_account({**START, "USDT": START["USDT"] + 5}))
-    assert ledger.snapshot().drift_reason == ("BINANCE USDT drift +5 worth 5, beyond max 1; "
-                                              "OTHER USDT drift +5 worth 5, beyond max 1")
+    for _ in range(2):
+        ledger.apply_account(_account({**START, "USDT": START["USDT"] + 5}, venue="OTHER"))
+        ledger.apply_account(_account({**START, "USDT": START["USDT"] + 5}))
+    assert ledger.snapshot().drift_reason == ("BINANCE USDT drift +5 worth 5 in two reads, beyond max 1; "
+                                              "OTHER USDT drift +5 worth 5 in two reads, beyond max 1")
 
-    ledger.apply_account(_account(START))  # the BINANCE report was in flight: the next read agrees again
+    ledger.apply_account(_account(START))  # the BINANCE difference went away: the next read agrees again
 
     snapshot = ledger.snapshot()
     assert snapshot.drift[(V, "USDT")] == 0 and snapshot.drift[("OTHER", "USDT")] == 5
-    assert snapshot.drift_breached and snapshot.drift_reason == "OTHER USDT drift +5 worth 5, beyond max 1"
+    assert snapshot.drift_breached
+    assert snapshot.drift_reason == "OTHER USDT drift +5 worth 5 in two reads, beyond max 1"
 
 
 def test_open_orders_are_compared_both_ways_by_the_ids_the_ledger_has_seen() -> None:
@@ -285,7 +337,8 @@ async def test_positions_stage_reconciles_an_account_read_in_flow_order_and_reco
     await inbox.put(_account(START))
     for report in (_report("b1", S.ACK), _report("b1", S.FILLED, last_qty=1000, cum_qty=1000, trade_id="1")):
         await inbox.put(report)
-    await inbox.put(_account({**START, "BTC": Decimal("2.01"), "USDT": Decimal("99400")}))  # 100 USDT too few
+    for _ in range(2):  # a read and its recheck
+        await inbox.put(_account({**START, "BTC": Decimal("2.01"), "USDT": Decimal("99400")}))  # 100 USDT too few
     await inbox.close()
 
     async with asyncio.timeout(5):
@@ -295,4 +348,4 @@ async def test_positions_stage_reconciles_an_account_read_in_flow_order_and_reco
     assert latest.value.drift_breached
     await notes.close()
     recorded = await notes.get_batch()
-    assert recorded is not None and [note.kind for note in recorded] == [NoteKind.POSITION_DRIFT]
+    assert recorded is not None and [note.kind for note in recorded] == [NoteKind.POSITION_DRIFT] * 2

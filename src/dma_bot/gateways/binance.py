@@ -25,7 +25,10 @@ Every decision about what to report (one ACK, fills once, reconciliation after a
 :class:`~dma_bot.gateways.binance_orders.OrderTable`; every report leaves through one ordered outbox, so
 the reports of an order keep their order. After every (re)subscription, once the open orders are
 reconciled, it reads the account's balances and open orders ("account.read") and puts one
-:class:`~dma_bot.model.events.AccountSnapshot` on ``out`` for the ledger to reconcile against.
+:class:`~dma_bot.model.events.AccountSnapshot` on ``out`` for the ledger to reconcile against; after a
+resubscription it reads again ``account_recheck_s`` later, in a task of its own while the stream's events flow,
+so a fill whose report was in flight at the first read is booked by the second (the ledger breaches on a drift
+only when two reads in a row show it: ``positions.drift``).
 Connection facts go to the optional ``notes`` as
 :class:`~dma_bot.model.events.Note` s: the stream lost (why), resubscribed (after how long), the
 reconciliation that followed (orders queried, fills found), each order unknown at the venue. When the
@@ -116,6 +119,7 @@ class BinanceGateway:
         startup_timeout_s: float = 30.0,
         shutdown_timeout_s: float = 10.0,
         max_order_age_ms: int = 0,
+        account_recheck_s: float = 2.0,
         notes: Fanout[Note] | None = None,
         seed: int = 0,
     ) -> None:
@@ -125,6 +129,8 @@ class BinanceGateway:
             raise ValueError("max_in_flight, query_attempts and order_attempts: at least 1")
         if isinstance(max_order_age_ms, bool) or not isinstance(max_order_age_ms, int) or max_order_age_ms < 0:
             raise ValueError(f"max_order_age_ms: an integer >= 0 (0 = off), was {max_order_age_ms!r}")
+        if not account_recheck_s > 0:
+            raise ValueError(f"account_recheck_s: seconds > 0, was {account_recheck_s!r}")
         self.venue = venue
         self.stats = GatewayStats()
         self.unknown_outcomes = 0  # POSTs whose answer was lost: resolved by querying, never by resending
@@ -166,6 +172,9 @@ class BinanceGateway:
         self._startup_timeout_s = startup_timeout_s
         self._shutdown_timeout_s = shutdown_timeout_s
         self._max_order_age_ns = max_order_age_ms * _NS_PER_MS
+        self._account_recheck_s = account_recheck_s
+        self._tasks: asyncio.TaskGroup | None = None  # run()'s group, for the account recheck
+        self._recheck: asyncio.Task[None] | None = None  # the pending account recheck
         self._notes = notes
         self._subscribed = False  # the venue accepted our user-data subscription and it has not been lost since
         self._down_since_ns: int | None = None  # monotonic: when the user-data stream was lost (None: never lost)
@@ -265,11 +274,14 @@ class BinanceGateway:
         """Start (unless started), place routes until the inbox ends, finish the orders, close ``out``."""
         await self.start()
         async with asyncio.TaskGroup() as group:
+            self._tasks = group
             group.create_task(self.stream.run())
             try:
                 await self._take_routes()
                 await self._finish_orders()
             finally:
+                self._tasks = None
+                self._cancel_recheck()
                 await self.stream.stop()
         await self._out.close()
         if self._notes is not None:
@@ -711,10 +723,25 @@ class BinanceGateway:
         log.info("%s: %s", self.venue, detail)
         await self._note(NoteKind.RECONCILED, detail)
         await self._read_account()
+        self._cancel_recheck()
+        if self._tasks is not None:
+            self._recheck = self._tasks.create_task(self._recheck_account())
+
+    async def _recheck_account(self) -> None:
+        """The read after the read: reports in flight at the first one have arrived by now."""
+        await asyncio.sleep(self._account_recheck_s)
+        if self._subscribed:
+            await self._read_account()
+
+    def _cancel_recheck(self) -> None:
+        task, self._recheck = self._recheck, None
+        if task is not None:
+            task.cancel()
 
     async def on_disconnected(self, reason: str) -> None:
         self._orders.stream_lost()
         self._subscribed = False
+        self._cancel_recheck()  # the reconciliation after the resubscription reads again
         if self.stream.stopping:
             return
         self._down_since_ns = self._clock.monotonic_ns()

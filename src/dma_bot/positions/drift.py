@@ -18,21 +18,25 @@ decided before the read, so the ledger has applied those when the snapshot arriv
   not list, and one the venue lists that our books say ended, are ``open_order_mismatch`` Notes. An order
   the ledger never saw (another session's, a manual one, or ours whose first report is still on its way)
   is not judged.
-* Breach: a drift beyond its tolerance whose value exceeds ``max_drift`` (0 = never), or that has no price
-  to value it, breaches. The value is in quote currency: a base asset at the mid of a symbol with that base
-  on the board, a quote asset at face. One bound in quote money covers every asset alike (a missed fill
-  shows in the base and in the quote asset, a stray transfer in either); a bound in steps would differ per
-  symbol and could not speak of the quote asset at all. :attr:`Reconciler.breached` reflects the newest
-  snapshot of every venue; risk moves the kill switch to reducing on it.
+* Breach: the part of a drift that two reads in a row show (the venue's previous read and this one: drifts of
+  the same sign, the smaller in size; the baseline read shows none), when it is beyond the asset's tolerance
+  and its value exceeds ``max_drift`` (0 = never), or it has no price to value it. A drift only one read shows
+  is noted and judged again at the next read, which the gateway takes soon after each read that follows a
+  resubscription (``BINANCE_ACCOUNT_RECHECK_S``). The value is in quote currency: a base asset at the mid of a
+  symbol with that base on the board, a quote asset at face. One bound in quote money covers every asset
+  alike (a missed fill shows in the base and in the quote asset, a stray transfer in either); a bound in steps
+  would differ per symbol and could not speak of the quote asset at all. :attr:`Reconciler.breached` reflects
+  the newest read of every venue; risk moves the kill switch to reducing on it (and it stays there).
 
 Timing, honestly. The read comes after the stream is subscribed, so a fill after the read reaches us as a
 report behind the snapshot, and neither side has it at the comparison. A fill between the subscription and
 the read is in the balance while its report is still behind the snapshot: it shows as drift of its size
-(and an order that ended in that window as open in our books only) until the next snapshot. ``max_drift``
-must absorb the largest fill that can be in flight then (orders are not placed while the gateway
-resubscribes, but resting ones still fill). A baseline taken late (the start-up read failed) carries such a
-fill into every later comparison of that venue. Drift says the two sides disagree, not why: a deposit, a
-withdrawal or another session trading the same account shows exactly like a missed fill.
+(and an order that ended in that window as open in our books only) until the next read. That is why one
+read never breaches: the recheck a moment later has those reports, so the drift is gone there, while a fill
+we really missed (or a transfer) shows in both. Two reads can each catch a fill in flight; only what both
+show of the same sign counts. A baseline taken late (the start-up read failed) carries such a fill into every
+later comparison of that venue. Drift says the two sides disagree, not why: a deposit, a withdrawal or
+another session trading the same account shows exactly like a missed fill.
 """
 
 from __future__ import annotations
@@ -59,6 +63,15 @@ _ZERO: Final = Decimal(0)
 def _text(value: Decimal) -> str:
     """Plain decimal text without trailing zeros or an exponent."""
     return f"{value.normalize(_EXACT):f}"
+
+
+def _lasting(before: Decimal, now: Decimal) -> Decimal:
+    """What two drifts in a row have in common: the smaller of two of the same sign, else nothing."""
+    if before > 0 and now > 0:
+        return min(before, now)
+    if before < 0 and now < 0:
+        return max(before, now)
+    return _ZERO
 
 
 def _signed(value: Decimal) -> str:
@@ -137,8 +150,10 @@ class Reconciler:
         if venue is None:
             venue = self._venues[venue_name] = _Venue(balances, flows)
         notes: list[Note] = []
+        previous = venue.drift  # the venue's previous read (none for the baseline: no drift there)
         venue.drift = {}
         venue.breaches = []
+        maximum = self._max_drift
         for asset in sorted(asset for asset in self._assets.union(flows, venue.flows) if asset):
             actual = balances.get(asset, _ZERO)
             change = _EXACT.subtract(flows.get(asset, _ZERO), venue.flows.get(asset, _ZERO))
@@ -154,11 +169,16 @@ class Reconciler:
             value = self._value(asset, drift)
             if value is not None:
                 detail += f", worth {_text(value)}"
-            if self._max_drift and (value is None or value > self._max_drift):
-                worth = "has no price to value it" if value is None else f"worth {_text(value)}"
-                venue.breaches.append(f"{venue_name} {asset} drift {_signed(drift)} {worth}, "
-                                      f"beyond max {_text(self._max_drift)}")
-                detail += f"; beyond the bound {_text(self._max_drift)}: breached"
+            if maximum and (value is None or value > maximum):
+                lasting = _lasting(previous.get(asset, _ZERO), drift)
+                lasting_value = self._value(asset, lasting)
+                if abs(lasting) > tolerance and (lasting_value is None or lasting_value > maximum):
+                    worth = "has no price to value it" if lasting_value is None else f"worth {_text(lasting_value)}"
+                    venue.breaches.append(f"{venue_name} {asset} drift {_signed(lasting)} {worth} in two reads, "
+                                          f"beyond max {_text(maximum)}")
+                    detail += f"; beyond the bound {_text(maximum)} in two reads: breached"
+                else:
+                    detail += f"; beyond the bound {_text(maximum)}, not in the read before: judged at the next read"
             notes.append(Note(kind=NoteKind.POSITION_DRIFT, venue=venue_name, symbol="", client_order_id="",
                               detail=detail, ts_ns=account.ts_ns))
         notes += self._orders(account, orders)
