@@ -396,6 +396,13 @@ KEYS: Final[tuple[KeySpec, ...]] = (
         "breaches RISK_MAX_DRIFT only when two reads in a row show it, seconds",
     ),
     KeySpec(
+        "BINANCE_USER_SILENCE_S",
+        "10",
+        _int(1, 600),
+        "an order the venue acknowledged over REST that the user-data stream has not told of this long: the stream "
+        "is taken as silent (its events lost), dropped and resubscribed, and every open order reconciled, seconds",
+    ),
+    KeySpec(
         "BINANCE_CONNECTION_MAX_AGE_S",
         "84600",
         _int(60, 86_000),

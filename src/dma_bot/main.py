@@ -416,6 +416,7 @@ def build_engine(
                     seed=config["MOCK_SEED"],
                     max_order_age_ms=config["RISK_MAX_ORDER_AGE_MS"],
                     account_recheck_s=config["BINANCE_ACCOUNT_RECHECK_S"],
+                    user_stream_silence_s=config["BINANCE_USER_SILENCE_S"],
                     notes=fanout(*copies) if copies else None,
                 )
             )

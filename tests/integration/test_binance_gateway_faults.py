@@ -277,3 +277,35 @@ async def test_a_route_refused_with_1021_is_not_sent_again_after_the_clock_resyn
     assert re.fullmatch(expected, b1.reason), b1.reason
     assert h.rest.posts == 1 and h.rest.clock_syncs == syncs + 1
     assert h.gateway.counters()["stale_route"] == 1 and h.gateway.retries_by_policy["order.send"] == 0
+
+
+# -- a silent user-data stream -------------------------------------------------------------------------------
+
+
+async def test_a_stream_silent_about_an_acknowledged_order_is_dropped_and_the_missed_fill_reconciled(
+    sim: ExchangeSim,
+) -> None:
+    """The stream stays open but delivers nothing (user.silent): the buy fills at once, its ACK comes from the
+    POST's answer and no event follows. After user_stream_silence_s the gateway drops the stream, resubscribes,
+    and the order query and myTrades report the fill with its trade id and commission, long before any
+    shutdown (without the watchdog nothing would until then)."""
+    before = base_held(sim)
+    notes = NoteLog()
+    async with gateway_on(sim, notes=notes.fanout(), user_stream_silence_s=0.2) as h:
+        silence = sim.faults.add({"kind": "user.silent", "for_s": 60})
+        await h.send(h.route("b1", Side.BUY, "51000.00", "0.001"))
+        await h.has("b1", S.FILLED)
+        sim.faults.remove(silence.id)
+        down = await notes.wait(NoteKind.USER_STREAM_DOWN)
+        reconciled = await notes.wait(NoteKind.RECONCILED)
+        assert h.gateway.counters()["silent_stream_drop"] == 1
+        reports = await h.finish()
+    b1 = h.of("b1")
+    assert [r.status for r in b1] == [S.ACK, S.FILLED]
+    assert reported_fills(b1) == venue_fills(sim, b1[0].venue_order_id) and b1[1].fee > 0
+    assert b1[1].reason == "reconciled from myTrades"
+    assert re.fullmatch(r"user-data stream lost: silent: nothing for \d+ ms, order b1 acknowledged \d+ ms ago and "
+                        r"never told of \(BINANCE_USER_SILENCE_S 0\.2\)", down[0].detail), down[0].detail
+    assert reconciled[0].detail.startswith("1 open orders queried after the resubscription: 1 fills found")
+    assert_consistent(reports, h.rules, base_held(sim) - before)
+    assert h.gateway.subscriptions_ok == 2

@@ -624,3 +624,53 @@ def test_a_lost_order_whose_order_id_names_another_order_now_is_canceled_with_wh
     assert [(r.status, r.cum_qty, r.last_qty, r.reason) for r in out] == [
         (S.CANCELED, 100, 0, REASSIGNED_AT_VENUE_REASON)]
     assert table.open_count() == 0 and table.stats.unknown_at_venue == 1
+
+
+# -- a silent stream -----------------------------------------------------------------------------------------
+
+
+def ack_of(cid: str) -> list[ExecReport]:
+    raw = body("order_response_ack") | {"clientOrderId": cid}
+    return parse_order_response(raw, VENUE, SYMBOLS, NOW, route=route(cid))
+
+
+def test_an_order_acknowledged_over_rest_is_awaited_from_the_stream_until_it_tells_of_it() -> None:
+    """The REST ACK starts the wait; the stream's NEW (or any event of the order) ends it."""
+    table = subscribed_table(route("a"), route("b"))
+    for cid, at in (("a", 5), ("b", 7)):
+        table.on_post_answered(cid, ack_of(cid))
+        table.awaiting_stream(cid, at)
+    assert table.oldest_unheard() == ("a", 5)
+    table.awaiting_stream("a", 9)  # asked again (a retry path): still waited for since the first answer
+    assert table.oldest_unheard() == ("a", 5)
+    table.stream_heard("a")
+    assert table.oldest_unheard() == ("b", 7)
+    table.stream_heard("b")
+    assert table.oldest_unheard() is None
+
+
+def test_an_order_the_stream_told_of_before_the_post_answered_is_not_awaited() -> None:
+    """Binance's NEW often beats the POST's answer: nothing is left to wait for."""
+    table = subscribed_table()
+    table.stream_heard(CID)
+    table.on_execution(event("execution_report_new"))
+    table.on_post_answered(CID, rest_ack())
+    table.awaiting_stream(CID, 5)
+    assert table.oldest_unheard() is None
+
+
+def test_terminal_orders_and_orders_sent_before_a_resubscription_are_not_awaited() -> None:
+    """A terminal order needs no news; a resubscription queries every open order, so the wait starts over; an
+    order acknowledged while the stream is lost is queried at the resubscription, not awaited."""
+    table = subscribed_table(route("a"), route("b"), route("c"))
+    for cid in ("a", "b"):
+        table.on_post_answered(cid, ack_of(cid))
+        table.awaiting_stream(cid, 1)
+    table.on_post_rejected("a", -2010, "insufficient balance", NOW)  # terminal now (the wait entry is stale)
+    assert table.oldest_unheard() == ("b", 1)
+    table.stream_lost()
+    table.on_post_answered("c", ack_of("c"))
+    table.awaiting_stream("c", 2)
+    assert table.oldest_unheard() == ("b", 1)
+    table.stream_subscribed()
+    assert table.oldest_unheard() is None

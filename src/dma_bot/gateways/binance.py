@@ -28,7 +28,9 @@ reconciled, it reads the account's balances and open orders ("account.read") and
 :class:`~dma_bot.model.events.AccountSnapshot` on ``out`` for the ledger to reconcile against; after a
 resubscription it reads again ``account_recheck_s`` later, in a task of its own while the stream's events flow,
 so a fill whose report was in flight at the first read is booked by the second (the ledger breaches on a drift
-only when two reads in a row show it: ``positions.drift``).
+only when two reads in a row show it: ``positions.drift``). A stream that stays open but goes silent (its events
+lost: Binance never replays them) is dropped and resubscribed when an order acknowledged over REST has not been
+told of by it for ``user_stream_silence_s``.
 Connection facts go to the optional ``notes`` as
 :class:`~dma_bot.model.events.Note` s: the stream lost (why), resubscribed (after how long), the
 reconciliation that followed (orders queried, fills found), each order unknown at the venue. When the
@@ -120,6 +122,7 @@ class BinanceGateway:
         shutdown_timeout_s: float = 10.0,
         max_order_age_ms: int = 0,
         account_recheck_s: float = 2.0,
+        user_stream_silence_s: float = 10.0,
         notes: Fanout[Note] | None = None,
         seed: int = 0,
     ) -> None:
@@ -131,12 +134,15 @@ class BinanceGateway:
             raise ValueError(f"max_order_age_ms: an integer >= 0 (0 = off), was {max_order_age_ms!r}")
         if not account_recheck_s > 0:
             raise ValueError(f"account_recheck_s: seconds > 0, was {account_recheck_s!r}")
+        if not user_stream_silence_s > 0:
+            raise ValueError(f"user_stream_silence_s: seconds > 0, was {user_stream_silence_s!r}")
         self.venue = venue
         self.stats = GatewayStats()
         self.unknown_outcomes = 0  # POSTs whose answer was lost: resolved by querying, never by resending
         self.query_failures = 0  # queries that never got an answer after every attempt
         self.bad_answers = 0  # order snapshots that contradict what we sent (skipped, logged)
         self.trade_query_failures = 0  # myTrades never answered: the unheard quantity was reported id-less
+        self.silent_stream_drops = 0  # user-data sessions dropped: open, but silent about an acknowledged order
         self.stale_routes = 0  # routes older than max_order_age_ms when they would have been sent: rejected
         self.unreachable_rejects = 0  # routes rejected at once because the user-data stream was down
         self._started = False
@@ -173,6 +179,7 @@ class BinanceGateway:
         self._shutdown_timeout_s = shutdown_timeout_s
         self._max_order_age_ns = max_order_age_ms * _NS_PER_MS
         self._account_recheck_s = account_recheck_s
+        self._user_stream_silence_s = user_stream_silence_s
         self._tasks: asyncio.TaskGroup | None = None  # run()'s group, for the account recheck
         self._recheck: asyncio.Task[None] | None = None  # the pending account recheck
         self._notes = notes
@@ -248,6 +255,7 @@ class BinanceGateway:
             "cumulative_gap": stats.cumulative_gaps,
             "unknown_at_venue": stats.unknown_at_venue,
             "stale_route": self.stale_routes,
+            "silent_stream_drop": self.silent_stream_drops,
             "unreachable_reject": self.unreachable_rejects,
         }
         for name, count in self.retries_by_policy.items():
@@ -276,11 +284,13 @@ class BinanceGateway:
         async with asyncio.TaskGroup() as group:
             self._tasks = group
             group.create_task(self.stream.run())
+            watchdog = group.create_task(self._watch_stream())
             try:
                 await self._take_routes()
                 await self._finish_orders()
             finally:
                 self._tasks = None
+                watchdog.cancel()
                 self._cancel_recheck()
                 await self.stream.stop()
         await self._out.close()
@@ -403,6 +413,7 @@ class BinanceGateway:
                 log.warning("%s order %s: unreadable answer to the POST, querying: %s", self.venue, cid, e)
                 break
             await self._emit(orders.on_post_answered(cid, reports))
+            orders.awaiting_stream(cid, self._clock.monotonic_ns())
             if orders.needs_query(cid):
                 await self._query(route.symbol, cid)
             return
@@ -747,7 +758,32 @@ class BinanceGateway:
         self._down_since_ns = self._clock.monotonic_ns()
         await self._note(NoteKind.USER_STREAM_DOWN, f"user-data stream lost: {reason}")
 
+    async def _watch_stream(self) -> None:
+        """A stream that stays open but silent loses every event (Binance never replays them): when an order
+        the venue acknowledged over REST has not been told of and the stream has delivered nothing for
+        ``user_stream_silence_s`` while we listened (not while a frame, or the reconciliation, was being
+        handled: the socket holds what came meanwhile), drop the stream; its resubscription reconciles every
+        open order."""
+        silence_ns = int(self._user_stream_silence_s * 1e9)
+        while True:
+            await asyncio.sleep(self._user_stream_silence_s / 4)
+            oldest = self._orders.oldest_unheard()
+            listening_ns = self.stream.listening_since_ns  # None while a frame is handled: the socket may hold more
+            if oldest is None or listening_ns is None or not self._subscribed:
+                continue
+            cid, since_ns = oldest
+            now_ns = self._clock.monotonic_ns()
+            silent_ns = now_ns - max(since_ns, listening_ns)
+            if silent_ns >= silence_ns:
+                self.silent_stream_drops += 1
+                reason = (f"silent: nothing for {silent_ns // _NS_PER_MS} ms, order {cid} acknowledged "
+                          f"{(now_ns - since_ns) // _NS_PER_MS} ms ago and never told of "
+                          f"(BINANCE_USER_SILENCE_S {self._user_stream_silence_s:g})")
+                log.warning("%s user-data stream %s; resubscribing", self.venue, reason)
+                await self.stream.drop(reason)
+
     async def on_execution(self, report: ExecReport) -> None:
+        self._orders.stream_heard(report.client_order_id)
         await self._emit(self._orders.on_execution(report))
         for symbol, cid in self._orders.take_queries():
             await self._query(symbol, cid)

@@ -114,6 +114,7 @@ class _Order:
         "deferred_reject",
         "filled",
         "filled_quote",
+        "heard",
         "instrument",
         "last_event_ns",
         "post",
@@ -138,13 +139,14 @@ class _Order:
         self.last_event_ns = 0
         self.sync_epoch = epoch  # the stream epoch since which we have heard everything about it
         self.deferred_reject: ExecReport | None = None
+        self.heard = False  # the user-data stream told of it (any event, in any epoch)
 
 
 class OrderTable:
     """Our orders on one venue, keyed by client order id, and the reporting decisions about them."""
 
     __slots__ = ("_connected", "_epoch", "_finished", "_max_finished", "_open_by_symbol", "_orders", "_queries",
-                 "stats", "venue")
+                 "_unheard", "stats", "venue")
 
     def __init__(self, venue: str, *, max_finished_orders: int = DEFAULT_MAX_FINISHED_ORDERS) -> None:
         if max_finished_orders <= 0:
@@ -156,6 +158,7 @@ class OrderTable:
         self._max_finished = max_finished_orders
         self._open_by_symbol: dict[str, int] = {}
         self._queries: dict[str, None] = {}
+        self._unheard: dict[str, int] = {}  # acknowledged over REST, not yet told of by the stream: since when
         self._epoch = 0
         self._connected = False
 
@@ -169,11 +172,42 @@ class OrderTable:
         """A (re)subscription happened: start a new epoch; returns the open orders to reconcile."""
         self._epoch += 1
         self._connected = True
+        self._unheard.clear()  # the reconciliation queries every open order
         return self.open_orders()
 
     def stream_lost(self) -> None:
         """The subscription ended: events are being missed from now on."""
         self._connected = False
+
+    def awaiting_stream(self, client_order_id: str, now_ns: int) -> None:
+        """The venue answered the order's POST at ``now_ns`` (monotonic): the stream should tell of it soon. An
+        order it already told of, a terminal one, and one the stream was not subscribed for all along (it is
+        queried instead) are not waited for."""
+        order = self._orders.get(client_order_id)
+        if (order is None or order.heard or order.status.is_terminal or not self._connected
+                or order.sync_epoch != self._epoch):
+            return
+        self._unheard.setdefault(client_order_id, now_ns)
+
+    def stream_heard(self, client_order_id: str) -> None:
+        """The user-data stream delivered an event about the order (call it before :meth:`on_execution`)."""
+        order = self._orders.get(client_order_id)
+        if order is not None:
+            order.heard = True
+        self._unheard.pop(client_order_id, None)
+
+    def oldest_unheard(self) -> tuple[str, int] | None:
+        """``(client_order_id, since_ns)`` of the open order acknowledged longest ago over REST that the stream
+        has not told of, or None. A stream that stays silent about it is broken (Binance sends the order's NEW
+        within milliseconds of accepting it): the shell drops and resubscribes it."""
+        unheard = self._unheard
+        for cid, since_ns in list(unheard.items()):
+            order = self._orders.get(cid)
+            if order is None or order.heard or order.status.is_terminal:
+                del unheard[cid]
+                continue
+            return cid, since_ns
+        return None
 
     # -- our orders ---------------------------------------------------------------------------------------
     def register(self, route: Route, instrument: Instrument) -> None:

@@ -130,6 +130,9 @@ class UserDataStream:
         self.ignored_events = 0
         self.last_event_ns: int | None = None
         self.last_close_reason = ""
+        self._drop_reason = ""  # why drop() closed the session, for run() to tell
+        # monotonic: since when the pump has been waiting for a frame (None while it handles one, or is not pumping)
+        self.listening_since_ns: int | None = None
 
     # -- waiting ------------------------------------------------------------------------------------------
     @property
@@ -229,6 +232,16 @@ class UserDataStream:
         with contextlib.suppress(ConnectionClosed, OSError):
             await ws.close()
 
+    async def drop(self, reason: str) -> None:
+        """Close the subscribed session because it is broken although open (``reason``: why, as the session's
+        end); :meth:`run` reconnects and resubscribes as after any loss, and the handler reconciles."""
+        ws = self._ws
+        if ws is None or self._stopping or not self._subscribed.is_set():
+            return
+        self._drop_reason = reason
+        with contextlib.suppress(ConnectionClosed, OSError):
+            await ws.close()
+
     # -- one session --------------------------------------------------------------------------------------
     async def _open(self) -> bool:
         """Connect and subscribe; True once subscribed and reconciled. _Refused when the venue says no."""
@@ -297,10 +310,13 @@ class UserDataStream:
         """Hand events to the handler until the session ends; returns why it ended."""
         handler = self._handler
         while True:
+            self.listening_since_ns = self._clock.monotonic_ns()
             try:
                 raw = await ws.recv()
             except ConnectionClosed as e:
-                return "stopped" if self._stopping else f"closed: {e}"
+                return "stopped" if self._stopping else (self._drop_reason or f"closed: {e}")
+            finally:
+                self.listening_since_ns = None
             message = self._parse(raw)
             if message is None:
                 continue
@@ -320,6 +336,7 @@ class UserDataStream:
 
     async def _end_session(self, ws: ClientConnection, reason: str) -> None:
         self.last_close_reason = reason
+        self._drop_reason = ""
         was_connected = self.connected
         self.connected = False
         self._ws = None
