@@ -211,11 +211,21 @@ def test_only_what_two_reads_in_a_row_both_show_counts() -> None:
     ledger = Ledger(INSTRUMENTS, board=_board(), max_drift=Decimal("100"))
     ledger.apply_account(_account(START))
     seen = []
+    judged = []
     for delta in ("-300", "-50", "-150", "500", "120", "120"):
         ledger.apply_account(_account({**START, "USDT": START["USDT"] + Decimal(delta)}))
         seen.append(ledger.snapshot().drift_breached)
+        judged.append(ledger.take_notes()[0].detail.partition("; ")[2])
 
     assert seen == [False, False, False, False, True, True]
+    assert judged == [
+        "beyond the bound 100, not in the read before: judged at the next read",
+        "",  # -50: within the bound
+        "beyond the bound 100, the read before showed -50 of it: judged at the next read",
+        "beyond the bound 100, not in the read before: judged at the next read",  # the opposite sign
+        "beyond the bound 100 in two reads: breached",  # +120 after +500: they share 120
+        "beyond the bound 100 in two reads: breached",
+    ]
     assert ledger.snapshot().drift_reason == "BINANCE USDT drift +120 worth 120 in two reads, beyond max 100"
     ledger.apply_account(_account({**START, "USDT": START["USDT"] + Decimal("101")}))
     assert ledger.snapshot().drift_reason == "BINANCE USDT drift +101 worth 101 in two reads, beyond max 100"

@@ -177,8 +177,11 @@ class Reconciler:
                     venue.breaches.append(f"{venue_name} {asset} drift {_signed(lasting)} {worth} in two reads, "
                                           f"beyond max {_text(maximum)}")
                     detail += f"; beyond the bound {_text(maximum)} in two reads: breached"
-                else:
+                elif not lasting:
                     detail += f"; beyond the bound {_text(maximum)}, not in the read before: judged at the next read"
+                else:
+                    detail += (f"; beyond the bound {_text(maximum)}, the read before showed {_signed(lasting)} of it: "
+                               f"judged at the next read")
             notes.append(Note(kind=NoteKind.POSITION_DRIFT, venue=venue_name, symbol="", client_order_id="",
                               detail=detail, ts_ns=account.ts_ns))
         notes += self._orders(account, orders)
