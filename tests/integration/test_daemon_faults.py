@@ -168,6 +168,32 @@ async def test_daemon_survives_user_data_faults_and_books_equal_the_account(
     assert seen["metrics"]['binance_listenkey_keepalive_ok_total{venue="BINANCE"}'] >= 3  # resubscribed twice
 
 
+async def test_daemon_drops_a_silent_user_data_stream_and_reconciles_what_it_lost(
+    tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    """The user-data stream stays open but delivers nothing for far longer than the test waits: orders the venue
+    acknowledged go untold of, so after BINANCE_USER_SILENCE_S the daemon drops and resubscribes the stream, and
+    the fills it lost come from the reconciliation (fills resume while the venue is still silent); once the
+    silence is lifted the books equal the account."""
+
+    def lift_silence(sim: ExchangeSim) -> None:
+        for rule in sim.faults.snapshot():
+            if rule["fault"]["kind"] == "user.silent" and rule["active"]:
+                sim.faults.remove(rule["id"])
+
+    seen = await _trade_through(
+        [{"kind": "user.silent", "for_s": 600}, lift_silence],
+        tmp_path,
+        daemons,
+        BINANCE_USER_SILENCE_S="1",
+        BINANCE_RECONNECT_MAX_S="1",
+    )
+    assert seen["metrics"]['gateway_events_total{event="silent_stream_drop",venue="BINANCE"}'] >= 1
+    downs = [r["detail"] for r in seen["records"] if r["type"] == "Note" and r["kind"] == "user_stream_down"]
+    assert any(d.startswith("user-data stream lost: silent: nothing for ") for d in downs), downs
+    assert "Traceback" not in seen["stderr"]
+
+
 async def test_daemon_survives_market_data_faults(tmp_path: Path, daemons: list[Daemon]) -> None:
     """A dropped market stream, a silent one (dropped after BINANCE_STALE_S), malformed, duplicate and
     out-of-order frames: the feed skips what it cannot parse, reconnects, and trading resumes with the books
