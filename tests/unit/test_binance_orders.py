@@ -674,3 +674,16 @@ def test_terminal_orders_and_orders_sent_before_a_resubscription_are_not_awaited
     assert table.oldest_unheard() == ("b", 1)
     table.stream_subscribed()
     assert table.oldest_unheard() is None
+
+
+def test_the_stream_is_silent_about_an_order_once_both_its_ack_and_the_last_frame_are_that_old() -> None:
+    """Silence is judged from the later of the order's acknowledgement and the last frame the stream gave."""
+    table = subscribed_table()
+    table.on_post_answered(CID, rest_ack())
+    table.awaiting_stream(CID, 100)
+    assert table.silent_about(now_ns=109, listening_since_ns=0, silence_ns=10) is None  # acknowledged 9 ago
+    assert table.silent_about(now_ns=110, listening_since_ns=0, silence_ns=10) == (CID, 100)
+    assert table.silent_about(now_ns=110, listening_since_ns=105, silence_ns=10) is None  # a frame 5 ago
+    assert table.silent_about(now_ns=115, listening_since_ns=105, silence_ns=10) == (CID, 100)
+    table.stream_heard(CID)
+    assert table.silent_about(now_ns=1_000, listening_since_ns=0, silence_ns=10) is None

@@ -767,20 +767,20 @@ class BinanceGateway:
         silence_ns = int(self._user_stream_silence_s * 1e9)
         while True:
             await asyncio.sleep(self._user_stream_silence_s / 4)
-            oldest = self._orders.oldest_unheard()
-            listening_ns = self.stream.listening_since_ns  # None while a frame is handled: the socket may hold more
-            if oldest is None or listening_ns is None or not self._subscribed:
+            listening_ns = self.stream.listening_since_ns  # None while a frame is handled or no session pumps
+            if listening_ns is None:
                 continue
-            cid, since_ns = oldest
             now_ns = self._clock.monotonic_ns()
-            silent_ns = now_ns - max(since_ns, listening_ns)
-            if silent_ns >= silence_ns:
-                self.silent_stream_drops += 1
-                reason = (f"silent: nothing for {silent_ns // _NS_PER_MS} ms, order {cid} acknowledged "
-                          f"{(now_ns - since_ns) // _NS_PER_MS} ms ago and never told of "
-                          f"(BINANCE_USER_SILENCE_S {self._user_stream_silence_s:g})")
-                log.warning("%s user-data stream %s; resubscribing", self.venue, reason)
-                await self.stream.drop(reason)
+            silent = self._orders.silent_about(now_ns, listening_ns, silence_ns)
+            if silent is None:
+                continue
+            cid, since_ns = silent
+            self.silent_stream_drops += 1
+            reason = (f"silent: nothing for {(now_ns - max(since_ns, listening_ns)) // _NS_PER_MS} ms, order {cid} "
+                      f"acknowledged {(now_ns - since_ns) // _NS_PER_MS} ms ago and never told of "
+                      f"(BINANCE_USER_SILENCE_S {self._user_stream_silence_s:g})")
+            log.warning("%s user-data stream %s; resubscribing", self.venue, reason)
+            await self.stream.drop(reason)
 
     async def on_execution(self, report: ExecReport) -> None:
         self._orders.stream_heard(report.client_order_id)

@@ -203,11 +203,20 @@ class OrderTable:
         unheard = self._unheard
         for cid, since_ns in list(unheard.items()):
             order = self._orders.get(cid)
-            if order is None or order.heard or order.status.is_terminal:
+            if order is None or order.status.is_terminal:  # (a heard order left the dict in stream_heard)
                 del unheard[cid]
                 continue
             return cid, since_ns
         return None
+
+    def silent_about(self, now_ns: int, listening_since_ns: int, silence_ns: int) -> tuple[str, int] | None:
+        """``(client_order_id, since_ns)`` of :meth:`oldest_unheard` when the stream is silent about it: nothing
+        came on the stream since ``listening_since_ns`` (monotonic, while we listened) and neither that nor the
+        order's acknowledgement is less than ``silence_ns`` before ``now_ns``; else None."""
+        oldest = self.oldest_unheard()
+        if oldest is None or now_ns - max(oldest[1], listening_since_ns) < silence_ns:
+            return None
+        return oldest
 
     # -- our orders ---------------------------------------------------------------------------------------
     def register(self, route: Route, instrument: Instrument) -> None:
