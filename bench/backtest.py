@@ -176,15 +176,21 @@ def run_ours(name: str, recording: Path, env_values: dict[str, str], work: Path)
     run = orjson.loads((out / "run.json").read_bytes())
     report = orjson.loads((out / "report.json").read_bytes())
     totals = report["totals"]
+    with (out / "events.jsonl").open("rb") as events_file:  # every event is one line; Start and Stop are not
+        events = sum(chunk.count(b"\n") for chunk in iter(lambda: events_file.read(1 << 20), b"")) - 2
     result = {
         "data_set": name, "engine": "ours", "quotes": report["input"]["quotes"], "orders": totals["orders"],
         "fills": totals["fills"], "signals": totals["signals"], "rejects": totals["rejects"],
         "run_s": run["wall_s"], "quotes_per_s": run["quotes_per_s"], "process_s": round(wall_s, 2),
         "peak_rss_mb": round(rss_mb, 1), "strategies": env_values.get("STRATEGIES"),
+        "events": events, "us_per_event": round(run["wall_s"] * 1e6 / events, 2) if events else None,
     }
     print(f"  ours {name}: {result['quotes']:,} quotes, {result['orders']:,} orders ({result['fills']:,} fills, "
           f"{result['rejects']:,} rejects), {result['quotes_per_s']:,} quotes/s (loop {result['run_s']} s, "
           f"process {result['process_s']} s), peak RSS {result['peak_rss_mb']} MB", flush=True)
+    if events:  # what the loop's time goes to: the events it makes (Sig, Ord, Reject, Route, Exec lines)
+        print(f"    {events:,} events ({events / result['quotes']:.3f} per quote), "
+              f"{result['us_per_event']} us of loop per event", flush=True)
     return result
 
 

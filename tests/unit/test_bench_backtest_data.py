@@ -58,3 +58,18 @@ def test_nautilus_side_turns_decimal_strings_into_exact_fixed_point_integers() -
     assert side._raw("3.1", 3, 10**13) == 3_100 * 10**13
     assert side._raw("12", 2, 10**14) == 1_200 * 10**14
     assert side._places("0.001") == 3 and side._places("1") == 0
+
+
+def test_run_ours_counts_the_events_of_the_backtest_it_ran(tmp_path: Path) -> None:
+    bench = _load("backtest")
+    preset = bench._preset({})
+    recording = tmp_path / "b.jsonl"
+    bench.write_recording(recording, preset, 4000)
+    result = bench.run_ours("B", recording, preset, tmp_path)
+
+    lines = (tmp_path / "out_B" / "events.jsonl").read_bytes().splitlines()
+    kinds = [line.split(b'"type":"', 1)[1].split(b'"', 1)[0] for line in lines]
+    assert kinds[0] == b"Start" and kinds[-1] == b"Stop" and b"Md" not in kinds
+    assert result["events"] == len(lines) - 2
+    assert {b"Sig", b"Ord", b"Route", b"Exec"} <= set(kinds)  # the run traded: the count is of real events
+    assert result["us_per_event"] == round(result["run_s"] * 1e6 / result["events"], 2)
