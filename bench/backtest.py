@@ -21,6 +21,9 @@ Runs, one after the other, each in its own process (wall time and peak RSS measu
 * ``hot_path``: ``bench/hot_path.py --json``, for its ``pure`` figure (our cores in one plain loop, no I/O):
   the ceiling that B's quotes/s is compared with.
 
+Our runs use the cores as built: compiled by mypyc when ``make`` built them (each run says which), or with
+``--pure`` their Python sources.
+
 Targets: A ours >= 3x Nautilus; A ours >= 600k quotes/s (and its ratio to hftbacktest's 1.1M/s mark); B >= 400k
 quotes/s; with ``--big``, peak RSS of C within 1.5x of A's. Prints human-readable lines; with ``--json`` the
 last line is one JSON object.
@@ -43,7 +46,7 @@ from typing import Any
 
 import orjson
 
-from dma_bot.config import ALIASES, OWN_PREFIXES, Config, load_config, read_env_file
+from dma_bot.config import ALIASES, OWN_PREFIXES, PROCESS_SWITCHES, Config, load_config, read_env_file
 from dma_bot.feed.mock import RandomWalk
 from dma_bot.model.events import Tick
 from dma_bot.params import mock_instruments, random_walk_params
@@ -128,9 +131,10 @@ def write_recording(path: Path, preset: dict[str, str], quotes: int,
 
 
 def _child_env() -> dict[str, str]:
-    """This environment without any of dma_bot's keys (they would override the env file), dma_bot importable."""
+    """This environment without any of dma_bot's keys (they would override the env file) but its process
+    switches (DMA_BOT_PURE), dma_bot importable."""
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith(OWN_PREFIXES) and key not in ALIASES}
+           if key in PROCESS_SWITCHES or (not key.startswith(OWN_PREFIXES) and key not in ALIASES)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
     return env
 
@@ -184,10 +188,12 @@ def run_ours(name: str, recording: Path, env_values: dict[str, str], work: Path)
         "run_s": run["wall_s"], "quotes_per_s": run["quotes_per_s"], "process_s": round(wall_s, 2),
         "peak_rss_mb": round(rss_mb, 1), "strategies": env_values.get("STRATEGIES"),
         "events": events, "us_per_event": round(run["wall_s"] * 1e6 / events, 2) if events else None,
+        "cores": run["cores"],
     }
-    print(f"  ours {name}: {result['quotes']:,} quotes, {result['orders']:,} orders ({result['fills']:,} fills, "
-          f"{result['rejects']:,} rejects), {result['quotes_per_s']:,} quotes/s (loop {result['run_s']} s, "
-          f"process {result['process_s']} s), peak RSS {result['peak_rss_mb']} MB", flush=True)
+    print(f"  ours {name} ({result['cores']} cores): {result['quotes']:,} quotes, {result['orders']:,} orders "
+          f"({result['fills']:,} fills, {result['rejects']:,} rejects), {result['quotes_per_s']:,} quotes/s "
+          f"(loop {result['run_s']} s, process {result['process_s']} s), peak RSS {result['peak_rss_mb']} MB",
+          flush=True)
     if events:  # what the loop's time goes to: the events it makes (Sig, Ord, Reject, Route, Exec lines)
         print(f"    {events:,} events ({events / result['quotes']:.3f} per quote), "
               f"{result['us_per_event']} us of loop per event", flush=True)
@@ -280,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"Python of a venv with NautilusTrader (default {DEFAULT_NAUTILUS_PYTHON})")
     parser.add_argument("--keep", metavar="DIR", help="write the data sets and outputs here and keep them")
     parser.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    parser.add_argument("--pure", action="store_true",
+                        help="run our backtests on the pure-Python cores (DMA_BOT_PURE=1), not the compiled ones")
     args = parser.parse_args(argv)
+    if args.pure:
+        os.environ["DMA_BOT_PURE"] = "1"  # inherited by our runs (and hot_path)
     if args.quotes < 1:
         print(f"bench/backtest.py: --quotes: a positive number of quotes, was {args.quotes}", file=sys.stderr)
         return 2

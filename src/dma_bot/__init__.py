@@ -3,6 +3,8 @@
 feed -> strategies -> risk -> router -> gateways -> positions / recorder / metrics.
 """
 
-__all__ = ["__version__"]
+from dma_bot._native import CORES  # first: it decides whether the compiled cores or their sources are imported
+
+__all__ = ["CORES", "__version__"]
 
 __version__ = "0.1.0"

@@ -15,12 +15,12 @@ It also keeps the run's equity curve (:mod:`dma_bot.equity`) and each strategy's
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from operator import itemgetter
-from typing import IO, Any, Final, TypeVar
+from typing import IO, Any, Final, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -104,7 +104,7 @@ class BacktestCounts:
 
 def _ints(column: IntArray) -> memoryview:
     """An int64 column as a memoryview: indexing it gives Python ints (native int64 is C long here)."""
-    view = memoryview(np.ascontiguousarray(column, dtype=np.int64))
+    view = memoryview(np.ascontiguousarray(column, dtype=np.int64))  # type: ignore[arg-type]  # numpy stubs
     return view if view.format in ("l", "q") else view.cast("B").cast("q")
 
 
@@ -189,11 +189,11 @@ class _BlockBoard:
             self._mids_done = j
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class BlockSignals:
+class BlockSignals(NamedTuple):
     """A block and its strategies' signals in the per-quote loop's order (by row, then the strategies' config
     order): signal ``i`` is at row ``rows[i]``, a buy when ``buys[i]``, made by the backtest's strategy number
-    ``owners[i]`` (in the order of ``Backtest.strategies``' lists). Plain arrays: it pickles cheaply."""
+    ``owners[i]`` (in the order of ``Backtest.strategies``' lists). Plain arrays in a tuple: it pickles cheaply
+    (the reader process sends it), also from the compiled module (a frozen native class would not unpickle)."""
 
     block: QuoteBlock
     rows: npt.NDArray[np.int64]
@@ -203,6 +203,24 @@ class BlockSignals:
 
 _NO_ROWS: Final = np.zeros(0, dtype=np.int64)
 _NO_BUYS: Final = np.zeros(0, dtype=np.bool_)
+
+
+# The units a run steps through, as generator functions: streamed, one at a time (the input is never held whole;
+# mypyc would build a generator expression passed along as a list).
+def _quote_units(ticks: Iterable[Tick]) -> Iterator[tuple[int, int, Tick]]:
+    for tick in ticks:
+        yield tick.ts_event_ns, tick.ts_event_ns, tick
+
+
+def _block_ticks(blocks: Iterable[QuoteBlock]) -> Iterator[Tick]:
+    for block in blocks:
+        yield from block.ticks()
+
+
+def _signal_units(blocks: Iterable[BlockSignals]) -> Iterator[tuple[int, int, BlockSignals]]:
+    for planned in blocks:
+        if len(planned.block):
+            yield int(planned.block.ts_event_ns[0]), int(planned.block.ts_event_ns[-1]), planned
 
 
 class Backtest:
@@ -259,8 +277,7 @@ class Backtest:
     def run(self, ticks: Iterable[Tick], out: IO[bytes], start_fields: dict[str, Any]) -> None:
         """Every quote of ``ticks`` through the cores; the venues' last reports after the last quote; a Start
         and a Stop record around the events."""
-        units = ((tick.ts_event_ns, tick.ts_event_ns, tick) for tick in ticks)
-        self._write(units, self._tick, out, start_fields)
+        self._write(_quote_units(ticks), self._tick, out, start_fields)
 
     def run_columns(self, blocks: Iterable[QuoteBlock], out: IO[bytes], start_fields: dict[str, Any]) -> None:
         """What :meth:`run` does over the blocks' rows, byte for byte, computed column-wise: each strategy finds
@@ -268,7 +285,7 @@ class Backtest:
         signal, a report falling due) are turned into board updates and events, in the order the per-quote loop
         makes them. ``record_md`` needs every quote as a line: it takes the per-quote loop."""
         if self.record_md:
-            self.run((tick for block in blocks for tick in block.ticks()), out, start_fields)
+            self.run(_block_ticks(blocks), out, start_fields)
             return
         self.run_signals(map(self.signals, blocks), out, start_fields)
 
@@ -306,9 +323,7 @@ class Backtest:
     def run_signals(self, blocks: Iterable[BlockSignals], out: IO[bytes], start_fields: dict[str, Any]) -> None:
         """:meth:`run_columns` over blocks whose signals :meth:`signals` found (of this backtest or of a copy of
         it made before the run, in block order)."""
-        units = ((int(planned.block.ts_event_ns[0]), int(planned.block.ts_event_ns[-1]), planned)
-                 for planned in blocks if len(planned.block))
-        self._write(units, self._block, out, start_fields)
+        self._write(_signal_units(blocks), self._block, out, start_fields)
 
     def _write(self, units: Iterable[tuple[int, int, _Unit]], step: Callable[[_Unit, list[bytes]], None],
                out: IO[bytes], start_fields: dict[str, Any]) -> None:
@@ -404,7 +419,7 @@ class Backtest:
         board.upto(len(ts))
         self._last_ns = ts[-1]
 
-    def _due_until(self, p: int, ts: list[int], popped: int, board: _BlockBoard, lines: list[bytes]) -> int:
+    def _due_until(self, p: int, ts: Sequence[int], popped: int, board: _BlockBoard, lines: list[bytes]) -> int:
         """The reports-due steps of rows ``popped .. p`` that have reports: at the first row whose time reaches a
         report's due time, with the board holding the rows before it (as the per-quote loop does); the rows up
         to ``p`` are then done."""

@@ -45,6 +45,7 @@ from typing import IO, Any, Final, TypeVar
 
 import orjson
 
+from dma_bot import CORES
 from dma_bot.backtest import Backtest
 from dma_bot.config import Config, preset_values
 from dma_bot.errors import ConfigError
@@ -194,7 +195,8 @@ def main(argv: Sequence[str]) -> int:
     wall_s = time.perf_counter() - started
     report = _report(args.recordings, stats, backtest, window, config["SYMBOLS"], selected)
     (out / "report.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    run = {"wall_s": round(wall_s, 3), "quotes_per_s": round(stats.quotes / wall_s) if wall_s > 0 else None}
+    run = {"wall_s": round(wall_s, 3), "quotes_per_s": round(stats.quotes / wall_s) if wall_s > 0 else None,
+           "cores": CORES.kind}
     (out / "run.json").write_bytes(orjson.dumps(run) + b"\n")
     equity = _equity_png(out, args.recordings, backtest, config["SYMBOLS"])
     _print_summary(report, run, out, equity)
@@ -295,7 +297,7 @@ def _print_summary(report: dict[str, Any], run: dict[str, Any], out: Path, equit
                                              (SkipReason.NOT_SELECTED, "not selected"))
                        if given["skipped"][reason])
     print(f"quotes {given['quotes']:,} (lines {given['lines']:,}, skipped {skipped:,}{left_out}) in "
-          f"{run['wall_s']} s: {run['quotes_per_s']:,} quotes/s")
+          f"{run['wall_s']} s: {run['quotes_per_s']:,} quotes/s ({run['cores']} cores)")
     print(f"signals {totals['signals']:,}  orders {totals['orders']:,}  rejects {totals['rejects']:,}  "
           f"fills {totals['fills']:,}")
     print(f"realized {totals['realized_pnl']}  unrealized {totals['unrealized_pnl']}  fees {totals['fee_value']}  "

@@ -58,6 +58,12 @@ STRATEGY_ALIASES: Final = {
     "volbreakout": "vol_breakout",
     "vb": "vol_breakout",
 }
+# Environment variables read before any configuration: by the import guard (dma_bot._native) and the build
+# (setup.py). Not configuration keys, but ours, so a bad value is an error like one in a key.
+PROCESS_SWITCHES: Final[dict[str, dict[str, str]]] = {
+    "DMA_BOT_PURE": {"1": "run the pure-Python cores", "0": "the compiled ones when built"},
+    "DMA_BOT_COMPILE": {"0": "install without compiling the cores", "1": "compile them"},
+}
 # Environment variables with these prefixes are ours: an unknown one is a typo, not someone else's setting.
 OWN_PREFIXES: Final = (
     "DMA_",
@@ -497,6 +503,14 @@ def _shown(raw: str) -> str:
 def _check_known(raw: Mapping[str, str], where: str, only_own_prefixes: bool) -> None:
     for key in raw:
         if key in _BY_NAME or key in ALIASES:
+            continue
+        if key in PROCESS_SWITCHES:
+            if not only_own_prefixes:  # a preset is read after the switch took effect
+                raise ConfigError(f"{key}: a process switch, set in the environment, not in {where}")
+            allowed = PROCESS_SWITCHES[key]
+            if raw[key] not in allowed:
+                choices = " or ".join(f"{value} ({meaning})" for value, meaning in allowed.items())
+                raise ConfigError(f"{key}: {choices}, was {_shown(raw[key])}")
             continue
         if only_own_prefixes and not key.startswith(OWN_PREFIXES):
             continue

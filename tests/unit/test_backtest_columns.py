@@ -109,3 +109,47 @@ def test_signals_found_by_a_copy_ahead_of_the_run_give_the_same_events(tmp_path:
     assert len(found) > 3 and sum(len(block.rows) for block in found) > 100
     assert planned.getvalue() == reference.getvalue()
     assert pickle.dumps(running.strategies) == before
+
+
+class _FirstWrite(io.BytesIO):
+    """Output that notes how many input items had been pulled when the first line was written."""
+
+    def __init__(self, pulled: list[int]) -> None:
+        super().__init__()
+        self._pulled = pulled
+        self.pulled_at_first_write: int | None = None
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if self.pulled_at_first_write is None:
+            self.pulled_at_first_write = self._pulled[0]
+        return super().write(data)
+
+
+def _counted(items, pulled: list[int]):  # type: ignore[no-untyped-def]
+    for item in items:
+        pulled[0] += 1
+        yield item
+
+
+@pytest.mark.parametrize("loop", ["run", "run_columns", "run_signals"])
+def test_every_loop_streams_its_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loop: str) -> None:
+    """Each loop writes its Start record after taking the first quote or block, not after reading them all:
+    the input is streamed (a build that turned the loop's input into a list would hold a whole file)."""
+    monkeypatch.setattr(columns, "CHUNK_BYTES", 50_000)
+    path = _recording(tmp_path / "md.jsonl", 6_000, "BTCUSDT,ETHUSDT")
+    values = {"FEED_MODE": "replay", "REPLAY_FILE": str(path), "VENUE_MODE": "mock", "SYMBOLS": "BTCUSDT,ETHUSDT"}
+    config = load_config(preset_values(str(ROOT / ".env.mock")), values)
+    instruments = replay_instruments(config)
+    backtest = Backtest(config, instruments, replay_prices(config, instruments))
+    pulled = [0]
+    out = _FirstWrite(pulled)
+    if loop == "run":
+        backtest.run(_counted(replay_ticks(config, instruments, ReadStats(), str(path)), pulled), out, {})
+    else:
+        blocks = read_columns(path, ReadStats(), symbols=config["SYMBOLS"])
+        if loop == "run_columns":
+            backtest.run_columns(_counted(blocks, pulled), out, {})
+        else:
+            backtest.run_signals(_counted(map(backtest.signals, blocks), pulled), out, {})
+    assert pulled[0] > 3  # the input had several items
+    assert out.pulled_at_first_write == 1

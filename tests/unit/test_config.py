@@ -144,6 +144,18 @@ def test_unknown_environment_key_only_with_our_prefixes() -> None:
         load_config({}, {"RISK_MAX_LOS": "5"})
 
 
+def test_process_switches_belong_in_the_environment_with_a_known_value() -> None:
+    """DMA_BOT_PURE and DMA_BOT_COMPILE act before any preset is read: the environment takes 0 or 1, a preset
+    file or another value is a one-line error naming the switch."""
+    load_config({}, {"DMA_BOT_PURE": "1", "DMA_BOT_COMPILE": "0"})
+    load_config({}, {"DMA_BOT_PURE": "0"})
+    with pytest.raises(ConfigError, match=r"^DMA_BOT_PURE: 1 \(run the pure-Python cores\) or 0 \(.*\), was 'yes'$"):
+        load_config({}, {"DMA_BOT_PURE": "yes"})
+    with pytest.raises(ConfigError, match=r"^DMA_BOT_PURE: a process switch, set in the environment, not in the "
+                                          r"\.env file$"):
+        load_config({"DMA_BOT_PURE": "1"}, {})
+
+
 def test_rust_log_is_an_alias_of_log_level() -> None:
     assert load_config({"RUST_LOG": "debug"}, {})["LOG_LEVEL"] == "DEBUG"
     assert load_config({"RUST_LOG": "debug", "LOG_LEVEL": "error"}, {})["LOG_LEVEL"] == "ERROR"

@@ -408,7 +408,7 @@ class Ledger:
         self._gaps: set[str] = set()  # client order ids whose applied fills differ from the venue's cum_qty
         self._terminal: deque[str] = deque()
         self._trades: set[tuple[str, str, str, str]] = set()  # (venue, symbol, client order id, trade id)
-        self._trade_order: deque[tuple[str, str, str]] = deque()
+        self._trade_order: deque[tuple[str, str, str, str]] = deque()
         self._notes: list[Note] = []
         self._snapshot: PositionSnapshot | None = None
         self._reconciler = Reconciler(self._instruments, max_drift=max_drift, board=board)

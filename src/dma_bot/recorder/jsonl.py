@@ -231,7 +231,7 @@ class JsonlEncoder:
         return spelled
 
     def _md(self, tick: Tick) -> bytes:
-        symbol, bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns = tick
+        symbol, bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns = _loose(tick)
         fmt = self._formats.get(symbol)
         if fmt is None:
             _unknown_symbol(symbol)
@@ -259,7 +259,8 @@ class JsonlEncoder:
         fmt = self._formats.get(batch.symbol)
         if fmt is None:
             _unknown_symbol(batch.symbol)
-        ts_ns, ts_event_ns = batch.ts_ns, batch.ts_event_ns
+        loose = _loose(batch)
+        ts_ns, ts_event_ns = loose.ts_ns, loose.ts_event_ns
         if type(ts_ns) is not int or type(ts_event_ns) is not int:
             raise ValueError(f"recorder: Md timestamps must be int, were {ts_ns!r} and {ts_event_ns!r}")
         bids = _grid_texts(fmt.prices, fmt.price, batch.bid.tolist())
@@ -280,7 +281,7 @@ class JsonlEncoder:
         return lines
 
     def _sig(self, signal: Signal) -> bytes:
-        strategy, symbol, side, price, quantity, ts_event_ns, ts_ns = signal
+        strategy, symbol, side, price, quantity, ts_event_ns, ts_ns = _loose(signal)
         fmt = self._formats.get(symbol)
         if fmt is None:
             _unknown_symbol(symbol)
@@ -307,7 +308,8 @@ class JsonlEncoder:
         fmt = self._formats.get(batch.symbol)
         if fmt is None:
             _unknown_symbol(batch.symbol)
-        ts_ns, ts_event_ns = batch.ts_ns, batch.ts_event_ns
+        loose = _loose(batch)
+        ts_ns, ts_event_ns = loose.ts_ns, loose.ts_event_ns
         if type(ts_ns) is not int or type(ts_event_ns) is not int:
             return b"".join([self._sig(signal) for signal in batch.rows()])
         prices = _grid_texts(fmt.prices, fmt.price, batch.price.tolist())
@@ -332,7 +334,7 @@ class JsonlEncoder:
         common = f',"ts_ns":{ts_ns},"v":1,"strategy":{self._json(strategy)},"symbol":{fmt.json_symbol},"side":'
         return f'{common}{self._json(Side.BUY)},"price":"', f'{common}{self._json(Side.SELL)},"price":"'
 
-    def _sig_dict(self, signal: Signal, fmt: _SymbolFormat) -> bytes:
+    def _sig_dict(self, signal: Any, fmt: _SymbolFormat) -> bytes:  # Any: see _loose
         """The Sig line through orjson, for timestamps that are not exact ints (the template prints ints)."""
         seq = self._seq + 1
         line = _dumps({
@@ -345,7 +347,7 @@ class JsonlEncoder:
         return line
 
     def _reject(self, reject: RiskReject) -> bytes:
-        strategy, symbol, side, price, quantity, reason, detail, ts_signal_ns, ts_ns = reject
+        strategy, symbol, side, price, quantity, reason, detail, ts_signal_ns, ts_ns = _loose(reject)
         fmt = self._formats.get(symbol)
         if fmt is None:
             _unknown_symbol(symbol)
@@ -374,7 +376,8 @@ class JsonlEncoder:
         fmt = self._formats.get(batch.symbol)
         if fmt is None:
             _unknown_symbol(batch.symbol)
-        ts_ns, ts_signal_ns = batch.ts_ns, batch.ts_signal_ns
+        loose = _loose(batch)
+        ts_ns, ts_signal_ns = loose.ts_ns, loose.ts_signal_ns
         if type(ts_ns) is not int or type(ts_signal_ns) is not int:
             return b"".join([self._reject(reject) for reject in batch.rows()])
         prices = _grid_texts(fmt.prices, fmt.price, batch.price.tolist())
@@ -396,7 +399,7 @@ class JsonlEncoder:
         self.counts["Reject"] += n
         return lines
 
-    def _reject_dict(self, reject: RiskReject, fmt: _SymbolFormat) -> bytes:
+    def _reject_dict(self, reject: Any, fmt: _SymbolFormat) -> bytes:  # Any: see _loose
         """The Reject line through orjson, for timestamps that are not exact ints."""
         seq = self._seq + 1
         line = _dumps({
@@ -409,20 +412,21 @@ class JsonlEncoder:
         return line
 
     def _ord(self, order: Order) -> bytes:
-        fmt = self._format(order.symbol)
-        if type(order.ts_ns) is not int or type(order.ts_signal_ns) is not int:
+        client_order_id, strategy, symbol, side, price, quantity, ts_signal_ns, ts_ns = _loose(order)
+        fmt = self._format(symbol)
+        if type(ts_ns) is not int or type(ts_signal_ns) is not int:
             return self._ord_dict(order, fmt)
         seq = self._seq + 1
         line = (
-            f'{{"type":"Ord","seq":{seq},"ts_ns":{order.ts_ns},"v":1,'
-            f'"client_order_id":{_text(order.client_order_id)},"strategy":{self._json(order.strategy)},'
-            f'"symbol":{fmt.json_symbol},"side":{self._json(order.side)},"price":"{fmt.price(order.price)}",'
-            f'"quantity":"{fmt.qty(order.quantity)}","ts_signal_ns":{order.ts_signal_ns}}}\n'
+            f'{{"type":"Ord","seq":{seq},"ts_ns":{ts_ns},"v":1,'
+            f'"client_order_id":{_text(client_order_id)},"strategy":{self._json(strategy)},'
+            f'"symbol":{fmt.json_symbol},"side":{self._json(side)},"price":"{fmt.price(price)}",'
+            f'"quantity":"{fmt.qty(quantity)}","ts_signal_ns":{ts_signal_ns}}}\n'
         ).encode()
         self._commit("Ord", seq)
         return line
 
-    def _ord_dict(self, order: Order, fmt: _SymbolFormat) -> bytes:
+    def _ord_dict(self, order: Any, fmt: _SymbolFormat) -> bytes:  # Any: see _loose
         seq = self._seq + 1
         line = _dumps({
             "type": "Ord", "seq": seq, "ts_ns": order.ts_ns, "v": SCHEMA_VERSION,
@@ -434,21 +438,23 @@ class JsonlEncoder:
         return line
 
     def _route(self, route: Route) -> bytes:
-        fmt = self._format(route.symbol)
-        if type(route.ts_ns) is not int or type(route.ts_signal_ns) is not int:
+        (venue, client_order_id, parent_order_id, strategy, symbol, side, price, quantity, ts_signal_ns,
+         ts_ns) = _loose(route)
+        fmt = self._format(symbol)
+        if type(ts_ns) is not int or type(ts_signal_ns) is not int:
             return self._route_dict(route, fmt)
         seq = self._seq + 1
         line = (
-            f'{{"type":"Route","seq":{seq},"ts_ns":{route.ts_ns},"v":1,"venue":{_text(route.venue)},'
-            f'"client_order_id":{_text(route.client_order_id)},"parent_order_id":{_text(route.parent_order_id)},'
-            f'"strategy":{self._json(route.strategy)},"symbol":{fmt.json_symbol},"side":{self._json(route.side)},'
-            f'"price":"{fmt.price(route.price)}","quantity":"{fmt.qty(route.quantity)}",'
-            f'"ts_signal_ns":{route.ts_signal_ns}}}\n'
+            f'{{"type":"Route","seq":{seq},"ts_ns":{ts_ns},"v":1,"venue":{_text(venue)},'
+            f'"client_order_id":{_text(client_order_id)},"parent_order_id":{_text(parent_order_id)},'
+            f'"strategy":{self._json(strategy)},"symbol":{fmt.json_symbol},"side":{self._json(side)},'
+            f'"price":"{fmt.price(price)}","quantity":"{fmt.qty(quantity)}",'
+            f'"ts_signal_ns":{ts_signal_ns}}}\n'
         ).encode()
         self._commit("Route", seq)
         return line
 
-    def _route_dict(self, route: Route, fmt: _SymbolFormat) -> bytes:
+    def _route_dict(self, route: Any, fmt: _SymbolFormat) -> bytes:  # Any: see _loose
         seq = self._seq + 1
         line = _dumps({
             "type": "Route", "seq": seq, "ts_ns": route.ts_ns, "v": SCHEMA_VERSION,
@@ -462,7 +468,7 @@ class JsonlEncoder:
 
     def _exec(self, report: ExecReport) -> bytes:
         (venue, symbol, client_order_id, venue_order_id, side, status, order_qty, last_qty, last_price, cum_qty,
-         leaves_qty, fee, fee_asset, trade_id, reason, ts_event_ns, ts_ns) = report
+         leaves_qty, fee, fee_asset, trade_id, reason, ts_event_ns, ts_ns) = _loose(report)
         fmt = self._formats.get(symbol)
         if fmt is None:
             _unknown_symbol(symbol)
@@ -491,7 +497,7 @@ class JsonlEncoder:
         self.counts["Exec"] += 1
         return line
 
-    def _exec_dict(self, report: ExecReport, fmt: _SymbolFormat) -> bytes:
+    def _exec_dict(self, report: Any, fmt: _SymbolFormat) -> bytes:  # Any: see _loose
         seq = self._seq + 1
         line = _dumps({
             "type": "Exec", "seq": seq, "ts_ns": report.ts_ns, "v": SCHEMA_VERSION,
@@ -525,6 +531,13 @@ class JsonlEncoder:
         })
         self._commit("Account", seq)
         return line
+
+
+def _loose(event: object) -> Any:
+    """``event`` untyped, so its fields are read as plain objects: what the templates check before printing them.
+    Compiled code reads a typed field as its declared type and refuses another (a float timestamp) with a
+    TypeError; the checks here send such an event to orjson instead, as the pure code does."""
+    return event
 
 
 def _text(value: str) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from typing import Final
@@ -39,6 +38,7 @@ from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PositionsView
 from dma_bot.risk.loss import LossLimit
 from dma_bot.risk.order_ids import ClientOrderIds
+from dma_bot.risk.risk_params import RiskParams, require_int
 
 __all__ = ["KillSwitch", "RiskEngine", "RiskParams", "RiskStats", "TokenBucket"]
 
@@ -62,44 +62,6 @@ _REASON_OF_CODE: Final = {
 }
 
 
-def _decimal(name: str, value: object, *, allow_zero: bool) -> None:
-    ok = isinstance(value, Decimal) and value.is_finite() and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        allowed = "a non-negative" if allow_zero else "a positive"
-        raise ValueError(f"{name}: {allowed} finite Decimal, was {value!r}")
-
-
-def _integer(name: str, value: object, minimum: int) -> None:
-    if type(value) is not int or value < minimum:
-        raise ValueError(f"{name}: an int >= {minimum}, was {value!r}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RiskParams:
-    """Limits in quote currency and base units; config builds it. 0 turns the deviation and loss checks off."""
-
-    px_min: Decimal = Decimal(10)
-    px_max: Decimal = Decimal(2000)
-    max_deviation_bps: int = 100
-    max_notional: Decimal = Decimal(20_000_000)
-    max_position: Decimal = Decimal(100)
-    max_orders_per_second: int = 50
-    burst: int = 50
-    max_loss: Decimal = Decimal(10_000)
-
-    def __post_init__(self) -> None:
-        _decimal("px_min", self.px_min, allow_zero=False)
-        _decimal("px_max", self.px_max, allow_zero=False)
-        if self.px_max < self.px_min:
-            raise ValueError(f"px_max: must be >= px_min ({self.px_min}), was {self.px_max}")
-        _integer("max_deviation_bps", self.max_deviation_bps, 0)
-        _decimal("max_notional", self.max_notional, allow_zero=False)
-        _decimal("max_position", self.max_position, allow_zero=False)
-        _integer("max_orders_per_second", self.max_orders_per_second, 1)
-        _integer("burst", self.burst, 1)
-        _decimal("max_loss", self.max_loss, allow_zero=True)
-
-
 class TokenBucket:
     """Order-rate limiter in integer arithmetic: one token is ``10**9`` units, ``rate`` units per ns.
 
@@ -110,8 +72,8 @@ class TokenBucket:
     __slots__ = ("_capacity", "_last_ns", "_tokens", "burst", "rate_per_s")
 
     def __init__(self, rate_per_s: int, burst: int) -> None:
-        _integer("rate_per_s", rate_per_s, 1)
-        _integer("burst", burst, 1)
+        require_int("rate_per_s", rate_per_s, 1)
+        require_int("burst", burst, 1)
         self.rate_per_s = rate_per_s
         self.burst = burst
         self._capacity = burst * _SCALE
