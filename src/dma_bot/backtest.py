@@ -509,7 +509,8 @@ class Backtest:
             if prepare is not None:
                 prepare()  # the marks read the board (a fill's attempt brought it up to date already)
             ts_ns = reports[-1].ts_event_ns
-            self.equity.mark(ts_ns, *ledger.mark(self.board))
+            net, exposure = ledger.mark(self.board)
+            self.equity.mark(ts_ns, net, exposure)
             for strategy in sorted(moved):
                 books.mark(strategy)
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from dma_bot.equity import Drawdown
+from dma_bot.model.enums import TERMINAL_STATUSES
 from dma_bot.model.events import ExecReport, Route
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
@@ -63,7 +64,7 @@ class StrategyBooks:
         ``apply`` returned and ``steps`` the fill it booked (``last_fill_steps``), so duplicates and order
         states are judged once, by the total ledger; the strategy when its books changed, else None."""
         cid = report.client_order_id
-        strategy = self._owner.pop(cid, None) if report.status.is_terminal else self._owner.get(cid)
+        strategy = self._owner.pop(cid, None) if report.status in TERMINAL_STATUSES else self._owner.get(cid)
         if strategy is None:
             self.unattributed += 1
             return None

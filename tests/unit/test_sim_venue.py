@@ -269,6 +269,34 @@ def test_sim_venue_invalid_route_rejected_with_reason(route: Route, reason_start
     assert reports[0].reason.startswith(reason_start)
 
 
+@pytest.mark.parametrize(("quantity", "price", "refused"), [
+    (49, 100_000, "notional"),  # 0.0049 ETH at 1000.00: 4.90 USDT < min_notional 5
+    (50, 100_000, None),  # exactly 5.00
+    (51, 99_999, None),  # 5.0999... > 5
+])
+def test_sim_venue_min_qty_and_min_notional_are_checked_exactly_at_the_bound(
+        quantity: int, price: int, refused: str | None) -> None:
+    """The order checks in integer steps and ticks*steps refuse exactly what the Decimal comparison would:
+    4.90 USDT of notional is refused, 5.00 is not; the fewest steps of min_qty pass, one step fewer does not."""
+    lot = Instrument(symbol="ETHUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.0001"),
+                     min_qty=Decimal("0.0001"), min_notional=Decimal("0.05"), base_asset="ETH", quote_asset="USDT")
+    tight = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"),
+                       min_qty=Decimal("0.0025"), base_asset="BTC", quote_asset="USDT")
+    for instruments, route, expected in (
+        ({"ETHUSDT": ETH}, make_route(1, symbol="ETHUSDT", price=price, quantity=quantity), refused),
+        ({"ETHUSDT": lot}, make_route(2, symbol="ETHUSDT", price=50_000, quantity=1), None),
+        ({"BTCUSDT": tight}, make_route(3, price=6_500_000, quantity=2), "quantity"),  # 0.002 < 0.0025
+        ({"BTCUSDT": tight}, make_route(4, price=6_500_000, quantity=3), None),  # 0.003
+    ):
+        venue = SimVenue("SIM", make_params(), instruments, seed=1, board=at_limit_board())
+        venue.submit(route, T0)
+        first = drain(venue)[0]
+        if expected is None:
+            assert first.status is ExecStatus.ACK, first.reason
+        else:
+            assert first.status is ExecStatus.REJECTED and first.reason.startswith(expected), first.reason
+
+
 def test_sim_venue_route_for_other_venue_raises() -> None:
     """A route addressed to another venue is a wiring bug and raises."""
     venue = make_venue(make_params(), 1)
@@ -651,6 +679,19 @@ def test_sim_venue_draws_are_random_randrange_on_the_same_state() -> None:
     reference = random.Random(11)
     bounds = [1, 2, 3, 4, 5, 7, 8, 9, 100, 127, 128, 129, 2 * 300_000 + 1, 2**40 + 3] * 50
     assert [venue._below(n) for n in bounds] == [reference.randrange(n) for n in bounds]
+
+
+def test_sim_venue_cuts_are_random_sample_on_the_same_state() -> None:
+    """The partial-fill cuts draw what random.sample(range(1, q), k) draws from the same state (both of its
+    branches: small populations by pool, large ones by set) and leave the generator in the same state."""
+    venue = make_venue(make_params(), 11)
+    reference = random.Random(11)
+    for quantity in [2, 3, 5, 21, 22, 23, 100, 10_000, 7, 2, 1_000_003]:
+        for count in (1, 2, 5):
+            if count > quantity - 1:
+                continue
+            assert venue._cuts(quantity, count) == reference.sample(range(1, quantity), count), (quantity, count)
+    assert venue._rng.getstate() == reference.getstate()
 
 
 def test_sim_venue_prepare_runs_once_before_the_first_attempt_reads_the_board() -> None:

@@ -54,6 +54,13 @@ _new_tuple: Final = tuple.__new__
 _WINDOW: Final = "not filled within the venue's fill window"
 
 
+def _ceil_ratio(amount: Decimal, unit: Decimal) -> int:
+    """The least integer n with ``n * unit >= amount`` (``unit`` > 0), exactly (0 for an amount of 0)."""
+    amount_numerator, amount_denominator = amount.as_integer_ratio()
+    unit_numerator, unit_denominator = unit.as_integer_ratio()
+    return -(-(amount_numerator * unit_denominator) // (amount_denominator * unit_numerator))
+
+
 class _Order:
     """One submitted order and its schedule ``(due_ns, kind, part_qty)`` in time order: kind ACK or REJECTED
     (part 0), or ``_ATTEMPT`` for a fill attempt of ``part_qty`` steps plus the carried-over ``pending``."""
@@ -94,6 +101,8 @@ class SimVenue:
         "_fill_mean",
         "_heap",
         "_instruments",
+        "_min_steps",
+        "_min_units",
         "_open",
         "_partial_pct",
         "_reject_pct",
@@ -123,6 +132,11 @@ class SimVenue:
         self._fee_rate = Decimal(params.fee_bps).scaleb(-4) if params.fee_bps else _ZERO
         self._fee_units = {symbol: self._fee_rate * instrument.tick_size * instrument.step_size
                            for symbol, instrument in self._instruments.items()}  # per tick*step of notional
+        # the order checks in integers: the fewest steps of min_qty, the fewest ticks*steps of min_notional
+        self._min_steps = {symbol: _ceil_ratio(instrument.min_qty, instrument.step_size)
+                           for symbol, instrument in self._instruments.items()}
+        self._min_units = {symbol: _ceil_ratio(instrument.min_notional, instrument.tick_size * instrument.step_size)
+                           for symbol, instrument in self._instruments.items()}
         self._heap: list[tuple[int, int, _Order]] = []
         self._open = 0
         self._submitted = 0
@@ -250,21 +264,44 @@ class SimVenue:
         if not self._partial_pct or quantity < 2 or self._below(100) >= self._partial_pct:
             return [quantity]
         parts = min(2 + self._below(2), quantity)
-        bounds = [0, *sorted(self._rng.sample(range(1, quantity), parts - 1)), quantity]
+        bounds = [0, *sorted(self._cuts(quantity, parts - 1)), quantity]
         return [high - low for low, high in pairwise(bounds)]
 
-    @staticmethod
-    def _refusal(route: Route, instrument: Instrument | None) -> str:
-        """Why a venue's order checks refuse ``route`` ('' when they pass)."""
+    def _cuts(self, quantity: int, count: int) -> list[int]:
+        """``random.sample(range(1, quantity), count)``'s draw for ``count <= min(5, quantity - 1)``: CPython's
+        algorithm (3.11), the same numbers from the same state, without its argument checks."""
+        n = quantity - 1
+        below = self._below
+        cuts: list[int] = []
+        if n <= 21:  # sample's pool branch: an n-list is smaller than a k-set
+            pool = list(range(1, quantity))
+            for i in range(count):
+                j = below(n - i)
+                cuts.append(pool[j])
+                pool[j] = pool[n - i - 1]
+        else:
+            selected: set[int] = set()
+            for _ in range(count):
+                j = below(n)
+                while j in selected:
+                    j = below(n)
+                selected.add(j)
+                cuts.append(1 + j)
+        return cuts
+
+    def _refusal(self, route: Route, instrument: Instrument | None) -> str:
+        """Why a venue's order checks refuse ``route`` ('' when they pass): exactly ``steps_to_qty(quantity) <
+        min_qty`` and ``notional(price, quantity) < min_notional``, in integers."""
         if instrument is None:
             return f"unknown symbol {route.symbol}"
-        if route.quantity <= 0:
-            return f"quantity: must be positive steps, was {route.quantity}"
-        if route.price <= 0:
-            return f"price: must be positive ticks, was {route.price}"
-        if instrument.min_qty and instrument.steps_to_qty(route.quantity) < instrument.min_qty:
-            return f"quantity: must be at least min_qty {instrument.min_qty}, was {route.quantity} steps"
-        if instrument.min_notional and instrument.notional(route.price, route.quantity) < instrument.min_notional:
+        quantity, price = route.quantity, route.price
+        if quantity <= 0:
+            return f"quantity: must be positive steps, was {quantity}"
+        if price <= 0:
+            return f"price: must be positive ticks, was {price}"
+        if quantity < self._min_steps[route.symbol]:
+            return f"quantity: must be at least min_qty {instrument.min_qty}, was {quantity} steps"
+        if price * quantity < self._min_units[route.symbol]:
             return f"notional: must be at least min_notional {instrument.min_notional}"
         return ""
 

@@ -44,6 +44,8 @@ class ExecStatus(StrEnum):
 
 
 _TERMINAL: Final = frozenset({ExecStatus.FILLED, ExecStatus.CANCELED, ExecStatus.REJECTED, ExecStatus.EXPIRED})
+TERMINAL_STATUSES: Final = _TERMINAL
+"""``status in TERMINAL_STATUSES`` is ``status.is_terminal`` without a Python-level property call (hot cores)."""
 
 _S = ExecStatus
 ORDER_TRANSITIONS: Final[frozenset[tuple[ExecStatus, ExecStatus]]] = frozenset(

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from dma_bot.model.enums import Side
 
@@ -49,15 +49,15 @@ class VenuePosition:
     unvalued_fees: Mapping[str, Decimal] = field(default_factory=_empty)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PnlForm:
+class PnlForm(NamedTuple):
     """Net PnL as an exact linear function of the board mids, in integers of ``10**-digits`` quote units.
 
     ``net PnL * 10**digits = realized + sum(coefficient * mid2 + constant) - fee_value * 10**digits``, the sum
     over the held ``symbols`` that have a mid2 (bid + ask) on the board, ``terms[i]`` being ``symbols[i]``'s
     ``(coefficient, constant)``: a symbol without a mid adds no unrealized PnL. ``realized`` is the realized
     PnL before fees (the snapshot's ``realized_pnl``, exactly), ``fee_value`` the snapshot's. The ledger keeps
-    it as fills arrive (:meth:`dma_bot.positions.ledger.Ledger.pnl_form`); the loss limit reads it.
+    it as fills arrive (:meth:`dma_bot.positions.ledger.Ledger.pnl_form`); the loss limit reads it. A NamedTuple
+    (build it with keywords): one is made after every fill, and a tuple is built in C.
     """
 
     digits: int = 0

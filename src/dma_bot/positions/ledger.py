@@ -49,7 +49,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple
 
-from dma_bot.model.enums import ExecStatus, NoteKind, Side, is_legal_transition
+from dma_bot.model.enums import ORDER_TRANSITIONS, TERMINAL_STATUSES, ExecStatus, NoteKind, Side
 from dma_bot.model.events import AccountSnapshot, ExecReport, Note
 from dma_bot.model.instrument import Instrument
 from dma_bot.model.market import MarketBoard
@@ -82,6 +82,8 @@ _ZERO: Final = Decimal(0)
 _ONE: Final = Decimal(1)
 _TWO: Final = Decimal(2)
 _PENDING_NEW: Final = ExecStatus.PENDING_NEW
+_BUY: Final = Side.BUY
+_new_tuple: Final = tuple.__new__
 
 
 def _round_div(numerator: int, denominator: int) -> int:
@@ -336,6 +338,7 @@ class Ledger:
         "_half_factors",
         "_instruments",
         "_mark_digits",
+        "_mark_terms",
         "_max_terminal",
         "_max_trades",
         "_net",
@@ -391,6 +394,9 @@ class Ledger:
         self._realized_total = 0
         self._open: dict[str, list[int]] = {}
         self._form: PnlForm | None = None  # the snapshot's PnlForm, until the next fill
+        # per held symbol (symbol, PnL coefficient of mid2, PnL constant, exposure coefficient of mid2), until the
+        # next fill: what a mark multiplies the mids by
+        self._mark_terms: tuple[tuple[str, int, int, int], ...] | None = None
         self._realized_shown = (0, _ZERO)  # (_realized_total, its tidy Decimal)
         self._fee_total = _ZERO  # the sum of every book's fee_value (kept as fees are booked)
         self._fee_shown = (_ZERO, _ZERO)  # (_fee_total, its tidy Decimal)
@@ -441,7 +447,7 @@ class Ledger:
             self._gaps.add(client_order_id)
         else:
             self._gaps.discard(client_order_id)
-        done = order.order_qty if order.status.is_terminal else min(order.filled, order.order_qty)
+        done = order.order_qty if order.status in TERMINAL_STATUSES else min(order.filled, order.order_qty)
         if done != order.done:
             done_key = (order.symbol, order.side)
             self._done[done_key] = self._done.get(done_key, 0) + done - order.done
@@ -500,9 +506,9 @@ class Ledger:
         """Move the order's state when the lifecycle table allows it; else count a late or illegal report."""
         current = order.status
         status = report.status
-        if is_legal_transition(current, status):
+        if (current, status) in ORDER_TRANSITIONS:  # is_legal_transition, inlined
             order.status = status
-            if status.is_terminal:
+            if status in TERMINAL_STATUSES:
                 self._ended(report.client_order_id)
         elif report.cum_qty <= order.cum_qty:
             self.stats.late_reports += 1
@@ -523,7 +529,7 @@ class Ledger:
         if book is None:
             book = self._books[key] = _Book()
         quantity, cost, realized = book.quantity, book.cost, book.realized
-        book.fill(report.side.sign, steps, report.last_price)
+        book.fill(1 if report.side == _BUY else -1, steps, report.last_price)
         symbol = report.symbol
         if book.realized != realized:
             self._realized_total += (book.realized - realized) * self._pnl_factors[symbol]
@@ -537,6 +543,7 @@ class Ledger:
             self._book_fee(book, report)
         self.stats.fills += 1
         self._form = None
+        self._mark_terms = None
         self._stale.add(key)  # its VenuePosition (Decimal average and PnL) is rebuilt once, at the next snapshot
         self._stale_held.add(key)
 
@@ -761,17 +768,27 @@ class Ledger:
         pnl = self._realized_total
         value = 0
         mid2s = board.mid2s
-        pnl_factors = self._pnl_factors
-        half_factors = self._half_factors
-        exposure_factors = self._exposure_factors
-        for symbol, (steps, cost) in self._open.items():
-            if steps or cost:
-                mid2 = mid2s.get(symbol)
-                if mid2 is not None:
-                    pnl += steps * mid2 * half_factors[symbol] - cost * pnl_factors[symbol]
-                    if exposure:
-                        value += steps * mid2 * exposure_factors[symbol]
+        terms = self._mark_terms
+        if terms is None:
+            terms = self._mark_terms = self._terms_of_marks()
+        for symbol, coefficient, constant, exposure_coefficient in terms:
+            mid2 = mid2s.get(symbol)
+            if mid2 is not None:
+                pnl += coefficient * mid2 + constant
+                if exposure:
+                    value += exposure_coefficient * mid2
         return pnl, value
+
+    def _terms_of_marks(self) -> tuple[tuple[str, int, int, int], ...]:
+        """``_marked``'s integers per held symbol: PnL ``steps * mid2 * half - cost * factor`` as a coefficient
+        of mid2 and a constant, exposure ``steps * mid2 * exposure factor`` as a coefficient (the same products,
+        made once per fill instead of at every mark)."""
+        half_factors = self._half_factors
+        pnl_factors = self._pnl_factors
+        exposure_factors = self._exposure_factors
+        return tuple((symbol, steps * half_factors[symbol], -cost * pnl_factors[symbol],
+                      steps * exposure_factors[symbol])
+                     for symbol, (steps, cost) in self._open.items() if steps or cost)
 
     def pnl_form(self) -> PnlForm:
         """Net PnL as an exact integer form linear in the mids (see :class:`PnlForm`): :meth:`net_pnl` at any
@@ -786,8 +803,9 @@ class Ledger:
                 if steps or cost:
                     symbols.append(symbol)
                     terms.append((steps * half_factors[symbol], -cost * factors[symbol]))
-            form = self._form = PnlForm(digits=self._mark_digits, realized=self._realized_total,
-                                        symbols=tuple(symbols), terms=tuple(terms), fee_value=self.fee_value())
+            # PnlForm(digits=, realized=, symbols=, terms=, fee_value=), built in C (one per fill)
+            form = self._form = _new_tuple(PnlForm, (self._mark_digits, self._realized_total, tuple(symbols),
+                                                     tuple(terms), self.fee_value()))
         return form
 
     def snapshot(self) -> PositionSnapshot:

@@ -28,8 +28,7 @@ class LossLimit:
         self._loss_ratio = max_loss.as_integer_ratio()
         self._board = board
         self._form: PnlForm | None = None
-        self._held: tuple[str, ...] = ()
-        self._terms: tuple[tuple[int, int], ...] = ()  # per held symbol: (mid2 coefficient, constant)
+        self._held: tuple[tuple[str, int, int], ...] = ()  # per held symbol: (symbol, mid2 coefficient, constant)
         self._threshold = 0
         self._fee: Decimal | None = None  # the fee value and digits _fee_bound was computed for
         self._digits = 0
@@ -44,7 +43,7 @@ class LossLimit:
             return self._threshold >= 0  # nothing held: realized PnL and fees alone
         mid2s = self._board.mid2s
         total = 0
-        for symbol, (coefficient, constant) in zip(self._held, self._terms, strict=True):
+        for symbol, coefficient, constant in self._held:
             mid2 = mid2s.get(symbol)
             if mid2 is not None:
                 total += coefficient * mid2 + constant
@@ -64,8 +63,8 @@ class LossLimit:
             self._fee = fee
             self._digits = digits
         self._threshold = self._fee_bound - form.realized
-        self._held = form.symbols
-        self._terms = form.terms
+        self._held = tuple((symbol, coefficient, constant)
+                           for symbol, (coefficient, constant) in zip(form.symbols, form.terms, strict=True))
         self._form = form
 
     def pnl(self) -> Decimal:
