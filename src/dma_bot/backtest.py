@@ -119,7 +119,8 @@ class _BlockBoard:
     memoryviews, a list for the times the loop searches; an index there is a fraction of a numpy scalar read,
     and only the rows read are converted)."""
 
-    __slots__ = ("_block", "_board", "_done", "_mids_done", "_mids_shown", "_names", "_newest", "_shown", "columns")
+    __slots__ = ("_block", "_board", "_done", "_mids_done", "_mids_shown", "_names", "_newest", "_plan_codes",
+                 "_plan_mid2s", "_plan_rows", "_plan_starts", "_shown", "columns")
 
     def __init__(self, board: MarketBoard, block: QuoteBlock) -> None:
         self._board = board
@@ -130,6 +131,11 @@ class _BlockBoard:
         self._mids_shown = [-1] * len(block.symbols)
         self._mids_done = 0
         self._newest: npt.NDArray[np.int64] | None = None  # made on the first call that needs it
+        # plan_signals' changes, flat: signal i's are entries plan_starts[i] .. plan_starts[i + 1] - 1
+        self._plan_codes: list[int] = []
+        self._plan_rows: list[int] = []
+        self._plan_mid2s: list[int] = []
+        self._plan_starts: list[int] = [0]
         # bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns (the loop reads its signals' prices here too)
         self.columns: tuple[Sequence[int], ...] = (
             _ints(block.bid), _ints(block.ask), _ints(block.bid_qty), _ints(block.ask_qty),
@@ -162,6 +168,41 @@ class _BlockBoard:
             if row != shown[code] and row >= 0:
                 shown[code] = row
                 mid2s[self._names[code]] = bid[row] + ask[row]
+
+    def plan_signals(self, rows: npt.NDArray[np.int64]) -> None:
+        """Get ready for :meth:`mids_at` at the block's signal rows ``rows`` (ascending): for each signal, the
+        symbols whose newest row changed since the signal before (or since the block began) and their mid2s,
+        found with numpy once per block instead of a table row read per signal."""
+        newest = self._newest
+        if newest is None:
+            newest = self._table()
+        at = newest[rows + 1]  # (signals, symbols): each symbol's newest row before each signal's row + 1
+        before = np.empty_like(at)
+        before[0] = -1
+        before[1:] = at[:-1]
+        signal_of, code_of = np.nonzero((at != before) & (at >= 0))
+        changed = at[signal_of, code_of].tolist()
+        bid, ask = self.columns[0], self.columns[1]
+        self._plan_codes = code_of.tolist()
+        self._plan_rows = changed
+        self._plan_mid2s = [bid[row] + ask[row] for row in changed]  # Python ints: exact, no int64 sum
+        self._plan_starts = np.searchsorted(signal_of, np.arange(len(rows) + 1)).tolist()
+
+    def mids_at(self, i: int, j: int) -> None:
+        """``mids_upto(j)`` for the ``i``-th of the rows :meth:`plan_signals` was given (``j`` = its row + 1):
+        only the symbols that changed since the signal before are written (the board holds the rest: it never
+        goes back, and whatever moved the mids in between moved them to rows no newer than ``j``)."""
+        if j <= self._mids_done:
+            return
+        self._mids_done = j
+        mid2s = self._board.mid2s
+        names = self._names
+        shown = self._mids_shown
+        codes, rows, values = self._plan_codes, self._plan_rows, self._plan_mid2s
+        for k in range(self._plan_starts[i], self._plan_starts[i + 1]):
+            code = codes[k]
+            shown[code] = rows[k]
+            mid2s[names[code]] = values[k]
 
     def upto(self, j: int) -> None:
         if j <= self._done:
@@ -396,8 +437,9 @@ class Backtest:
             strategies = self._strategy_list
             counts_of = self._counts_of
             bid, ask = board.columns[0], board.columns[1]
-            for p, is_buy, i in zip(planned.rows.tolist(), planned.buys.tolist(), planned.owners.tolist(),
-                                    strict=True):
+            board.plan_signals(planned.rows)
+            for n, (p, is_buy, i) in enumerate(zip(planned.rows.tolist(), planned.buys.tolist(),
+                                                   planned.owners.tolist(), strict=True)):
                 now = ts[p]
                 if starts[next_start] <= p:
                     minutes_until(p)
@@ -406,7 +448,7 @@ class Backtest:
                     popped = self._due_until(p, ts, popped, board, lines)
                 elif popped <= p:
                     popped = p + 1  # what _due_until returns when nothing is due by now
-                board.mids_upto(p + 1)  # risk reads the mids; a venue's fill brings the Ticks up first
+                board.mids_at(n, p + 1)  # risk reads the mids; a venue's fill brings the Ticks up first
                 strategy = strategies[i]
                 signal = _new_tuple(Signal, (strategy.name, strategy.symbol, _BUY if is_buy else _SELL,
                                              ask[p] if is_buy else bid[p], strategy.quantity, now, now))

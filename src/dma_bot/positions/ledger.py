@@ -786,9 +786,12 @@ class Ledger:
         half_factors = self._half_factors
         pnl_factors = self._pnl_factors
         exposure_factors = self._exposure_factors
-        return tuple((symbol, steps * half_factors[symbol], -cost * pnl_factors[symbol],
-                      steps * exposure_factors[symbol])
-                     for symbol, (steps, cost) in self._open.items() if steps or cost)
+        terms = []
+        for symbol, (steps, cost) in self._open.items():
+            if steps or cost:
+                terms.append((symbol, steps * half_factors[symbol], -cost * pnl_factors[symbol],
+                              steps * exposure_factors[symbol]))
+        return tuple(terms)
 
     def pnl_form(self) -> PnlForm:
         """Net PnL as an exact integer form linear in the mids (see :class:`PnlForm`): :meth:`net_pnl` at any

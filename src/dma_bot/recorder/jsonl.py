@@ -491,7 +491,7 @@ class JsonlEncoder:
             f'"client_order_id":{_text(client_order_id)},"venue_order_id":{_text(venue_order_id)},'
             f'"trade_id":{trade_json},"fee":{_text(str(fee))},'
             f'"fee_asset":{strings.get(fee_asset) or self._json(fee_asset)},'
-            f'"reason":{_text(reason)},"ts_event_ns":{ts_event_ns}}}\n'
+            f'"reason":{strings.get(reason) or self._json(reason)},"ts_event_ns":{ts_event_ns}}}\n'
         ).encode()
         self._seq = seq
         self.counts["Exec"] += 1

@@ -28,6 +28,11 @@ from dma_bot.router.venue_specs import DEFAULT_VENUES, RouterParams, VenueSpec
 __all__ = ["DEFAULT_VENUES", "Router", "RouterParams", "RouterStats", "VenueSpec"]
 
 _new_tuple: Final = tuple.__new__
+_BUY: Final = Side.BUY
+
+
+def _score_then_name(item: tuple[int, str, VenueSpec]) -> tuple[int, str]:
+    return item[0], item[1]
 
 
 class RouterStats:
@@ -78,7 +83,7 @@ class Router:
                 self.last_scores.update(self._unbiased_scores)
                 self._biased_last = False
             return self._unbiased
-        side_weight = weight if order.side == Side.BUY else -weight
+        side_weight = weight if order.side == _BUY else -weight
         symbol = order.symbol
         last_scores = self.last_scores
         keyed = []
@@ -90,7 +95,7 @@ class Router:
                 score += side_weight
             last_scores[name] = score
             keyed.append((-score, name, venue))
-        keyed.sort(key=lambda item: (item[0], item[1]))
+        keyed.sort(key=_score_then_name)
         self._biased_last = True
         return [(-negative, venue) for negative, _, venue in keyed]
 
@@ -100,7 +105,9 @@ class Router:
         except KeyError:
             raise ValueError(f"order.symbol: one of {sorted(self._min_child)}, was {order.symbol!r}") from None
         top = self.rank(order, snapshot)[: self._top_n]
-        total_liquidity = sum(venue.liquidity for _, venue in top)
+        total_liquidity = 0
+        for _, venue in top:
+            total_liquidity += venue.liquidity
         quantity = order.quantity
         remaining = quantity
         last = len(top) - 1
