@@ -46,8 +46,11 @@ def _extensions() -> list:  # type: ignore[type-arg]
         _say("mypy is not installed, so the cores stay pure Python (pip install 'mypy==2.4.1' compiles them)")
         return []
     paths = [str(path.relative_to(ROOT)) for path in _sources()]
-    # only the compiled modules are type-checked; the rest of the package is read for its types
-    return mypycify(["--follow-imports=silent", "--ignore-missing-imports", *paths], opt_level="3")
+    try:  # only the compiled modules are type-checked; the rest of the package is read for its types
+        return mypycify(["--follow-imports=silent", "--ignore-missing-imports", *paths], opt_level="3")
+    except (Exception, SystemExit) as e:  # mypyc refused a source (it printed why): the pure package still works
+        _say(f"mypyc could not compile the cores ({type(e).__name__}: {e}); they stay pure Python")
+        return []
 
 
 class _BuildWithManifest(build_ext):
