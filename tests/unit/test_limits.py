@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
@@ -16,6 +18,7 @@ from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import EMPTY_SNAPSHOT, PositionSnapshot, VenuePosition
 from dma_bot.positions.ledger import Ledger
 from dma_bot.risk.limits import KillSwitch, RiskEngine, RiskParams, TokenBucket
+from dma_bot.risk.loss import LossLimit
 from dma_bot.risk.order_ids import ClientOrderIds
 
 BTC = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"), base_asset="BTC",
@@ -682,6 +685,20 @@ def test_loss_limit_matches_the_ledgers_net_pnl_over_seeded_random_fills() -> No
             assert tripped == (pnl <= -max_loss), (pnl, max_loss)
             checked += 1
     assert checked > 300
+
+
+def test_loss_limit_fee_bound_is_the_exact_floor_for_any_fee() -> None:
+    """floor((fee - max_loss) * 10**digits) through Decimal arithmetic equals the exact rational floor, on both
+    sides of zero, on the bound itself, and for fees too long for the Decimal context (the ratio fallback)."""
+    rng = random.Random(5)
+    loss = LossLimit(Decimal("123.45"), MarketBoard())
+    fees = [Decimal("123.45"), Decimal("123.4500000001"), Decimal("123.4499999999"), Decimal(0),
+            Decimal("1E-30"), Decimal("9" * 90), Decimal("0." + "7" * 95)]
+    fees += [Decimal(rng.randrange(-10**12, 10**12)).scaleb(-rng.randrange(0, 20)) for _ in range(2000)]
+    for fee in fees:
+        for digits in (0, 2, 14, 40):
+            expected = math.floor((Fraction(fee) - Fraction("123.45")) * 10**digits)
+            assert loss._floor_scaled(fee, digits) == expected, (fee, digits)
 
 
 def test_loss_limit_zero_turns_the_check_off() -> None:

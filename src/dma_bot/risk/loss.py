@@ -12,19 +12,24 @@ Pure: no clock, no I/O; the RiskEngine owns when to ask.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow, Rounded
 from fractions import Fraction
+from typing import Final
 
 from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PnlForm, PositionsView
 
 __all__ = ["LossLimit"]
 
+# exact or an error, never a rounded difference
+_EXACT: Final = Context(prec=80, traps=[Inexact, Rounded, InvalidOperation, DivisionByZero, Overflow])
+
 
 class LossLimit:
     """``breached(snapshot)`` against ``max_loss`` (> 0), at the mids of ``board``."""
 
     def __init__(self, max_loss: Decimal, board: MarketBoard) -> None:
+        self._max_loss = max_loss
         self._loss_ratio = max_loss.as_integer_ratio()
         self._board = board
         self._form: PnlForm | None = None
@@ -56,16 +61,29 @@ class LossLimit:
         fee = form.fee_value
         digits = form.digits
         if fee is not self._fee or digits != self._digits:
-            fee_numerator, fee_denominator = fee.as_integer_ratio()
-            loss_numerator, loss_denominator = self._loss_ratio
-            self._fee_bound = ((fee_numerator * loss_denominator - loss_numerator * fee_denominator) * 10**digits
-                               // (fee_denominator * loss_denominator))
+            self._fee_bound = self._floor_scaled(fee, digits)
             self._fee = fee
             self._digits = digits
         self._threshold = self._fee_bound - form.realized
-        self._held = tuple((symbol, coefficient, constant)
-                           for symbol, (coefficient, constant) in zip(form.symbols, form.terms, strict=True))
+        symbols, terms = form.symbols, form.terms
+        held = []
+        for index in range(len(symbols)):  # no zip(strict=...): a keyword call is the slow path compiled
+            coefficient, constant = terms[index]
+            held.append((symbols[index], coefficient, constant))
+        self._held = tuple(held)
         self._form = form
+
+    def _floor_scaled(self, fee: Decimal, digits: int) -> int:
+        """``floor((fee - max_loss) * 10**digits)``, exactly: Decimal arithmetic that may not round (it raises
+        Inexact instead), or integer ratios for a difference too long for it."""
+        try:
+            difference = _EXACT.scaleb(_EXACT.subtract(fee, self._max_loss), digits)
+        except (Inexact, Rounded):
+            fee_numerator, fee_denominator = fee.as_integer_ratio()
+            loss_numerator, loss_denominator = self._loss_ratio
+            return ((fee_numerator * loss_denominator - loss_numerator * fee_denominator) * 10**digits
+                    // (fee_denominator * loss_denominator))
+        return int(difference.to_integral_value(ROUND_FLOOR))
 
     def pnl(self) -> Decimal:
         """Net PnL at the current mids (for the kill-switch reason only)."""
