@@ -33,10 +33,10 @@ run: $(STAMP_RUN) $(NATIVE) .env
 	$(PY) -m dma_bot
 
 lint: $(STAMP_DEV)
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check src tests bench setup.py
 
 test: $(STAMP_DEV) $(NATIVE)
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check src tests bench setup.py
 	PYTHONASYNCIODEBUG=1 $(PY) -m pytest -W error $(PYTEST_ARGS)
 
 bench: $(STAMP_RUN) $(NATIVE)

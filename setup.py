@@ -3,11 +3,12 @@
 The cores listed in ``dma_bot._native.COMPILED_MODULES`` (the backtest loop, risk, loss limit, router scoring,
 simulated venue, ledger, equity, strategy books, JSONL encoder, market board) are plain, fully typed Python; mypyc
 compiles them, unchanged, into one extension group, which runs the same code about 1.6x faster (bench/backtest.py
-B: 235,545 against 144,091 quotes/s on the same day). The Python sources stay the reference and are installed beside the extensions: ``dma_bot._native`` runs them
-instead whenever the extensions are missing, were built from other sources (a file edited since the build) or
-``DMA_BOT_PURE=1`` is set, and says so in one line. Compiling needs mypy (pinned: its code generator is part of
-the build) and a C compiler; without either the build says so in one line and installs the pure package.
-``DMA_BOT_COMPILE=0`` skips compiling (``make`` installs so, then compiles in place).
+B: 235,545 against 144,091 quotes/s on the same day). The Python sources stay the reference and are installed
+beside the extensions: ``dma_bot._native`` runs them instead whenever the extensions are missing, were built from
+other sources (a file edited since the build) or ``DMA_BOT_PURE=1`` is set, and says so in one line. Compiling
+needs mypy (pinned: its code generator is part of the build) and a C compiler; without either the build says so
+in one line and installs the pure package. ``DMA_BOT_COMPILE=0`` skips compiling (``make`` installs so, then
+compiles in place).
 
 ``python setup.py build_ext --inplace`` (what ``make`` runs when a compiled source changes) builds them in src/.
 """
@@ -24,7 +25,7 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "src" / "dma_bot"))  # _native.py alone, not the package
-from _native import COMPILED_MODULES, MANIFEST, source_digest  # noqa: E402  (the list has one home)
+from _native import COMPILED_MODULES, MANIFEST, source_digest, source_path  # noqa: E402  (one home)
 
 sys.path.pop(0)
 
@@ -34,7 +35,7 @@ def _say(text: str) -> None:
 
 
 def _sources() -> list[Path]:
-    return [ROOT / "src" / Path(*name.split(".")).with_suffix(".py") for name in COMPILED_MODULES]
+    return [source_path(ROOT / "src", name) for name in COMPILED_MODULES]
 
 
 def _extensions() -> list:  # type: ignore[type-arg]

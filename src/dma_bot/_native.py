@@ -27,7 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Final
 
-__all__ = ["COMPILED_MODULES", "CORES", "MANIFEST", "Cores", "assess", "install", "source_digest"]
+__all__ = ["COMPILED_MODULES", "CORES", "MANIFEST", "Cores", "assess", "install", "source_digest", "source_path"]
 
 COMPILED_MODULES: Final = (
     "dma_bot.backtest",
@@ -41,7 +41,7 @@ COMPILED_MODULES: Final = (
     "dma_bot.recorder.jsonl",
     "dma_bot.model.market",
 )
-"""The modules compiled by mypyc, in build order (the first one's extension locates the package's build)."""
+"""The modules compiled by mypyc, as one extension group."""
 
 MANIFEST: Final = "_native.json"
 PURE_ENV: Final = "DMA_BOT_PURE"
@@ -66,7 +66,7 @@ def source_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _source(package_root: Path, name: str) -> Path:
+def source_path(package_root: Path, name: str) -> Path:
     """The ``.py`` of a module ``dma_bot.x.y``, under ``package_root`` (the directory holding ``dma_bot``)."""
     return package_root.joinpath(*name.split(".")).with_suffix(".py")
 
@@ -81,7 +81,7 @@ def _extension(source: Path) -> Path | None:
 
 def assess(package_root: Path, environ: Mapping[str, str], modules: Sequence[str] = COMPILED_MODULES) -> Cores:
     """Whether the compiled group under ``package_root`` may run (pure: no I/O beyond reading the files)."""
-    sources = [_source(package_root, name) for name in modules]
+    sources = [source_path(package_root, name) for name in modules]
     present = [_extension(source) is not None for source in sources]
     if not any(present):
         return Cores(compiled=False, reason="", extensions=False)
@@ -106,7 +106,7 @@ class _PureFinder:
     """Imports the listed modules from their ``.py`` even where an extension of the same name lies beside it."""
 
     def __init__(self, package_root: Path, modules: Sequence[str]) -> None:
-        self._sources = {name: _source(package_root, name) for name in modules}
+        self._sources = {name: source_path(package_root, name) for name in modules}
 
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None,
                   ) -> importlib.machinery.ModuleSpec | None:
@@ -134,5 +134,6 @@ CORES: Final = (install(_PACKAGE_ROOT, COMPILED_MODULES, os.environ) if __name__
                 else Cores(compiled=False, reason="", extensions=False))
 """What this process runs: decided at the first import of ``dma_bot`` (setup.py's import decides nothing)."""
 
-if __name__ == "__main__":  # `python src/dma_bot/_native.py --sources`: the compiled sources, for the Makefile
-    print(" ".join(str(_source(_PACKAGE_ROOT, name).relative_to(_PACKAGE_ROOT.parent)) for name in COMPILED_MODULES))
+if __name__ == "__main__":  # `python src/dma_bot/_native.py`: the compiled sources, for the Makefile
+    print(" ".join(str(source_path(_PACKAGE_ROOT, name).relative_to(_PACKAGE_ROOT.parent))
+                   for name in COMPILED_MODULES))

@@ -27,9 +27,11 @@ no market impact: the displayed size one order took is there again for the next.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from fractions import Fraction
 from heapq import heappop, heappush, heapreplace
 from itertools import pairwise
 from typing import Final
@@ -52,13 +54,6 @@ _ATTEMPT: Final = ExecStatus.PARTIALLY_FILLED  # marks a scheduled fill attempt;
 _BUY: Final = Side.BUY
 _new_tuple: Final = tuple.__new__
 _WINDOW: Final = "not filled within the venue's fill window"
-
-
-def _ceil_ratio(amount: Decimal, unit: Decimal) -> int:
-    """The least integer n with ``n * unit >= amount`` (``unit`` > 0), exactly (0 for an amount of 0)."""
-    amount_numerator, amount_denominator = amount.as_integer_ratio()
-    unit_numerator, unit_denominator = unit.as_integer_ratio()
-    return -(-(amount_numerator * unit_denominator) // (amount_denominator * unit_numerator))
 
 
 class _Order:
@@ -133,9 +128,10 @@ class SimVenue:
         self._fee_units = {symbol: self._fee_rate * instrument.tick_size * instrument.step_size
                            for symbol, instrument in self._instruments.items()}  # per tick*step of notional
         # the order checks in integers: the fewest steps of min_qty, the fewest ticks*steps of min_notional
-        self._min_steps = {symbol: _ceil_ratio(instrument.min_qty, instrument.step_size)
+        self._min_steps = {symbol: math.ceil(Fraction(instrument.min_qty) / Fraction(instrument.step_size))
                            for symbol, instrument in self._instruments.items()}
-        self._min_units = {symbol: _ceil_ratio(instrument.min_notional, instrument.tick_size * instrument.step_size)
+        self._min_units = {symbol: math.ceil(Fraction(instrument.min_notional)
+                                             / (Fraction(instrument.tick_size) * Fraction(instrument.step_size)))
                            for symbol, instrument in self._instruments.items()}
         self._heap: list[tuple[int, int, _Order]] = []
         self._open = 0

@@ -36,15 +36,15 @@ class ExecStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in _TERMINAL
+        return self in TERMINAL_STATUSES
 
     @property
     def is_fill(self) -> bool:
         return self is ExecStatus.PARTIALLY_FILLED or self is ExecStatus.FILLED
 
 
-_TERMINAL: Final = frozenset({ExecStatus.FILLED, ExecStatus.CANCELED, ExecStatus.REJECTED, ExecStatus.EXPIRED})
-TERMINAL_STATUSES: Final = _TERMINAL
+TERMINAL_STATUSES: Final = frozenset({ExecStatus.FILLED, ExecStatus.CANCELED, ExecStatus.REJECTED,
+                                     ExecStatus.EXPIRED})
 """``status in TERMINAL_STATUSES`` is ``status.is_terminal`` without a Python-level property call (hot cores)."""
 
 _S = ExecStatus

@@ -768,10 +768,7 @@ class Ledger:
         pnl = self._realized_total
         value = 0
         mid2s = board.mid2s
-        terms = self._mark_terms
-        if terms is None:
-            terms = self._mark_terms = self._terms_of_marks()
-        for symbol, coefficient, constant, exposure_coefficient in terms:
+        for symbol, coefficient, constant, exposure_coefficient in self._terms_of_marks():
             mid2 = mid2s.get(symbol)
             if mid2 is not None:
                 pnl += coefficient * mid2 + constant
@@ -780,9 +777,15 @@ class Ledger:
         return pnl, value
 
     def _terms_of_marks(self) -> tuple[tuple[str, int, int, int], ...]:
-        """``_marked``'s integers per held symbol: PnL ``steps * mid2 * half - cost * factor`` as a coefficient
-        of mid2 and a constant, exposure ``steps * mid2 * exposure factor`` as a coefficient (the same products,
-        made once per fill instead of at every mark)."""
+        """Per held symbol, the integers that marks and the PnlForm multiply the mids by: PnL ``steps * mid2 *
+        half - cost * factor`` as a coefficient of mid2 and a constant, exposure ``steps * mid2 * exposure
+        factor`` as a coefficient; made once per fill, kept until the next."""
+        terms = self._mark_terms
+        if terms is None:
+            terms = self._mark_terms = self._make_terms_of_marks()
+        return terms
+
+    def _make_terms_of_marks(self) -> tuple[tuple[str, int, int, int], ...]:
         half_factors = self._half_factors
         pnl_factors = self._pnl_factors
         exposure_factors = self._exposure_factors
@@ -798,14 +801,11 @@ class Ledger:
         board, exactly; one object until the next fill."""
         form = self._form
         if form is None:
-            half_factors = self._half_factors
-            factors = self._pnl_factors
             symbols = []
             terms = []
-            for symbol, (steps, cost) in self._open.items():
-                if steps or cost:
-                    symbols.append(symbol)
-                    terms.append((steps * half_factors[symbol], -cost * factors[symbol]))
+            for symbol, coefficient, constant, _ in self._terms_of_marks():
+                symbols.append(symbol)
+                terms.append((coefficient, constant))
             # PnlForm(digits=, realized=, symbols=, terms=, fee_value=), built in C (one per fill)
             form = self._form = _new_tuple(PnlForm, (self._mark_digits, self._realized_total, tuple(symbols),
                                                      tuple(terms), self.fee_value()))
