@@ -112,25 +112,30 @@ class _BlockBoard:
     """The MarketBoard as the per-quote loop would have it at a row of a block: ``upto(j)`` puts each symbol's
     newest quote among rows ``< j`` on it (a symbol without one keeps its quote from before the block); only
     symbols whose row changed get a new Tick. ``mids_upto(j)`` brings only the board's ``mid2s`` there (all that
-    risk, the loss limit and the marks read: an int per symbol, no Tick); the Ticks follow at the next ``upto``,
-    which the loop calls before a venue's fill reads them and at the block's end. The newest rows come from one
+    risk, the loss limit and the marks read: an int per symbol, no Tick); ``tick_upto(j, symbol)`` the mids and
+    that one symbol's Tick (what a venue's fill attempt reads); the other Ticks follow at the next ``upto``, at
+    the block's end. The newest rows come from one
     table made per block with numpy (``newest[j, s]``: symbol ``s``'s last row before ``j``, -1 for none), one
     row of it read per call; the Ticks are built from the block's columns read as Python ints (``columns``:
     memoryviews, a list for the times the loop searches; an index there is a fraction of a numpy scalar read,
     and only the rows read are converted)."""
 
-    __slots__ = ("_block", "_board", "_done", "_mids_done", "_mids_shown", "_names", "_newest", "_plan_codes",
-                 "_plan_mid2s", "_plan_rows", "_plan_starts", "_shown", "columns")
+    __slots__ = ("_block", "_board", "_codes", "_done", "_mids_done", "_mids_shown", "_names", "_newest",
+                 "_plan_codes", "_plan_mid2s", "_plan_rows", "_plan_starts", "_rows_at", "_rows_j", "_shown",
+                 "columns")
 
     def __init__(self, board: MarketBoard, block: QuoteBlock) -> None:
         self._board = board
         self._block = block
         self._names = block.symbols
-        self._shown = [-1] * len(block.symbols)
+        self._codes = {symbol: code for code, symbol in enumerate(block.symbols)}
+        self._shown = [-1] * len(block.symbols)  # per symbol code, the row of the Tick on the board (-1: none)
         self._done = 0
         self._mids_shown = [-1] * len(block.symbols)
         self._mids_done = 0
         self._newest: npt.NDArray[np.int64] | None = None  # made on the first call that needs it
+        self._rows_j = -1  # _rows_at is newest[_rows_j] as a list (the row read last: a fill's mids and Tick)
+        self._rows_at: list[int] = []
         # plan_signals' changes, flat: signal i's are entries plan_starts[i] .. plan_starts[i + 1] - 1
         self._plan_codes: list[int] = []
         self._plan_rows: list[int] = []
@@ -154,17 +159,24 @@ class _BlockBoard:
         self._newest = newest
         return newest
 
+    def _rows(self, j: int) -> list[int]:
+        """``newest[j]``: each symbol's newest row before ``j`` (-1: none in this block)."""
+        if j != self._rows_j:
+            newest = self._newest
+            if newest is None:
+                newest = self._table()
+            self._rows_at = newest[j].tolist()
+            self._rows_j = j
+        return self._rows_at
+
     def mids_upto(self, j: int) -> None:
         if j <= self._mids_done:
             return
         self._mids_done = j
-        newest = self._newest
-        if newest is None:
-            newest = self._table()
         shown = self._mids_shown
         mid2s = self._board.mid2s
         bid, ask = self.columns[0], self.columns[1]
-        for code, row in enumerate(newest[j].tolist()):
+        for code, row in enumerate(self._rows(j)):
             if row != shown[code] and row >= 0:
                 shown[code] = row
                 mid2s[self._names[code]] = bid[row] + ask[row]
@@ -204,30 +216,32 @@ class _BlockBoard:
             shown[code] = rows[k]
             mid2s[names[code]] = values[k]
 
+    def tick_upto(self, j: int, symbol: str) -> None:
+        """``mids_upto(j)``, and ``symbol``'s Tick as of row ``j`` (``j`` never goes back within a block)."""
+        self.mids_upto(j)
+        code = self._codes.get(symbol)
+        if code is not None:
+            row = self._rows(j)[code]
+            if row != self._shown[code] and row >= 0:
+                self._show(code, row)
+
     def upto(self, j: int) -> None:
         if j <= self._done:
             return
         self._done = j
-        newest = self._newest
-        if newest is None:
-            newest = self._table()
+        self.mids_upto(j)
         shown = self._shown
-        mids_ahead = j < self._mids_done  # the mids are past row j already: leave them
-        mids_shown = self._mids_shown
-        board = self._board
-        last, mid2s = board.last, board.mid2s
-        for code, row in enumerate(newest[j].tolist()):
+        for code, row in enumerate(self._rows(j)):
             if row != shown[code] and row >= 0:
-                shown[code] = row
-                symbol = self._names[code]
-                bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns = self.columns
-                last[symbol] = _new_tuple(Tick, (symbol, bid[row], ask[row], bid_qty[row], ask_qty[row],
-                                                 ts_event_ns[row], ts_ns[row]))
-                if not mids_ahead and row != mids_shown[code]:
-                    mids_shown[code] = row
-                    mid2s[symbol] = bid[row] + ask[row]
-        if not mids_ahead:
-            self._mids_done = j
+                self._show(code, row)
+
+    def _show(self, code: int, row: int) -> None:
+        """Symbol ``code``'s Tick of ``row`` onto the board."""
+        self._shown[code] = row
+        symbol = self._names[code]
+        bid, ask, bid_qty, ask_qty, ts_event_ns, ts_ns = self.columns
+        self._board.last[symbol] = _new_tuple(Tick, (symbol, bid[row], ask[row], bid_qty[row], ask_qty[row],
+                                                     ts_event_ns[row], ts_ns[row]))
 
 
 class BlockSignals(NamedTuple):
@@ -472,7 +486,7 @@ class Backtest:
             j = bisect_left(ts, due, popped, p + 1) if popped <= p else popped
             if j > p:  # rows up to p are done (a report due at a row already past: the next row takes it)
                 break
-            self._reports_due(ts[j], lines, partial(board.upto, j))  # the board is read only by fills
+            self._reports_due(ts[j], lines, board, j)  # the board is read only by fills and marks
             popped = j + 1
         return max(popped, p + 1)
 
@@ -510,12 +524,13 @@ class Backtest:
             reason = str(decision.reason)
             mine.rejects[reason] = mine.rejects.get(reason, 0) + 1
 
-    def _reports_due(self, now: int, lines: list[bytes], prepare: Callable[[], object] | None = None) -> None:
-        """The venues' reports due by ``now``, in due order across venues, into the ledger and the lines.
-        ``prepare`` brings the board up to ``now`` when something reads it (a fill attempt, the marks after a
-        change); without it the board is up to date already."""
+    def _reports_due(self, now: int, lines: list[bytes], board: _BlockBoard | None = None, row: int = 0) -> None:
+        """The venues' reports due by ``now``, in due order across venues, into the ledger and the lines. With
+        ``board``, the MarketBoard is brought to the block's ``row`` where something reads it (a fill attempt
+        its symbol's quote, the marks after a change the mids); without it the board is up to date already."""
         reports: list[ExecReport] = []
         soonest = None  # the venues' next due time after these reports
+        prepare = None if board is None else partial(board.tick_upto, row)
         for venue in self.venues.values():
             due = venue.next_due_ns()
             if due is not None and due <= now:
@@ -528,9 +543,9 @@ class Backtest:
             return
         if len(reports) > 1:
             reports.sort(key=_due_time)  # across venues (each venue's are in due order already)
-        self._apply(reports, lines, prepare)
+        self._apply(reports, lines, board, row)
 
-    def _apply(self, reports: list[ExecReport], lines: list[bytes], prepare: Callable[[], object] | None) -> None:
+    def _apply(self, reports: list[ExecReport], lines: list[bytes], board: _BlockBoard | None, row: int) -> None:
         ledger = self.ledger
         changed = False
         encode = self._encode_report
@@ -548,18 +563,17 @@ class Backtest:
         if notes:
             lines.extend(map(self.encoder.encode, notes))
         if changed:
-            if prepare is not None:
-                prepare()  # the marks read the board (a fill's attempt brought it up to date already)
-            ts_ns = reports[-1].ts_event_ns
-            net, exposure = ledger.mark(self.board)
-            self.equity.mark(ts_ns, net, exposure)
+            if board is not None:
+                board.mids_upto(row)  # the marks read the mids (a fill's attempt brought them up to date already)
+            net, net_digits, exposure, exposure_digits = ledger.mark_units(self.board)
+            self.equity.mark_units(reports[-1].ts_event_ns, net, net_digits, exposure, exposure_digits)
             for strategy in sorted(moved):
                 books.mark(strategy)
 
     def _mark(self, ts_ns: int) -> None:
         """Net PnL and exposure at the current mids into the equity curves, the total and each strategy's."""
-        net, exposure = self.ledger.mark(self.board)
-        self.equity.mark(ts_ns, net, exposure)
+        net, net_digits, exposure, exposure_digits = self.ledger.mark_units(self.board)
+        self.equity.mark_units(ts_ns, net, net_digits, exposure, exposure_digits)
         self.books.mark_all()
 
     def _drain(self, now: int, lines: list[bytes]) -> int:

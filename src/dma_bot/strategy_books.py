@@ -81,7 +81,8 @@ class StrategyBooks:
 
     def mark(self, strategy: str) -> None:
         """The strategy's net PnL at the board's mids into its drawdown."""
-        self.drawdowns[strategy].add(self.ledgers[strategy].net_mark(self._board))
+        net, digits = self.ledgers[strategy].net_units(self._board)
+        self.drawdowns[strategy].add_units(net, digits)
 
     def mark_all(self) -> None:
         for strategy in self.ledgers:

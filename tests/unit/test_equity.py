@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import pytest
 
 from dma_bot.equity import MINUTE_NS, Drawdown, EquityCurve
+
+_EXACT = Context(prec=100)  # Decimal(int).scaleb without rounding
 
 
 def test_peak_and_max_drawdown_over_marks() -> None:
@@ -66,3 +68,33 @@ def test_drawdown_alone_keeps_the_curves_peak_and_max_drawdown() -> None:
     for value in ("5", "-2.5", "4", "-3"):
         fall.add(Decimal(value))
     assert (fall.peak, fall.max_drawdown) == (Decimal(5), Decimal(8))
+
+
+def test_integer_marks_are_the_decimal_marks() -> None:
+    """mark_units(net * 10**-digits) gives what mark(Decimal) gives: peak, drawdown, minute closes and samples
+    (digit for digit), with the digits changing from mark to mark (a finer mark rescales the peak)."""
+    rng = random.Random(9)
+    by_units, by_decimals = EquityCurve(max_samples=16), EquityCurve(max_samples=16)
+    drawdown = Drawdown()
+    for index in range(500):
+        digits, position_digits = rng.choice([0, 2, 9, 30]), rng.choice([0, 3])
+        net, position = rng.randint(-10**digits * 50, 10**digits * 50), rng.randint(-999, 999)
+        ts = index * MINUTE_NS // 7
+        by_units.mark_units(ts, net, digits, position, position_digits)
+        by_decimals.mark(ts, Decimal(net).scaleb(-digits, _EXACT), Decimal(position).scaleb(-position_digits, _EXACT))
+        drawdown.add_units(net, digits)
+    by_units.finish()
+    by_decimals.finish()
+    assert by_units.max_drawdown > 0
+    assert (by_units.peak, by_units.max_drawdown) == (by_decimals.peak, by_decimals.max_drawdown)
+    assert (drawdown.peak, drawdown.max_drawdown) == (by_units.peak, by_units.max_drawdown)
+    assert [str(net) for _, net in by_units.minute_closes] == [str(net) for _, net in by_decimals.minute_closes]
+    assert len(by_units.minute_closes) > 50
+    assert [tuple(map(str, sample)) for sample in by_units.samples] == [
+        tuple(map(str, sample)) for sample in by_decimals.samples]
+    assert len(by_units.samples) < 16
+
+
+def test_a_mark_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(ValueError, match="equity: a mark must be a finite amount, was NaN"):
+        EquityCurve().mark(1, Decimal("NaN"), Decimal(0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from decimal import Decimal
+from decimal import Context, Decimal
 from fractions import Fraction
 from itertools import count
 
@@ -17,6 +17,7 @@ from dma_bot.model.market import MarketBoard
 from dma_bot.model.positions import PnlForm
 from dma_bot.positions.ledger import Ledger
 
+_EXACT = Context(prec=100)  # Decimal(int).scaleb without rounding
 BTC = Instrument(symbol="BTCUSDT", tick_size=Decimal("0.01"), step_size=Decimal("0.001"), base_asset="BTC",
                  quote_asset="USDT")
 ETH = Instrument(symbol="ETHUSDT", tick_size=Decimal("0.5"), step_size=Decimal("0.01"), base_asset="ETH",
@@ -434,6 +435,28 @@ def test_ledger_mark_equals_net_pnl_and_values_the_exposure_at_mid() -> None:
         books = ledger.book_pnl(board)  # per book, not from the per-symbol sums mark() keeps
         assert sum((unrealized for _, unrealized in books.values()), Decimal(0)) == ledger.unrealized_pnl(board)
         assert sum((realized for realized, _ in books.values()), Decimal(0)) == ledger.realized_pnl()
+
+
+def test_ledger_mark_units_are_mark_digit_for_digit() -> None:
+    """mark_units() and net_units() are mark()'s and net_mark()'s Decimals as integers of 10**-digits, the same
+    digits (str() equal, not only ==), also when a fee has more decimal places than the marks."""
+    rng = random.Random(11)
+    ledger = Ledger(INSTRUMENTS)
+    for n in range(300):
+        symbol = rng.choice(["BTCUSDT", "ETHUSDT"])
+        places = rng.choice([0, 4, 12, 20])  # 20: finer than the marks' integers
+        ledger.apply(_report(side=rng.choice([Side.BUY, Side.SELL]), symbol=symbol, venue=rng.choice("AB"),
+                             last_qty=rng.randint(1, 900), last_price=rng.randint(9_000, 11_000),
+                             client_order_id=f"u{n}", fee=Decimal(rng.randint(0, 999)).scaleb(-places)))
+        board = _board(("BTCUSDT", rng.randint(9_000, 11_000), rng.randint(11_001, 11_003)),
+                       *([("ETHUSDT", 4_000, 4_001)] if n % 3 else []))
+        net, exposure = ledger.mark(board)
+        units, digits, exposure_units, exposure_digits = ledger.mark_units(board)
+        assert str(Decimal(units).scaleb(-digits, _EXACT)) == str(net)
+        assert str(Decimal(exposure_units).scaleb(-exposure_digits, _EXACT)) == str(exposure)
+        net_units, net_digits = ledger.net_units(board)
+        assert str(Decimal(net_units).scaleb(-net_digits, _EXACT)) == str(ledger.net_mark(board)) == str(net)
+    assert digits > exposure_digits  # the finest fees set the net's digits
 
 
 def _evaluate(form: PnlForm, board: MarketBoard) -> Fraction:

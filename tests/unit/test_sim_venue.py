@@ -694,22 +694,25 @@ def test_sim_venue_cuts_are_random_sample_on_the_same_state() -> None:
     assert venue._rng.getstate() == reference.getstate()
 
 
-def test_sim_venue_prepare_runs_once_before_the_first_attempt_reads_the_board() -> None:
-    """``pop_due(now, prepare)``: an ACK alone reads no quote (prepare not called); the first fill attempt calls
-    it once, before reading the board, so a quote it puts there is the one the attempt trades against."""
-    board = MarketBoard()  # empty: only prepare's quote can fill
+def test_sim_venue_prepare_runs_before_each_attempt_reads_its_symbols_quote() -> None:
+    """``pop_due(now, prepare)``: an ACK alone reads no quote (prepare not called); each fill attempt calls it
+    with the order's symbol before reading the board, so a quote it puts there is the one the attempt trades
+    against."""
+    board = MarketBoard()  # empty: only prepare's quotes can fill
     venue = make_venue(make_params(jitter_pct=0, partial_fill_pct=0), seed=1, board=board)
     venue.submit(make_route(1), T0)
     venue.submit(make_route(2), T0)
-    calls: list[int] = []
+    calls: list[tuple[str, int]] = []
+    prices = iter([6_500_000, 6_400_000])
 
-    def prepare() -> None:
-        calls.append(len(board.last))
-        board.update(quote(6_500_000, 6_500_000))
+    def prepare(symbol: str) -> None:
+        calls.append((symbol, len(board.last)))
+        price = next(prices)
+        board.update(quote(price, price))
 
     acks = venue.pop_due(T0 + 2 * MS, prepare)
     assert [report.status for report in acks] == [ExecStatus.ACK, ExecStatus.ACK] and calls == []
     fills = venue.pop_due(T0 + 10 * MS, prepare)
     assert [report.status for report in fills] == [ExecStatus.FILLED, ExecStatus.FILLED]
-    assert [report.last_price for report in fills] == [6_500_000, 6_500_000]
-    assert calls == [0]
+    assert [report.last_price for report in fills] == [6_500_000, 6_400_000]
+    assert calls == [("BTCUSDT", 0), ("BTCUSDT", 1)]

@@ -172,12 +172,13 @@ class SimVenue:
         self._submitted += 1
         self._open += 1
 
-    def pop_due(self, now_ns: int, prepare: Callable[[], object] | None = None) -> list[ExecReport]:
+    def pop_due(self, now_ns: int, prepare: Callable[[str], object] | None = None) -> list[ExecReport]:
         """Every report due at or before ``now_ns``, in time order (ties in submit order); ``ts_ns = now_ns``.
 
         Fill attempts trade against ``board.last`` as it is now: the driver calls this with the board holding
-        the quotes that prevail at the reports' due times, or gives ``prepare``, called before the first
-        attempt reads the board (a driver that brings its board up to date only when it is read)."""
+        the quotes that prevail at the reports' due times, or gives ``prepare``, called with the order's symbol
+        before each attempt reads that symbol's quote (a driver that brings its board up to date only where it
+        is read)."""
         heap = self._heap
         quotes = self._board.last
         reports: list[ExecReport] = []
@@ -193,10 +194,10 @@ class SimVenue:
             else:
                 heapreplace(heap, (events[order.index][0], seq, order))
             if kind is _ATTEMPT:
+                symbol = order.route.symbol
                 if prepare is not None:
-                    prepare()
-                    prepare = None
-                self._attempt(order, due, part, last, quotes.get(order.route.symbol), now_ns, reports)
+                    prepare(symbol)
+                self._attempt(order, due, part, last, quotes.get(symbol), now_ns, reports)
             else:
                 reports.append(self._report(order, due, kind, 0, 0, now_ns))
         return reports

@@ -333,6 +333,7 @@ class Ledger:
         "_exposure_factors",
         "_fee_shown",
         "_fee_total",
+        "_fee_units",
         "_form",
         "_gaps",
         "_half_factors",
@@ -400,6 +401,7 @@ class Ledger:
         self._realized_shown = (0, _ZERO)  # (_realized_total, its tidy Decimal)
         self._fee_total = _ZERO  # the sum of every book's fee_value (kept as fees are booked)
         self._fee_shown = (_ZERO, _ZERO)  # (_fee_total, its tidy Decimal)
+        self._fee_units = (_ZERO, 0, self._mark_digits)  # (_fee_total, it in 10**-digits units, digits)
         self._board = board
         self._max_terminal = max_terminal_orders
         self._max_trades = max_trade_ids
@@ -762,6 +764,38 @@ class Ledger:
         """:meth:`mark`'s net PnL alone (a drawdown needs no exposure)."""
         pnl, _ = self._marked(board, exposure=False)
         return _EXACT.subtract(_EXACT.scaleb(Decimal(pnl), -self._mark_digits), self._fee_total)
+
+    def mark_units(self, board: MarketBoard) -> tuple[int, int, int, int]:
+        """:meth:`mark` in integers, for a curve marked after every fill without a Decimal operation:
+        ``(net, net_digits, exposure, exposure_digits)``, each figure ``integer * 10**-digits`` exactly; the
+        Decimals :meth:`mark` returns are ``Decimal(integer).scaleb(-digits)``, digit for digit."""
+        pnl, exposure = self._marked(board, exposure=True)
+        fee, digits = self._fees_in_units()
+        mark_digits = self._mark_digits
+        if digits != mark_digits:
+            pnl *= 10 ** (digits - mark_digits)
+        return pnl - fee, digits, exposure, mark_digits
+
+    def net_units(self, board: MarketBoard) -> tuple[int, int]:
+        """:meth:`net_mark` in integers: ``(net, digits)``, net PnL = ``net * 10**-digits`` exactly."""
+        pnl, _ = self._marked(board, exposure=False)
+        fee, digits = self._fees_in_units()
+        mark_digits = self._mark_digits
+        if digits != mark_digits:
+            pnl *= 10 ** (digits - mark_digits)
+        return pnl - fee, digits
+
+    def _fees_in_units(self) -> tuple[int, int]:
+        """The priced fees' total as ``(integer, digits)``: ``integer * 10**-digits`` exactly, ``digits`` the
+        larger of the marks' digits and the total's decimal places (what subtracting it from a mark gives)."""
+        total, units, digits = self._fee_units
+        if total is not self._fee_total:
+            total = self._fee_total
+            exponent = total.as_tuple().exponent
+            digits = max(self._mark_digits, -exponent if isinstance(exponent, int) else 0)
+            units = int(_EXACT.scaleb(total, digits))
+            self._fee_units = (total, units, digits)
+        return units, digits
 
     def _marked(self, board: MarketBoard, *, exposure: bool) -> tuple[int, int]:
         """Net PnL before fees and (when asked) exposure at the board's mids, in ``10**-mark_digits`` units."""
