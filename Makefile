@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 # The hot cores compiled in place by mypyc (setup.py); rebuilt when one of their sources changes. Without a
-# compiler the build says so and the pure-Python cores run (dma_bot._native decides at import).
+# compiler the build says so once, records it in the manifest and the pure-Python cores run (dma_bot._native
+# decides at import) until a compiled source changes.
 NATIVE := src/dma_bot/_native.json
 NATIVE_SOURCES := setup.py src/dma_bot/_native.py $(shell $(PYTHON) src/dma_bot/_native.py)
 

@@ -7,7 +7,8 @@ B: 235,545 against 144,091 quotes/s on the same day). The Python sources stay th
 beside the extensions: ``dma_bot._native`` runs them instead whenever the extensions are missing, were built from
 other sources (a file edited since the build) or ``DMA_BOT_PURE=1`` is set, and says so in one line. Compiling
 needs mypy (pinned: its code generator is part of the build) and a C compiler; without either the build says so
-in one line and installs the pure package. ``DMA_BOT_COMPILE=0`` skips compiling (``make`` installs so, then
+in one line, installs the pure package and records why in the manifest (so ``make`` does not try again until a
+compiled source changes). ``DMA_BOT_COMPILE=0`` skips compiling (``make`` installs so, then
 compiles in place).
 
 ``python setup.py build_ext --inplace`` (what ``make`` runs when a compiled source changes) builds them in src/.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 from setuptools import setup
@@ -30,8 +32,16 @@ from _native import COMPILED_MODULES, MANIFEST, source_digest, source_path  # no
 sys.path.pop(0)
 
 
+_FAILED: list[str] = []  # why the cores could not be compiled, when they could not
+
+
 def _say(text: str) -> None:
     print(f"dma_bot build: {text}", file=sys.stderr)
+
+
+def _failed(why: str) -> None:
+    _FAILED.append(why)
+    _say(f"{why}; they stay pure Python")
 
 
 def _sources() -> list[Path]:
@@ -44,31 +54,41 @@ def _extensions() -> list:  # type: ignore[type-arg]
     try:
         from mypyc.build import mypycify
     except ImportError:
-        _say("mypy is not installed, so the cores stay pure Python (pip install 'mypy==2.4.1' compiles them)")
+        _failed("mypy is not installed, so the cores cannot be compiled (pip install 'mypy==2.4.1' compiles them)")
         return []
     paths = [str(path.relative_to(ROOT)) for path in _sources()]
     try:  # only the compiled modules are type-checked; the rest of the package is read for its types
         return mypycify(["--follow-imports=silent", "--ignore-missing-imports", *paths], opt_level="3")
     except (Exception, SystemExit) as e:  # mypyc refused a source (it printed why): the pure package still works
-        _say(f"mypyc could not compile the cores ({type(e).__name__}: {e}); they stay pure Python")
+        _failed(f"mypyc could not compile the cores ({type(e).__name__}: {e})")
         return []
 
 
 class _BuildWithManifest(build_ext):
     """build_ext that also writes the manifest beside the extensions: the digest of each compiled source, which
-    ``dma_bot._native`` compares with the sources at import. A failed compile leaves the pure package."""
+    ``dma_bot._native`` compares with the sources at import. A failed compile leaves the pure package: the
+    group's extensions there are removed (they were built from other sources) and the manifest records why,
+    under ``failed`` (no ``modules``, so nothing validates), which keeps ``make`` from retrying the compile on
+    every run until a compiled source changes."""
 
     def run(self) -> None:
-        if not self.extensions:
-            return
-        try:
-            super().run()
-        except Exception as e:  # a missing compiler or headers: the pure package still works
-            _say(f"compiling the cores failed ({type(e).__name__}: {e}); they stay pure Python")
-            return
+        if self.extensions:
+            try:
+                super().run()
+            except Exception as e:  # a missing compiler or headers: the pure package still works
+                _failed(f"compiling the cores failed ({type(e).__name__}: {e})")
+        if not _FAILED and not self.extensions:
+            return  # DMA_BOT_COMPILE=0: nothing asked for, nothing to record
         target = Path(self.get_ext_fullpath("dma_bot.backtest")).parent  # src/dma_bot, or the wheel's dma_bot
         digests = {name: source_digest(path) for name, path in zip(COMPILED_MODULES, _sources(), strict=True)}
-        (target / MANIFEST).write_text(json.dumps({"modules": digests}, indent=1, sort_keys=True) + "\n")
+        if _FAILED:
+            for name in COMPILED_MODULES:
+                for suffix in EXTENSION_SUFFIXES:
+                    source_path(target.parent, name).with_suffix(suffix).unlink(missing_ok=True)
+            record = {"failed": _FAILED[0], "sources": digests}
+        else:
+            record = {"modules": digests}
+        (target / MANIFEST).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": _BuildWithManifest})

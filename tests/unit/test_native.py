@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.machinery
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +100,40 @@ def test_compiled_modules_define_no_frozen_dataclass(name: str) -> None:
     root = Path(__file__).resolve().parents[2]
     text = root.joinpath("src", *name.split(".")).with_suffix(".py").read_text()
     assert "frozen=True" not in text
+
+
+def test_a_failed_compile_is_recorded_so_make_does_not_retry_and_stale_extensions_go(tmp_path: Path) -> None:
+    """setup.py build_ext --inplace where mypyc cannot be imported: one line on stderr, exit 0, the group's old
+    extensions removed, and a manifest newer than the sources that records why (``make`` then finds the cores
+    up to date until a source changes) and validates nothing: the tree runs the pure cores, quietly."""
+    root = Path(__file__).resolve().parents[2]
+    tree = tmp_path / "repo"
+    shutil.copytree(root / "src" / "dma_bot", tree / "src" / "dma_bot",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__", MANIFEST))
+    shutil.copy(root / "setup.py", tree / "setup.py")
+    shutil.copy(root / "pyproject.toml", tree / "pyproject.toml")
+    shutil.copy(root / "README.md", tree / "README.md")
+    stale = [tree.joinpath("src", *name.split(".")).with_suffix(SUFFIX) for name in COMPILED_MODULES[:2]]
+    for path in stale:
+        path.write_bytes(b"an extension of older sources")
+    blocker = tmp_path / "no_mypyc" / "mypyc"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('mypyc is not here')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker.parent)}
+    env.pop("DMA_BOT_COMPILE", None)
+    done = subprocess.run([sys.executable, "setup.py", "--quiet", "build_ext", "--inplace"], cwd=tree, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("dma_bot build:")] == [
+        "dma_bot build: mypy is not installed, so the cores cannot be compiled (pip install 'mypy==2.4.1' "
+        "compiles them); they stay pure Python"]
+    assert not any(path.exists() for path in stale)
+    manifest = tree / "src" / "dma_bot" / MANIFEST
+    record = json.loads(manifest.read_text())
+    assert record["failed"].startswith("mypy is not installed") and "modules" not in record
+    assert set(record["sources"]) == set(COMPILED_MODULES)
+    newest_source = max(tree.joinpath("src", *name.split(".")).with_suffix(".py").stat().st_mtime_ns
+                        for name in COMPILED_MODULES)
+    assert manifest.stat().st_mtime_ns >= newest_source
+    cores = assess(tree / "src", {}, COMPILED_MODULES)
+    assert (cores.compiled, cores.reason, cores.extensions) == (False, "", False)
