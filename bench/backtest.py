@@ -28,7 +28,8 @@ Targets: A ours >= 3x Nautilus; A ours >= 600k quotes/s (and its ratio to hftbac
 quotes/s; with ``--big``, peak RSS of C within 1.5x of A's. Also, as ratios only: B to hot_path's pure loop, and B
 to NautilusTrader's A in the same run (this VM's speed moves 3-4x from day to day; the issue set 400k where
 NautilusTrader did 0.16-0.23 M quotes/s, i.e. at 1.74-2.5x it). Prints human-readable lines; with ``--json``
-the last line is one JSON object.
+the last line is one JSON object. It first times a fixed pure-Python loop (``machine_loop_s``), so runs of
+different days can be set side by side.
 """
 
 from __future__ import annotations
@@ -236,6 +237,19 @@ def run_hot_path(work: Path) -> dict[str, Any]:
     return result
 
 
+def machine_loop_s(rounds: int = 3) -> float:
+    """The best of ``rounds`` timings of a fixed pure-Python loop (10**7 additions) in this process: how fast
+    this machine is right now, to compare runs of different days (lower is faster)."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        for value in range(10_000_000):
+            total += value
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
 def _verdict(ok: bool | None) -> str:
     return "info" if ok is None else "PASS" if ok else "BELOW"
 
@@ -314,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         sets = {"A": (a_preset, args.quotes), "B": (b_preset, args.quotes)}
         if args.big:
             sets["C"] = (a_preset, 10 * args.quotes)
+        machine_s = machine_loop_s()
+        print(f"machine: 10**7 pure-Python additions in {machine_s} s (best of 3; lower is faster)", flush=True)
         print(f"data sets in {work}:", flush=True)
         data: dict[str, dict[str, Any]] = {}
         for name, (preset, quotes) in sets.items():
@@ -350,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             "nautilus": nautilus_note or "ran",
             "hot_path_pure_ticks_per_s": hot["pure_ticks_per_s"],
             "b_vs_pure": round(runs["ours B"]["quotes_per_s"] / hot["pure_ticks_per_s"], 3),
+            "machine_loop_s": machine_s,
             "python": sys.version.split()[0],
             "cpus": os.cpu_count(),
         }
