@@ -431,3 +431,12 @@ def test_jsonl_encoder_for_a_type_writes_what_encode_writes() -> None:
     assert by_type.seq == by_dispatch.seq == 600 and by_type.counts == by_dispatch.counts
     with pytest.raises(TypeError, match="no encoder for str"):
         by_type.encoder_for(str)
+
+
+def test_jsonl_exec_fee_that_is_not_a_decimal_is_escaped_as_orjson_would() -> None:
+    """A Decimal fee is only quoted (its str never needs escaping); any other value goes through the escaping
+    path, so the line stays valid JSON."""
+    encoder = JsonlEncoder(INSTRUMENTS)
+    for fee in (Decimal("-1.5E+3"), Decimal("0E-12"), 'odd "fee"\\'):
+        record = orjson.loads(encoder.encode(EXEC._replace(fee=fee)))  # type: ignore[arg-type]
+        assert record["fee"] == str(fee)

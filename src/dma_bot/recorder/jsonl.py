@@ -478,6 +478,8 @@ class JsonlEncoder:
         quantities = fmt.quantities
         qty = fmt.qty
         trade_json = "null" if trade_id is None else _text(trade_id)
+        # a Decimal's str is digits, sign, point and exponent (never escaped, only quoted); anything else: _text
+        fee_json = '"' + str(fee) + '"' if type(fee) is Decimal else _text(str(fee))
         seq = self._seq + 1
         line = (
             f'{{"type":"Exec","seq":{seq},"ts_ns":{ts_ns},"v":1,"venue":{strings.get(venue) or self._json(venue)},'
@@ -489,7 +491,7 @@ class JsonlEncoder:
             f'"cum_qty":"{quantities.get(cum_qty) or qty(cum_qty)}",'
             f'"leaves_qty":"{quantities.get(leaves_qty) or qty(leaves_qty)}",'
             f'"client_order_id":{_text(client_order_id)},"venue_order_id":{_text(venue_order_id)},'
-            f'"trade_id":{trade_json},"fee":{_text(str(fee))},'
+            f'"trade_id":{trade_json},"fee":{fee_json},'
             f'"fee_asset":{strings.get(fee_asset) or self._json(fee_asset)},'
             f'"reason":{strings.get(reason) or self._json(reason)},"ts_event_ns":{ts_event_ns}}}\n'
         ).encode()
