@@ -768,34 +768,29 @@ class Ledger:
     def mark_units(self, board: MarketBoard) -> tuple[int, int, int, int]:
         """:meth:`mark` in integers, for a curve marked after every fill without a Decimal operation:
         ``(net, net_digits, exposure, exposure_digits)``, each figure ``integer * 10**-digits`` exactly; the
-        Decimals :meth:`mark` returns are ``Decimal(integer).scaleb(-digits)``, digit for digit."""
+        Decimals :meth:`mark` returns are ``Decimal(integer).scaleb(-digits)`` (exact), digit for digit."""
         pnl, exposure = self._marked(board, exposure=True)
-        fee, digits = self._fees_in_units()
-        mark_digits = self._mark_digits
-        if digits != mark_digits:
-            pnl *= 10 ** (digits - mark_digits)
-        return pnl - fee, digits, exposure, mark_digits
+        net, digits = self._less_fees(pnl)
+        return net, digits, exposure, self._mark_digits
 
     def net_units(self, board: MarketBoard) -> tuple[int, int]:
         """:meth:`net_mark` in integers: ``(net, digits)``, net PnL = ``net * 10**-digits`` exactly."""
         pnl, _ = self._marked(board, exposure=False)
-        fee, digits = self._fees_in_units()
-        mark_digits = self._mark_digits
-        if digits != mark_digits:
-            pnl *= 10 ** (digits - mark_digits)
-        return pnl - fee, digits
+        return self._less_fees(pnl)
 
-    def _fees_in_units(self) -> tuple[int, int]:
-        """The priced fees' total as ``(integer, digits)``: ``integer * 10**-digits`` exactly, ``digits`` the
-        larger of the marks' digits and the total's decimal places (what subtracting it from a mark gives)."""
-        total, units, digits = self._fee_units
+    def _less_fees(self, pnl: int) -> tuple[int, int]:
+        """``pnl`` (``10**-mark_digits`` units) less the priced fees' total, as ``(integer, digits)``: digits the
+        larger of the marks' and the total's decimal places (what subtracting the Decimals gives)."""
+        total, fees, digits = self._fee_units
         if total is not self._fee_total:
             total = self._fee_total
             exponent = total.as_tuple().exponent
             digits = max(self._mark_digits, -exponent if isinstance(exponent, int) else 0)
-            units = int(_EXACT.scaleb(total, digits))
-            self._fee_units = (total, units, digits)
-        return units, digits
+            fees = int(_EXACT.scaleb(total, digits))
+            self._fee_units = (total, fees, digits)
+        if digits != self._mark_digits:
+            pnl *= 10 ** (digits - self._mark_digits)
+        return pnl - fees, digits
 
     def _marked(self, board: MarketBoard, *, exposure: bool) -> tuple[int, int]:
         """Net PnL before fees and (when asked) exposure at the board's mids, in ``10**-mark_digits`` units."""
