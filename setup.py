@@ -1,15 +1,15 @@
 """Build of dma_bot: the package (pyproject.toml) plus its hot cores compiled to C extensions by mypyc.
 
 The cores listed in ``dma_bot._native.COMPILED_MODULES`` (the backtest loop, risk, loss limit, router scoring,
-simulated venue, ledger, equity, strategy books, JSONL encoder, market board) are plain, fully typed Python; mypyc
-compiles them, unchanged, into one extension group, which runs the same code 1.6-2x faster (bench/backtest.py B on
-2026-12-08: 235,545 against 144,091 quotes/s in the morning, 306,801 against 156,938 later). The Python sources stay
-the reference and are installed beside the extensions: ``dma_bot._native`` runs them instead whenever the extensions
-are missing, were built from other sources (a file edited since the build) or ``DMA_BOT_PURE=1`` is set, and says so
-in one line. Compiling needs mypy (pinned: its code generator is part of the build) and a C compiler; without either
-the build says so in one line, installs the pure package and records why in the manifest (so ``make`` does not try
-again until a compiled source changes). ``DMA_BOT_COMPILE=0`` skips compiling (``make`` installs so, then compiles
-in place).
+simulated venue, ledger, equity, strategy books, JSONL encoder, market board, grid spelling) are plain, fully typed
+Python; mypyc compiles them, unchanged, into one extension group, which runs the same code 1.6-2x faster
+(bench/backtest.py B on 2026-12-08: 235,545 against 144,091 quotes/s in the morning, 306,801 against 156,938 later).
+The Python sources stay the reference and are installed beside the extensions: ``dma_bot._native`` runs them instead
+whenever the extensions are missing, were built from other sources (a file edited since the build) or
+``DMA_BOT_PURE=1`` is set, and says so in one line. Compiling needs mypy (pinned: its code generator is part of the
+build) and a C compiler; without either the build says so in one line, installs the pure package and records why in
+the manifest (so ``make`` does not try again until a compiled source changes). ``DMA_BOT_COMPILE=0`` skips compiling
+(``make`` installs so, then compiles in place).
 
 ``python setup.py build_ext --inplace`` (what ``make`` runs when a compiled source changes) builds them in src/.
 """

@@ -40,6 +40,7 @@ COMPILED_MODULES: Final = (
     "dma_bot.router.scoring",
     "dma_bot.recorder.jsonl",
     "dma_bot.model.market",
+    "dma_bot.model.grid",
 )
 """The modules compiled by mypyc, as one extension group."""
 

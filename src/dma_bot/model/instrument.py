@@ -12,35 +12,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 
 from dma_bot.model.enums import Side
+from dma_bot.model.grid import format_units, power_of_ten_places
 
 __all__ = ["Instrument"]
-
-
-def _power_of_ten_places(size: Decimal) -> int | None:
-    """Number of decimal places when ``size`` is exactly 10**-k (k >= 0), else None."""
-    sign, digits, exponent = size.normalize().as_tuple()
-    if sign or digits != (1,) or not isinstance(exponent, int) or exponent > 0:
-        return None
-    return -exponent
-
-
-def _format_units(units: int, size: Decimal, places: int | None) -> str:
-    """Exact decimal string of ``units * size``; ``places`` = _power_of_ten_places(size).
-
-    On a power-of-ten grid the digits of ``units`` are only cut and padded (no Decimal, no division)."""
-    if places is None:
-        return format((size * units).normalize(), "f")
-    if places == 0:
-        return str(units)
-    if units >= 0:
-        digits = str(units)
-        if len(digits) <= places:
-            digits = digits.zfill(places + 1)
-        return f"{digits[:-places]}.{digits[-places:]}"
-    digits = str(-units)
-    if len(digits) <= places:
-        digits = digits.zfill(places + 1)
-    return f"-{digits[:-places]}.{digits[-places:]}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,8 +36,8 @@ class Instrument:
             value = getattr(self, name)
             if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
                 raise ValueError(f"{self.symbol}: {name} must be a positive finite Decimal, was {value!r}")
-        object.__setattr__(self, "_price_places", _power_of_ten_places(self.tick_size))
-        object.__setattr__(self, "_qty_places", _power_of_ten_places(self.step_size))
+        object.__setattr__(self, "_price_places", power_of_ten_places(self.tick_size))
+        object.__setattr__(self, "_qty_places", power_of_ten_places(self.step_size))
 
     # -- prices -------------------------------------------------------------------------------------------
     def price_to_ticks(self, price: Decimal, *, passive_for: Side | None = None) -> int:
@@ -82,7 +56,7 @@ class Instrument:
 
     def format_price(self, ticks: int) -> str:
         """Decimal string of a tick count, exact, without building a Decimal on the fast path."""
-        return _format_units(ticks, self.tick_size, self._price_places)
+        return format_units(ticks, self.tick_size, self._price_places)
 
     # -- quantities ---------------------------------------------------------------------------------------
     def qty_to_steps(self, quantity: Decimal) -> int:
@@ -93,7 +67,7 @@ class Instrument:
         return self.step_size * steps
 
     def format_qty(self, steps: int) -> str:
-        return _format_units(steps, self.step_size, self._qty_places)
+        return format_units(steps, self.step_size, self._qty_places)
 
     def notional(self, ticks: int, steps: int) -> Decimal:
         """Exact price * quantity in quote currency."""

@@ -46,6 +46,7 @@ from dma_bot.model.events import (
     Tick,
     TickBatch,
 )
+from dma_bot.model.grid import format_units, power_of_ten_places
 from dma_bot.model.instrument import Instrument
 
 __all__ = [
@@ -95,13 +96,15 @@ def _dumps(record: dict[str, Any]) -> bytes:
 
 
 class _GridStrings:
-    """Memoised decimal strings of one grid size (prices and quantities on an equal grid spell alike)."""
+    """Memoised decimal strings of one grid size (prices and quantities on an equal grid spell alike), as
+    ``Instrument.format_price``/``format_qty`` spell them (the same :func:`~dma_bot.model.grid.format_units`)."""
 
-    __slots__ = ("_format", "strings")
+    __slots__ = ("_places", "_size", "strings")
 
-    def __init__(self, format_units: Callable[[int], str]) -> None:
+    def __init__(self, size: Decimal) -> None:
         self.strings: dict[int, str] = {}
-        self._format = format_units
+        self._size = size
+        self._places = power_of_ten_places(size)
 
     def text(self, units: int) -> str:
         strings = self.strings
@@ -109,7 +112,7 @@ class _GridStrings:
         if text is None:
             if len(strings) >= FORMAT_CACHE_LIMIT:
                 strings.clear()
-            text = strings[units] = self._format(units)
+            text = strings[units] = format_units(units, self._size, self._places)
         return text
 
 
@@ -123,10 +126,10 @@ class _SymbolFormat:
         self.md_symbol = f',"v":1,"symbol":{self.json_symbol},"bid":"'
         price_grid = grids.get(instrument.tick_size)
         if price_grid is None:
-            price_grid = grids[instrument.tick_size] = _GridStrings(instrument.format_price)
+            price_grid = grids[instrument.tick_size] = _GridStrings(instrument.tick_size)
         qty_grid = grids.get(instrument.step_size)
         if qty_grid is None:
-            qty_grid = grids[instrument.step_size] = _GridStrings(instrument.format_qty)
+            qty_grid = grids[instrument.step_size] = _GridStrings(instrument.step_size)
         self.prices = price_grid.strings
         self.quantities = qty_grid.strings
         self.price: Callable[[int], str] = price_grid.text
