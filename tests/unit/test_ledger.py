@@ -437,26 +437,37 @@ def test_ledger_mark_equals_net_pnl_and_values_the_exposure_at_mid() -> None:
         assert sum((realized for realized, _ in books.values()), Decimal(0)) == ledger.realized_pnl()
 
 
-def test_ledger_mark_units_are_mark_digit_for_digit() -> None:
-    """mark_units() and net_units() are mark()'s and net_mark()'s Decimals as integers of 10**-digits, the same
-    digits (str() equal, not only ==), also when a fee has more decimal places than the marks."""
+def test_ledger_mark_units_are_net_pnl_and_exposure_exactly_with_the_fees_places() -> None:
+    """mark_units() and net_units() are net PnL (realized + unrealized - priced fees) and the exposure at mid
+    exactly, as integers of 10**-digits, the net with the finer of the marks' and the fees' decimal places (so
+    mark()'s Decimals spell it as subtracting the fees does), also when a fee is finer than the marks."""
     rng = random.Random(11)
     ledger = Ledger(INSTRUMENTS)
+    finest = 0  # the most decimal places of any fee booked
     for n in range(300):
         symbol = rng.choice(["BTCUSDT", "ETHUSDT"])
         places = rng.choice([0, 4, 12, 20])  # 20: finer than the marks' integers
+        finest = max(finest, places)
         ledger.apply(_report(side=rng.choice([Side.BUY, Side.SELL]), symbol=symbol, venue=rng.choice("AB"),
                              last_qty=rng.randint(1, 900), last_price=rng.randint(9_000, 11_000),
                              client_order_id=f"u{n}", fee=Decimal(rng.randint(0, 999)).scaleb(-places)))
         board = _board(("BTCUSDT", rng.randint(9_000, 11_000), rng.randint(11_001, 11_003)),
                        *([("ETHUSDT", 4_000, 4_001)] if n % 3 else []))
-        net, exposure = ledger.mark(board)
         units, digits, exposure_units, exposure_digits = ledger.mark_units(board)
-        assert str(Decimal(units).scaleb(-digits, _EXACT)) == str(net)
-        assert str(Decimal(exposure_units).scaleb(-exposure_digits, _EXACT)) == str(exposure)
-        net_units, net_digits = ledger.net_units(board)
-        assert str(Decimal(net_units).scaleb(-net_digits, _EXACT)) == str(ledger.net_mark(board)) == str(net)
-    assert digits > exposure_digits  # the finest fees set the net's digits
+        expected = (Fraction(ledger.realized_pnl()) + Fraction(ledger.unrealized_pnl(board))
+                    - Fraction(ledger.fee_value()))
+        assert Fraction(units, 10**digits) == expected
+        assert digits == max(exposure_digits, finest)
+        held = {s: sum(p.traded_quantity for p in ledger.snapshot().positions.values() if p.symbol == s)
+                for s in ("BTCUSDT", "ETHUSDT")}
+        exposure = sum((Fraction(INSTRUMENTS[s].steps_to_qty(q) * INSTRUMENTS[s].ticks_to_price(board.mid2(s)))
+                        / 2 for s, q in held.items() if board.mid2(s) is not None), Fraction(0))
+        assert Fraction(exposure_units, 10**exposure_digits) == exposure
+        assert ledger.net_units(board) == (units, digits)
+        net, net_exposure = ledger.mark(board)
+        assert str(net) == str(Decimal(units).scaleb(-digits, _EXACT))
+        assert net_exposure == Decimal(exposure_units).scaleb(-exposure_digits, _EXACT)
+    assert finest > exposure_digits  # the finest fees set the net's digits
 
 
 def _evaluate(form: PnlForm, board: MarketBoard) -> Fraction:

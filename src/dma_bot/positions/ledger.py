@@ -755,26 +755,19 @@ class Ledger:
         after every fill): :meth:`net_pnl`'s value (not tidied: compare it, :func:`tidy` it to show it), and
         the traded quantities' value at mid summed over symbols, quote currency (a symbol without a mid
         counts 0 in both, as in :meth:`unrealized_pnl`)."""
-        pnl, exposure = self._marked(board, exposure=True)
-        digits = -self._mark_digits
-        net = _EXACT.subtract(_EXACT.scaleb(Decimal(pnl), digits), self._fee_total)
-        return net, _EXACT.scaleb(Decimal(exposure), digits)
-
-    def net_mark(self, board: MarketBoard) -> Decimal:
-        """:meth:`mark`'s net PnL alone (a drawdown needs no exposure)."""
-        pnl, _ = self._marked(board, exposure=False)
-        return _EXACT.subtract(_EXACT.scaleb(Decimal(pnl), -self._mark_digits), self._fee_total)
+        net, net_digits, exposure, exposure_digits = self.mark_units(board)
+        return _EXACT.scaleb(Decimal(net), -net_digits), _EXACT.scaleb(Decimal(exposure), -exposure_digits)
 
     def mark_units(self, board: MarketBoard) -> tuple[int, int, int, int]:
         """:meth:`mark` in integers, for a curve marked after every fill without a Decimal operation:
-        ``(net, net_digits, exposure, exposure_digits)``, each figure ``integer * 10**-digits`` exactly; the
-        Decimals :meth:`mark` returns are ``Decimal(integer).scaleb(-digits)`` (exact), digit for digit."""
+        ``(net, net_digits, exposure, exposure_digits)``, each figure ``integer * 10**-digits`` exactly (the
+        net has the decimal places of subtracting the priced fees' Decimal total from the marks)."""
         pnl, exposure = self._marked(board, exposure=True)
         net, digits = self._less_fees(pnl)
         return net, digits, exposure, self._mark_digits
 
     def net_units(self, board: MarketBoard) -> tuple[int, int]:
-        """:meth:`net_mark` in integers: ``(net, digits)``, net PnL = ``net * 10**-digits`` exactly."""
+        """:meth:`mark_units`' net PnL alone (a drawdown needs no exposure): ``(net, digits)``."""
         pnl, _ = self._marked(board, exposure=False)
         return self._less_fees(pnl)
 
